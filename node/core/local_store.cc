@@ -1,0 +1,237 @@
+#include "dynamo/core/local_store.h"
+
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "dynamo/core/storage_keys.h"
+
+namespace dynamo::core {
+namespace {
+
+using storage::Space;
+
+absl::StatusOr<StoredObject> DecodeStored(std::string_view key, std::string encoded) {
+  absl::StatusOr<VersionedObject> obj = VersionedObject::Decode(encoded);
+  if (!obj.ok()) {
+    return absl::DataLossError(absl::StrCat("stored object of key '", absl::CEscape(std::string(key)),
+                                            "' is corrupt: ", obj.status().message()));
+  }
+  return StoredObject{*std::move(obj), std::move(encoded)};
+}
+
+std::vector<KeyRange> RangesOf(const Ring& ring) {
+  if (ring.empty()) return {KeyRange{0, 0}};
+  return ring.ranges();
+}
+
+}  // namespace
+
+LocalStore::LocalStore(storage::StorageEngine* engine, MerkleShape shape)
+    : engine_(engine), shape_(shape) {}
+
+absl::Status LocalStore::Rebuild(const Ring& ring) {
+  ranges_ = RangesOf(ring);
+  trees_.clear();
+  trees_.reserve(ranges_.size());
+  for (const KeyRange& r : ranges_) {
+    absl::StatusOr<MerkleTree> tree = MerkleTree::Create(r, shape_);
+    if (!tree.ok()) return tree.status();
+    trees_.push_back(*std::move(tree));
+  }
+  absl::Status s = engine_->Scan(Space::kData, "", "", [&](std::string_view stored, std::string_view value) {
+    if (auto k = ParseDataKey(stored)) TrackItem(k->key, k->position, "", value);
+    return true;
+  });
+  if (!s.ok()) return s;
+  hint_counts_.clear();
+  return engine_->Scan(Space::kHints, "", "", [&](std::string_view stored, std::string_view) {
+    if (auto h = ParseHintKey(stored)) ++hint_counts_[std::string(h->owner)];
+    return true;
+  });
+}
+
+absl::Status LocalStore::OnRingChange(const Ring& ring) {
+  if (RangesOf(ring) == ranges_) return absl::OkStatus();
+  return Rebuild(ring);
+}
+
+MerkleTree* LocalStore::TreeFor(uint64_t position) {
+  if (trees_.empty()) return nullptr;
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), position,
+                             [](uint64_t p, const KeyRange& r) { return p < r.start; });
+  size_t i = it == ranges_.begin() ? ranges_.size() - 1 : static_cast<size_t>(it - ranges_.begin()) - 1;
+  return &trees_[i];
+}
+
+std::optional<size_t> LocalStore::FindRange(const KeyRange& range) const {
+  auto it = std::lower_bound(ranges_.begin(), ranges_.end(), range);
+  if (it == ranges_.end() || !(*it == range)) return std::nullopt;
+  return static_cast<size_t>(it - ranges_.begin());
+}
+
+void LocalStore::TrackItem(std::string_view key, uint64_t position, std::string_view old_encoded,
+                           std::string_view new_encoded) {
+  MerkleTree* tree = TreeFor(position);
+  if (tree == nullptr) return;
+  // Update only fails on a position outside the tree's range, which TreeFor rules out.
+  (void)tree->Update(position, old_encoded.empty() ? 0 : ItemHash(key, old_encoded),
+                     new_encoded.empty() ? 0 : ItemHash(key, new_encoded));
+}
+
+uint64_t LocalStore::total_keys() const {
+  uint64_t n = 0;
+  for (const MerkleTree& t : trees_) n += t.key_count();
+  return n;
+}
+
+absl::StatusOr<std::optional<StoredObject>> LocalStore::Get(std::string_view key, uint64_t position) {
+  absl::StatusOr<std::string> v = engine_->Get(Space::kData, DataKey(position, key));
+  if (absl::IsNotFound(v.status())) return std::nullopt;
+  if (!v.ok()) return v.status();
+  absl::StatusOr<StoredObject> stored = DecodeStored(key, *std::move(v));
+  if (!stored.ok()) return stored.status();
+  return std::optional<StoredObject>(*std::move(stored));
+}
+
+absl::StatusOr<StoredObject> LocalStore::Replace(std::string_view key, uint64_t position,
+                                                 const std::optional<StoredObject>& previous,
+                                                 const VersionedObject& object) {
+  StoredObject next{object, object.Encode()};
+  if (previous && previous->encoded == next.encoded) return next;
+  absl::Status s = engine_->Put(Space::kData, DataKey(position, key), next.encoded);
+  if (!s.ok()) return s;
+  TrackItem(key, position, previous ? std::string_view(previous->encoded) : "", next.encoded);
+  return next;
+}
+
+absl::StatusOr<StoredObject> LocalStore::Merge(std::string_view key, uint64_t position,
+                                               const VersionedObject& incoming, bool* changed) {
+  absl::StatusOr<std::optional<StoredObject>> current = Get(key, position);
+  if (!current.ok()) return current.status();
+  VersionedObject merged = *current ? (*current)->object : VersionedObject();
+  const bool did_change = merged.Merge(incoming) || !*current;
+  if (changed != nullptr) *changed = did_change;
+  if (!did_change) return **std::move(current);
+  return Replace(key, position, *current, merged);
+}
+
+absl::StatusOr<bool> LocalStore::DeleteIfUnchanged(std::string_view key, uint64_t position,
+                                                   std::string_view expected) {
+  absl::StatusOr<std::optional<StoredObject>> current = Get(key, position);
+  if (!current.ok()) return current.status();
+  if (!*current || (*current)->encoded != expected) return false;
+  absl::Status s = engine_->Delete(Space::kData, DataKey(position, key));
+  if (!s.ok()) return s;
+  TrackItem(key, position, (*current)->encoded, "");
+  return true;
+}
+
+absl::Status LocalStore::ScanRange(const KeyRange& range, std::string_view after,
+                                   const ObjectVisitor& visit) {
+  // A wrapping (or whole-ring) range is two scans: [start, max] then [0, end).
+  struct Segment {
+    std::string begin, end;
+  };
+  std::vector<Segment> segments;
+  if (range.start < range.end) {
+    segments.push_back({EncodeBigEndian64(range.start), EncodeBigEndian64(range.end)});
+  } else {
+    segments.push_back({EncodeBigEndian64(range.start), ""});
+    if (range.end > 0) segments.push_back({"", EncodeBigEndian64(range.end)});
+  }
+  if (!after.empty()) {
+    auto parsed = ParseDataKey(after);
+    if (!parsed) return absl::InvalidArgumentError("scan resume key is malformed");
+    const bool in_first = range.start < range.end || parsed->position >= range.start;
+    if (!in_first) segments.erase(segments.begin());
+    segments.front().begin = std::string(after) + '\0';
+  }
+  bool stopped = false;
+  for (const Segment& seg : segments) {
+    if (stopped) break;
+    absl::Status s = engine_->Scan(Space::kData, seg.begin, seg.end,
+                                   [&](std::string_view stored, std::string_view value) {
+                                     auto k = ParseDataKey(stored);
+                                     if (!k) return true;
+                                     if (!visit(k->key, k->position, value)) {
+                                       stopped = true;
+                                       return false;
+                                     }
+                                     return true;
+                                   });
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<StoredObject>> LocalStore::GetHint(std::string_view owner,
+                                                                std::string_view key,
+                                                                uint64_t position) {
+  absl::StatusOr<std::string> v = engine_->Get(Space::kHints, HintKey(owner, position, key));
+  if (absl::IsNotFound(v.status())) return std::nullopt;
+  if (!v.ok()) return v.status();
+  absl::StatusOr<StoredObject> stored = DecodeStored(key, *std::move(v));
+  if (!stored.ok()) return stored.status();
+  return std::optional<StoredObject>(*std::move(stored));
+}
+
+absl::StatusOr<StoredObject> LocalStore::MergeHint(std::string_view owner, std::string_view key,
+                                                   uint64_t position, const VersionedObject& incoming) {
+  absl::StatusOr<std::optional<StoredObject>> current = GetHint(owner, key, position);
+  if (!current.ok()) return current.status();
+  VersionedObject merged = *current ? (*current)->object : VersionedObject();
+  merged.Merge(incoming);
+  StoredObject next{merged, merged.Encode()};
+  if (*current && (*current)->encoded == next.encoded) return next;
+  absl::Status s = engine_->Put(Space::kHints, HintKey(owner, position, key), next.encoded);
+  if (!s.ok()) return s;
+  if (!*current) ++hint_counts_[std::string(owner)];
+  return next;
+}
+
+absl::StatusOr<bool> LocalStore::DeleteHintIfUnchanged(std::string_view owner, std::string_view key,
+                                                       uint64_t position, std::string_view expected) {
+  absl::StatusOr<std::optional<StoredObject>> current = GetHint(owner, key, position);
+  if (!current.ok()) return current.status();
+  if (!*current || (*current)->encoded != expected) return false;
+  absl::Status s = engine_->Delete(Space::kHints, HintKey(owner, position, key));
+  if (!s.ok()) return s;
+  auto it = hint_counts_.find(owner);
+  if (it != hint_counts_.end() && --it->second == 0) hint_counts_.erase(it);
+  return true;
+}
+
+absl::StatusOr<std::vector<LocalStore::Hint>> LocalStore::ScanHints(std::string_view owner,
+                                                                    size_t limit) {
+  std::vector<Hint> out;
+  const std::string prefix = HintPrefix(owner);
+  absl::Status s = engine_->Scan(Space::kHints, prefix, PrefixEnd(prefix),
+                                 [&](std::string_view stored, std::string_view value) {
+                                   if (auto h = ParseHintKey(stored)) {
+                                     out.push_back({std::string(h->key), h->position, std::string(value)});
+                                   }
+                                   return out.size() < limit;
+                                 });
+  if (!s.ok()) return s;
+  return out;
+}
+
+uint64_t LocalStore::total_hints() const {
+  uint64_t n = 0;
+  for (const auto& [owner, count] : hint_counts_) n += count;
+  return n;
+}
+
+absl::StatusOr<std::optional<std::string>> LocalStore::GetMeta(std::string_view name) {
+  absl::StatusOr<std::string> v = engine_->Get(Space::kMeta, name);
+  if (absl::IsNotFound(v.status())) return std::nullopt;
+  if (!v.ok()) return v.status();
+  return std::optional<std::string>(*std::move(v));
+}
+
+absl::Status LocalStore::PutMeta(std::string_view name, std::string_view value) {
+  return engine_->Put(Space::kMeta, name, value);
+}
+
+}  // namespace dynamo::core

@@ -1,0 +1,284 @@
+#include "dynamo/core/membership.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "dynamo/core/claim.h"
+
+namespace dynamo::core {
+namespace {
+
+auto Newness(const v1::MemberState& s) {
+  return std::make_tuple(s.generation(), s.version(), s.heartbeat());
+}
+
+bool ValidMemberState(const v1::MemberState& s) {
+  return !s.node_id().empty() && s.node_id().size() <= 128 && !s.address().empty() &&
+         s.address().size() <= 256 && s.zone().size() <= 128;
+}
+
+}  // namespace
+
+absl::StatusOr<Ring> RingFromState(const v1::RingState& state) {
+  if (state.tokens().empty()) return Ring();
+  RingSpec spec;
+  spec.strategy = static_cast<PartitionStrategy>(state.strategy());
+  spec.partitions = state.partitions();
+  spec.zone_aware = state.zone_aware();
+  std::vector<RingToken> tokens;
+  tokens.reserve(state.tokens_size());
+  for (const v1::RingToken& t : state.tokens()) tokens.push_back({t.token(), t.node_id()});
+  std::vector<RingNode> nodes;
+  for (const v1::RingMember& m : state.members()) nodes.push_back({m.node_id(), m.zone()});
+  return Ring::Create(spec, std::move(tokens), std::move(nodes));
+}
+
+Membership::Membership(const NodeConfig& config, v1::MemberState self, v1::RingState ring)
+    : config_(config), self_id_(self.node_id()) {
+  members_[self_id_] = std::move(self);
+  SetRing(std::move(ring));
+  // Ring members are known peers from the start, so a restarted node can
+  // route before the first gossip round.
+  for (const v1::RingMember& m : ring_state_.members()) {
+    if (m.node_id() == self_id_ || members_.contains(m.node_id())) continue;
+    v1::MemberState s;
+    s.set_node_id(m.node_id());
+    s.set_address(m.address());
+    s.set_zone(m.zone());
+    s.set_vnodes(m.vnodes());
+    s.set_intent(v1::MEMBER_INTENT_JOIN);
+    members_[m.node_id()] = std::move(s);  // generation 0: any gossiped state is newer
+  }
+}
+
+void Membership::SetIntent(v1::MemberIntent intent) {
+  v1::MemberState& s = members_.at(self_id_);
+  if (s.intent() == intent) return;
+  s.set_intent(intent);
+  if (intent != v1::MEMBER_INTENT_LEAVE) s.set_drained(false);
+  s.set_version(s.version() + 1);
+}
+
+void Membership::SetVnodes(uint32_t vnodes) {
+  v1::MemberState& s = members_.at(self_id_);
+  if (s.vnodes() == vnodes) return;
+  s.set_vnodes(vnodes);
+  s.set_version(s.version() + 1);
+}
+
+void Membership::SetDrained(bool drained) {
+  v1::MemberState& s = members_.at(self_id_);
+  if (s.drained() == drained) return;
+  s.set_drained(drained);
+  s.set_version(s.version() + 1);
+}
+
+void Membership::BeatHeart() {
+  v1::MemberState& s = members_.at(self_id_);
+  s.set_heartbeat(s.heartbeat() + 1);
+}
+
+v1::Gossip Membership::MakeGossip() const {
+  v1::Gossip g;
+  for (const auto& [id, state] : members_) {
+    if (state.generation() == 0 && id != self_id_) continue;  // only known from the ring
+    *g.add_members() = state;
+  }
+  *g.mutable_ring() = ring_state_;
+  return g;
+}
+
+Membership::MergeResult Membership::Merge(const v1::Gossip& gossip, int64_t now_ms,
+                                          FailureDetector& fd) {
+  MergeResult result;
+  for (const v1::MemberState& incoming : gossip.members()) {
+    if (!ValidMemberState(incoming)) continue;
+    if (incoming.node_id() == self_id_) {
+      v1::MemberState& s = members_.at(self_id_);
+      // A peer remembers a newer incarnation of us (our generation went
+      // backwards, e.g. the clock did): jump past it so our state wins again.
+      if (std::make_tuple(incoming.generation(), incoming.version()) >
+          std::make_tuple(s.generation(), s.version())) {
+        s.set_generation(incoming.generation() + 1);
+        s.set_version(0);
+        result.self_changed = true;
+      }
+      continue;
+    }
+    auto it = members_.find(incoming.node_id());
+    if (it == members_.end()) {
+      if (members_.size() >= kMembersMax) continue;
+      members_[incoming.node_id()] = incoming;
+      fd.Track(incoming.node_id(), now_ms);
+      continue;
+    }
+    if (Newness(incoming) > Newness(it->second)) {
+      const bool alive_evidence = incoming.generation() > it->second.generation() ||
+                                  incoming.heartbeat() > it->second.heartbeat();
+      it->second = incoming;
+      if (alive_evidence) fd.Heard(incoming.node_id(), now_ms);
+    }
+  }
+  if (gossip.has_ring()) result.ring_changed = AdoptRing(gossip.ring());
+  return result;
+}
+
+bool Membership::AdoptRing(const v1::RingState& ring) {
+  if (std::make_tuple(ring.version(), ring.claimant()) <=
+      std::make_tuple(ring_state_.version(), ring_state_.claimant())) {
+    return false;
+  }
+  if (!RingFromState(ring).ok()) return false;  // a malformed ring never replaces a good one
+  SetRing(ring);
+  return true;
+}
+
+void Membership::SetRing(v1::RingState state) {
+  absl::StatusOr<Ring> ring = RingFromState(state);
+  if (!ring.ok()) return;
+  ring_state_ = std::move(state);
+  ring_ = *std::move(ring);
+}
+
+std::vector<Membership::Peer> Membership::GossipTargets(int64_t now_ms, const FailureDetector& fd,
+                                                        Random& rng) const {
+  std::vector<Peer> live, unreachable;
+  for (const auto& [id, state] : members_) {
+    if (id == self_id_ || StateOf(id) == v1::NODE_STATE_LEFT) continue;
+    const std::string address = AddressOf(id);
+    if (address.empty()) continue;
+    (fd.Alive(id, now_ms) ? live : unreachable).push_back({id, address});
+  }
+  std::vector<Peer> seeds;
+  for (const std::string& seed : config_.seeds) {
+    if (seed != config_.address) seeds.push_back({"", seed});
+  }
+  std::vector<Peer> targets;
+  if (live.empty()) {
+    targets = seeds;  // nobody known alive: try every seed
+  } else {
+    targets.push_back(live[rng.Uniform(live.size())]);
+    if (!seeds.empty() && rng.Chance(0.1)) targets.push_back(seeds[rng.Uniform(seeds.size())]);
+  }
+  // Now and then, an unreachable peer: how a recovered node is noticed even if
+  // it does not gossip first.
+  if (!unreachable.empty() &&
+      rng.Chance(static_cast<double>(unreachable.size()) / (live.size() + 1.0))) {
+    targets.push_back(unreachable[rng.Uniform(unreachable.size())]);
+  }
+  // One message per address; where a seed is also a known peer, keep the id.
+  std::sort(targets.begin(), targets.end(), [](const Peer& a, const Peer& b) {
+    return a.address != b.address ? a.address < b.address : a.node_id > b.node_id;
+  });
+  targets.erase(std::unique(targets.begin(), targets.end(),
+                            [](const Peer& a, const Peer& b) { return a.address == b.address; }),
+                targets.end());
+  return targets;
+}
+
+bool Membership::InRing(const std::string& node) const { return ring_.FindNode(node) != nullptr; }
+
+const v1::MemberState* Membership::Find(const std::string& node) const {
+  auto it = members_.find(node);
+  return it == members_.end() ? nullptr : &it->second;
+}
+
+std::string Membership::AddressOf(const std::string& node) const {
+  if (const v1::MemberState* s = Find(node); s != nullptr && !s->address().empty()) {
+    return s->address();
+  }
+  for (const v1::RingMember& m : ring_state_.members()) {
+    if (m.node_id() == node) return m.address();
+  }
+  return "";
+}
+
+v1::NodeState Membership::StateOf(const std::string& node) const {
+  const v1::MemberState* s = Find(node);
+  const bool in_ring = InRing(node);
+  const v1::MemberIntent intent = s ? s->intent() : v1::MEMBER_INTENT_JOIN;
+  if (in_ring) {
+    return intent == v1::MEMBER_INTENT_LEAVE ? v1::NODE_STATE_LEAVING : v1::NODE_STATE_NORMAL;
+  }
+  switch (intent) {
+    case v1::MEMBER_INTENT_JOIN:
+      return v1::NODE_STATE_JOINING;
+    case v1::MEMBER_INTENT_LEAVE:
+      return s->drained() ? v1::NODE_STATE_LEFT : v1::NODE_STATE_LEAVING;
+    default:
+      return v1::NODE_STATE_STANDBY;
+  }
+}
+
+bool Membership::ClaimantIsSelf(int64_t now_ms, const FailureDetector& fd) const {
+  for (const RingNode& node : ring_.nodes()) {
+    if (node.id == self_id_) return true;  // nodes() is sorted: every lower id is down
+    if (fd.Alive(node.id, now_ms)) return false;
+  }
+  return false;
+}
+
+bool Membership::MaybeClaim(int64_t now_ms, const FailureDetector& fd, Random& rng) {
+  const v1::MemberState& me = self();
+  std::vector<ClaimMember> desired;
+  if (ring_.empty()) {
+    const bool only_own_seed = std::all_of(config_.seeds.begin(), config_.seeds.end(),
+                                           [&](const std::string& s) { return s == config_.address; });
+    if (me.intent() != v1::MEMBER_INTENT_JOIN || !only_own_seed) return false;
+    desired.push_back({self_id_, me.zone(), me.vnodes()});
+  } else {
+    if (last_claim_ms_ >= 0 && now_ms - last_claim_ms_ < config_.ring_change_interval_ms) {
+      return false;
+    }
+    if (!ClaimantIsSelf(now_ms, fd)) return false;
+    for (const v1::RingMember& m : ring_state_.members()) {
+      const v1::MemberState* s = Find(m.node_id());
+      if (s == nullptr || s->generation() == 0) return false;  // wait until every member is known
+      if (s->intent() != v1::MEMBER_INTENT_LEAVE) desired.push_back({s->node_id(), s->zone(), s->vnodes()});
+    }
+    for (const auto& [id, s] : members_) {
+      if (s.intent() == v1::MEMBER_INTENT_JOIN && s.generation() > 0 && !InRing(id)) {
+        desired.push_back({id, s.zone(), s.vnodes()});
+      }
+    }
+    if (desired.empty()) return false;  // the last node cannot leave
+    std::sort(desired.begin(), desired.end(),
+              [](const ClaimMember& a, const ClaimMember& b) { return a.id < b.id; });
+    bool same = static_cast<int>(desired.size()) == ring_state_.members_size();
+    for (size_t i = 0; same && i < desired.size(); ++i) {
+      const v1::RingMember& m = ring_state_.members(static_cast<int>(i));
+      same = m.node_id() == desired[i].id && m.vnodes() == desired[i].vnodes &&
+             m.zone() == desired[i].zone;
+    }
+    if (same) return false;
+  }
+  std::vector<RingToken> current;
+  for (const v1::RingToken& t : ring_state_.tokens()) current.push_back({t.token(), t.node_id()});
+  absl::StatusOr<std::vector<RingToken>> tokens =
+      Claim(config_.ring, config_.replicas_n, current, desired, rng);
+  if (!tokens.ok()) return false;
+  v1::RingState next;
+  next.set_version(ring_state_.version() + 1);
+  next.set_claimant(self_id_);
+  next.set_strategy(static_cast<uint32_t>(config_.ring.strategy));
+  next.set_partitions(config_.ring.partitions);
+  next.set_zone_aware(config_.ring.zone_aware);
+  for (const RingToken& t : *tokens) {
+    v1::RingToken* out = next.add_tokens();
+    out->set_token(t.position);
+    out->set_node_id(t.node);
+  }
+  for (const ClaimMember& m : desired) {
+    v1::RingMember* out = next.add_members();
+    out->set_node_id(m.id);
+    out->set_address(AddressOf(m.id));
+    out->set_zone(m.zone);
+    out->set_vnodes(m.vnodes);
+  }
+  SetRing(std::move(next));
+  last_claim_ms_ = now_ms;
+  return true;
+}
+
+}  // namespace dynamo::core

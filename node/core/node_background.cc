@@ -1,0 +1,446 @@
+// Node: background work — gossip, hinted handoff, range handoff after ring
+// changes, Merkle anti-entropy and tombstone reaping. All of it shares one
+// byte budget that shrinks when foreground latency rises (the paper's
+// section 6.5: background tasks must not hurt client requests).
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "dynamo/core/hash.h"
+#include "dynamo/core/node.h"
+#include "dynamo/core/storage_keys.h"
+#include "node_internal.h"
+
+namespace dynamo::core {
+namespace {
+
+constexpr size_t kAeLeavesPerExchangeMax = 256;
+constexpr size_t kReapsPerTickMax = 1000;
+
+}  // namespace
+
+// ---------------------------------------------------------------- gossip
+
+void Node::Gossip(int64_t now_ms, Outputs* out) {
+  membership_->BeatHeart();
+  ++counters_.gossip_rounds;
+  for (const Membership::Peer& peer : membership_->GossipTargets(now_ms, fd_, rng_)) {
+    v1::Envelope env;
+    *env.mutable_gossip() = membership_->MakeGossip();
+    if (peer.node_id.empty()) {
+      SendToAddress(peer.address, std::move(env), out);
+    } else {
+      Send(peer.node_id, RequestKind::kGossip, 0, std::move(env), now_ms, out);
+    }
+  }
+}
+
+void Node::OnGossip(const v1::Gossip& gossip, int64_t now_ms, Outputs* out) {
+  Membership::MergeResult r = membership_->Merge(gossip, now_ms, fd_);
+  if (r.self_changed) PersistSelf(out);
+  if (r.ring_changed) OnRingChanged(now_ms, out);
+}
+
+void Node::OnRingChanged(int64_t now_ms, Outputs* out) {
+  if (!store_.PutMeta(meta::kRing, membership_->ring_state().SerializeAsString()).ok()) {
+    ++counters_.storage_errors;
+  }
+  if (!store_.OnRingChange(membership_->ring()).ok()) ++counters_.storage_errors;
+  out->sync = true;
+  // Range indices may now mean other ranges: drop work keyed by them. Answers
+  // still in flight find nothing to update; the work is redone from storage.
+  ae_.reset();
+  transfers_.clear();
+  transfer_cursor_.clear();
+  transfer_stats_.clear();
+  (void)now_ms;
+}
+
+void Node::PersistSelf(Outputs* out) {
+  const v1::MemberState& self = membership_->self();
+  if (!store_.PutMeta(meta::kSelf, self.SerializeAsString()).ok() ||
+      !store_.PutMeta(meta::kGeneration, EncodeBigEndian64(self.generation())).ok()) {
+    ++counters_.storage_errors;
+  }
+  out->sync = true;
+}
+
+bool Node::TakeBackgroundBudget(int64_t bytes, int64_t now_ms) {
+  const double rate = static_cast<double>(config_.background_bytes_per_s);
+  const double slow = foreground_latency_ms_ > config_.foreground_latency_target_ms ? 0.25 : 1.0;
+  budget_bytes_ += rate * slow * static_cast<double>(now_ms - budget_refilled_ms_) / 1000.0;
+  budget_bytes_ = std::min(budget_bytes_, rate);  // at most one second of burst
+  budget_refilled_ms_ = now_ms;
+  if (budget_bytes_ <= 0) return false;
+  budget_bytes_ -= static_cast<double>(bytes);  // may go negative: the next ones wait
+  return true;
+}
+
+// ---------------------------------------------------------------- hinted handoff
+
+void Node::DeliverHints(int64_t now_ms, Outputs* out) {
+  std::vector<std::string> owners;
+  for (const auto& [owner, count] : store_.hint_counts()) owners.push_back(owner);
+  for (const std::string& owner : owners) {
+    if (!hint_batches_[owner].empty()) continue;  // one batch in flight per owner
+    const bool in_ring = membership_->InRing(owner);
+    if (in_ring && !Healthy(owner, now_ms)) continue;  // wait until it is back
+    absl::StatusOr<std::vector<LocalStore::Hint>> hints =
+        store_.ScanHints(owner, config_.hint_batch_keys_max);
+    if (!hints.ok()) {
+      ++counters_.storage_errors;
+      continue;
+    }
+    if (hints->empty()) continue;
+    int64_t bytes = 0;
+    for (const auto& h : *hints) bytes += static_cast<int64_t>(h.encoded.size() + h.key.size());
+    if (!TakeBackgroundBudget(bytes, now_ms)) return;
+    // The owner left the ring: the hints go to the keys' current owners.
+    std::map<std::string, std::vector<const LocalStore::Hint*>> by_target;
+    for (const LocalStore::Hint& h : *hints) {
+      std::string target = owner;
+      if (!in_ring) {
+        Placement p = PlaceKey(membership_->ring(), h.position, config_.replicas_n,
+                               [&](const std::string& n) { return Healthy(n, now_ms); });
+        if (p.targets.empty()) continue;
+        target = p.targets.front().node;
+      }
+      by_target[target].push_back(&h);
+    }
+    for (const auto& [target, items] : by_target) {
+      v1::Envelope env;
+      v1::ReplicaWrite* write = env.mutable_write();
+      write->set_purpose(v1::WRITE_PURPOSE_HINT_DELIVERY);
+      std::vector<HintBatchItem> sent;
+      for (const LocalStore::Hint* h : items) {
+        v1::KeyedObject* item = write->add_items();
+        item->set_key(h->key);
+        if (!item->mutable_object()->ParseFromString(h->encoded)) {
+          write->mutable_items()->RemoveLast();
+          continue;
+        }
+        sent.push_back({owner, h->key, h->position, h->encoded});
+      }
+      if (sent.empty()) continue;
+      if (target == config_.node_id) {
+        // This node now owns those keys: apply them here.
+        for (const HintBatchItem& item : sent) {
+          absl::StatusOr<VersionedObject> obj = VersionedObject::Decode(item.encoded);
+          if (!obj.ok() || !StoreFor("", item.key, item.position, *obj, out).ok()) continue;
+          // Applied to this node's own replica: nothing is forgotten.
+          absl::StatusOr<bool> deleted =
+              store_.DeleteHintIfUnchanged(owner, item.key, item.position, item.encoded);
+          if (deleted.ok() && *deleted) ++counters_.hints_delivered;
+        }
+        continue;
+      }
+      const uint64_t id = Send(target, RequestKind::kHintDelivery, 0, std::move(env), now_ms, out);
+      hint_batches_[owner].insert(id);
+      hint_request_owner_[id] = owner;
+      hint_request_items_[id] = std::move(sent);
+    }
+  }
+}
+
+void Node::OnHintAnswer(uint64_t request_id, const v1::Envelope* reply, Outputs* out) {
+  auto owner_it = hint_request_owner_.find(request_id);
+  if (owner_it == hint_request_owner_.end()) return;
+  const std::string owner = owner_it->second;
+  hint_request_owner_.erase(owner_it);
+  hint_batches_[owner].erase(request_id);
+  std::vector<HintBatchItem> items = std::move(hint_request_items_[request_id]);
+  hint_request_items_.erase(request_id);
+  if (reply == nullptr || !reply->has_write_ack()) return;  // kept: retried later
+  for (const HintBatchItem& item : items) {
+    NoteForgetting(item.encoded);
+    absl::StatusOr<bool> deleted =
+        store_.DeleteHintIfUnchanged(owner, item.key, item.position, item.encoded);
+    if (!deleted.ok()) {
+      ++counters_.storage_errors;
+    } else if (*deleted) {
+      ++counters_.hints_delivered;
+    }
+  }
+  ApplyEpochChange(out);
+  out->sync = true;
+}
+
+// ---------------------------------------------------------------- range handoff
+
+void Node::HandOffRanges(int64_t now_ms, Outputs* out) {
+  if (membership_->ring().empty()) return;
+  for (size_t i = 0; i < store_.range_count(); ++i) {
+    if (transfers_.size() >= config_.handoff_ranges_in_flight_max) break;
+    if (transfers_.contains(i)) continue;
+    if (store_.key_count(i) == 0 || Owns(i)) {
+      transfer_stats_.erase(i);
+      continue;
+    }
+    // Every owner must take the data before it is dropped here: if one is
+    // down the transfer waits (and shows as stalled), it never skips it.
+    std::vector<std::string> owners = OwnersOf(i);
+    if (owners.empty() ||
+        !std::all_of(owners.begin(), owners.end(),
+                     [&](const std::string& o) { return Healthy(o, now_ms); })) {
+      continue;
+    }
+    auto t = std::make_unique<Transfer>();
+    t->id = next_transfer_id_++;
+    t->range = i;
+    t->targets = owners;
+    int64_t bytes = 0;
+    absl::Status s = store_.ScanRange(
+        store_.range(i), transfer_cursor_[i],
+        [&](std::string_view key, uint64_t position, std::string_view encoded) {
+          t->items.push_back({std::string(key), position, std::string(encoded)});
+          bytes += static_cast<int64_t>(key.size() + encoded.size());
+          return t->items.size() < config_.handoff_batch_keys_max;
+        });
+    if (!s.ok()) {
+      ++counters_.storage_errors;
+      continue;
+    }
+    if (t->items.empty()) {
+      transfer_cursor_[i].clear();  // end of the pass: whatever is left changed meanwhile
+      continue;
+    }
+    if (!TakeBackgroundBudget(bytes, now_ms)) return;
+    t->last_stored_key = DataKey(t->items.back().position, t->items.back().key);
+    v1::Envelope env;
+    v1::ReplicaWrite* write = env.mutable_write();
+    write->set_purpose(v1::WRITE_PURPOSE_HANDOFF);
+    for (const Transfer::Item& item : t->items) {
+      v1::KeyedObject* ko = write->add_items();
+      ko->set_key(item.key);
+      ko->mutable_object()->ParseFromString(item.encoded);
+    }
+    TransferStats& stats = transfer_stats_[i];
+    stats.targets = owners;
+    stats.keys_sent += t->items.size();
+    stats.bytes_sent += static_cast<uint64_t>(bytes);
+    for (const std::string& owner : owners) {
+      Send(owner, RequestKind::kHandoff, t->id, env, now_ms, out);
+    }
+    transfers_[i] = std::move(t);
+  }
+}
+
+void Node::OnHandoffAnswer(const PendingRequest& pending, const v1::Envelope* reply,
+                           int64_t now_ms, Outputs* out) {
+  auto it = std::find_if(transfers_.begin(), transfers_.end(),
+                         [&](const auto& kv) { return kv.second->id == pending.owner_id; });
+  if (it == transfers_.end()) return;
+  Transfer& t = *it->second;
+  t.answered.insert(pending.node);
+  if (reply == nullptr || !reply->has_write_ack()) t.failed = true;
+  if (t.answered.size() < t.targets.size()) return;
+  if (!t.failed) {
+    // Every owner holds the batch: drop what no write changed since.
+    for (const Transfer::Item& item : t.items) {
+      NoteForgetting(item.encoded);
+      absl::StatusOr<bool> deleted = store_.DeleteIfUnchanged(item.key, item.position, item.encoded);
+      if (!deleted.ok()) {
+        ++counters_.storage_errors;
+      } else if (*deleted) {
+        ++counters_.handoff_keys;
+        counters_.handoff_bytes += item.key.size() + item.encoded.size();
+      }
+    }
+    transfer_cursor_[t.range] = t.last_stored_key;
+    ApplyEpochChange(out);
+    out->sync = true;
+  }
+  transfers_.erase(it);
+  (void)now_ms;
+}
+
+// ---------------------------------------------------------------- anti-entropy
+
+void Node::StartAntiEntropy(int64_t now_ms, Outputs* out) {
+  if (ae_ || membership_->ring().empty() || store_.range_count() == 0) return;
+  const size_t n = store_.range_count();
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (ae_next_range_ + k) % n;
+    if (!Owns(i)) continue;
+    std::vector<std::string> peers;
+    for (const std::string& o : OwnersOf(i)) {
+      if (o != config_.node_id && Healthy(o, now_ms)) peers.push_back(o);
+    }
+    if (peers.empty()) continue;
+    ae_next_range_ = i + 1;
+    ae_ = std::make_unique<AeSession>();
+    ae_->id = next_ae_session_++;
+    ae_->range = i;
+    ae_->key_range = store_.range(i);
+    ae_->peer = peers[rng_.Uniform(peers.size())];
+    ae_->comparison.emplace(store_.tree(i));
+    AeSendNext(now_ms, out);
+    return;
+  }
+}
+
+void Node::AeSendNext(int64_t now_ms, Outputs* out) {
+  AeSession& s = *ae_;
+  v1::Envelope env;
+  if (s.stage == AeSession::Stage::kMerkle) {
+    std::optional<MerkleComparison::Request> req = s.comparison->NextRequest();
+    if (req) {
+      v1::MerkleRequest* m = env.mutable_merkle();
+      m->set_range_start(s.key_range.start);
+      m->set_range_end(s.key_range.end);
+      m->set_level(req->level);
+      m->mutable_indices()->Add(req->indices.begin(), req->indices.end());
+      Send(s.peer, RequestKind::kAeMerkle, s.id, std::move(env), now_ms, out);
+      return;
+    }
+    if (!s.comparison->done() || s.comparison->differing_leaves().empty()) {
+      ++counters_.antientropy_exchanges;
+      ae_.reset();
+      return;
+    }
+    s.leaves = s.comparison->differing_leaves();
+    if (s.leaves.size() > kAeLeavesPerExchangeMax) s.leaves.resize(kAeLeavesPerExchangeMax);
+    s.stage = AeSession::Stage::kLeafKeys;
+    v1::LeafKeysRequest* lk = env.mutable_leaf_keys();
+    lk->set_range_start(s.key_range.start);
+    lk->set_range_end(s.key_range.end);
+    lk->mutable_leaves()->Add(s.leaves.begin(), s.leaves.end());
+    Send(s.peer, RequestKind::kAeLeafKeys, s.id, std::move(env), now_ms, out);
+  }
+}
+
+void Node::OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, int64_t now_ms,
+                      Outputs* out) {
+  if (!ae_ || ae_->id != pending.owner_id) return;
+  AeSession& s = *ae_;
+  auto end = [&] {
+    ++counters_.antientropy_exchanges;
+    ae_.reset();
+  };
+  if (reply == nullptr || reply->has_error()) return end();
+  switch (pending.kind) {
+    case RequestKind::kAeMerkle: {
+      if (!reply->has_merkle_reply()) return end();
+      std::vector<uint64_t> hashes(reply->merkle_reply().hashes().begin(),
+                                   reply->merkle_reply().hashes().end());
+      if (!s.comparison->OnReply(hashes).ok()) return end();
+      AeSendNext(now_ms, out);
+      return;
+    }
+    case RequestKind::kAeLeafKeys: {
+      if (!reply->has_leaf_keys_reply()) return end();
+      std::vector<KeyItemHash> theirs;
+      for (const v1::KeyHash& kh : reply->leaf_keys_reply().items()) {
+        theirs.push_back({kh.key(), kh.hash()});
+      }
+      std::vector<KeyItemHash> mine;
+      const MerkleTree& tree = store_.tree(s.range);
+      for (uint32_t leaf : s.leaves) {
+        absl::StatusOr<KeyRange> leaf_range = tree.LeafRange(leaf);
+        if (!leaf_range.ok()) continue;
+        (void)store_.ScanRange(*leaf_range, "",
+                               [&](std::string_view key, uint64_t, std::string_view encoded) {
+                                 mine.push_back({std::string(key), ItemHash(key, encoded)});
+                                 return true;
+                               });
+      }
+      s.keys = DifferingKeys(std::move(mine), std::move(theirs));
+      if (s.keys.size() > config_.antientropy_keys_per_exchange_max) {
+        s.keys.resize(config_.antientropy_keys_per_exchange_max);
+      }
+      if (s.keys.empty()) return end();
+      s.stage = AeSession::Stage::kRead;
+      v1::Envelope env;
+      for (const std::string& key : s.keys) env.mutable_read()->add_keys(key);
+      Send(s.peer, RequestKind::kAeRead, s.id, std::move(env), now_ms, out);
+      return;
+    }
+    case RequestKind::kAeRead: {
+      if (!reply->has_read_reply()) return end();
+      // Take what the peer has, then give it what it lacks.
+      v1::Envelope push;
+      v1::ReplicaWrite* write = push.mutable_write();
+      write->set_purpose(v1::WRITE_PURPOSE_ANTI_ENTROPY);
+      for (const v1::ReadItem& item : reply->read_reply().items()) {
+        const uint64_t position = KeyPosition(item.key());
+        std::optional<VersionedObject> theirs;
+        if (item.found()) {
+          absl::StatusOr<VersionedObject> obj = VersionedObject::FromProto(item.object());
+          if (!obj.ok()) continue;
+          theirs = *std::move(obj);
+          bool changed = false;
+          if (!store_.Merge(item.key(), position, *theirs, &changed).ok()) {
+            ++counters_.storage_errors;
+            continue;
+          }
+          out->sync = true;
+          if (changed) ++counters_.antientropy_keys_repaired;
+        }
+        absl::StatusOr<std::optional<StoredObject>> mine = store_.Get(item.key(), position);
+        if (!mine.ok() || !*mine) continue;
+        if (theirs && (*mine)->object == *theirs) continue;
+        v1::KeyedObject* ko = write->add_items();
+        ko->set_key(item.key());
+        (*mine)->object.ToProto(ko->mutable_object());
+      }
+      if (write->items_size() == 0) return end();
+      s.stage = AeSession::Stage::kPush;
+      counters_.antientropy_keys_repaired += static_cast<uint64_t>(write->items_size());
+      Send(s.peer, RequestKind::kAePush, s.id, std::move(push), now_ms, out);
+      return;
+    }
+    case RequestKind::kAePush:
+    default:
+      return end();
+  }
+}
+
+// ---------------------------------------------------------------- tombstones
+
+void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
+  for (size_t n = 0; n < kReapsPerTickMax && !reap_queue_.empty(); ++n) {
+    if (reap_queue_.front().due_ms > now_ms) break;
+    ReapItem item = std::move(reap_queue_.front());
+    reap_queue_.pop_front();
+    if (membership_->ring().empty()) continue;
+    for (const std::string& owner : OwnersOf(membership_->ring().RangeIndex(item.position))) {
+      if (owner == config_.node_id) {
+        ReapLocal(item.key, item.position, item.clock, out);
+        continue;
+      }
+      v1::Envelope env;
+      env.mutable_reap()->set_key(item.key);
+      item.clock.ToProto(env.mutable_reap()->mutable_clock());
+      Send(owner, RequestKind::kReap, 0, std::move(env), now_ms, out);
+    }
+  }
+}
+
+void Node::ReapLocal(const std::string& key, uint64_t position, const VersionVector& clock,
+                     Outputs* out) {
+  absl::StatusOr<std::optional<StoredObject>> stored = store_.Get(key, position);
+  if (!stored.ok() || !*stored) return;
+  const VersionedObject& obj = (*stored)->object;
+  // Only the very tombstone every owner acknowledged: any newer write stays.
+  if (!obj.IsDeleted() || !(obj.clock() == clock)) return;
+  absl::StatusOr<bool> deleted = store_.DeleteIfUnchanged(key, position, (*stored)->encoded);
+  if (deleted.ok() && *deleted) {
+    ++counters_.tombstones_reaped;
+    out->sync = true;
+  }
+}
+
+// ---------------------------------------------------------------- leaving
+
+void Node::UpdateDrained(Outputs* out) {
+  const v1::MemberState& self = membership_->self();
+  const bool drained = self.intent() == v1::MEMBER_INTENT_LEAVE &&
+                       !membership_->InRing(config_.node_id) && store_.total_keys() == 0 &&
+                       store_.total_hints() == 0;
+  if (drained != self.drained()) {
+    membership_->SetDrained(drained);
+    PersistSelf(out);
+  }
+}
+
+}  // namespace dynamo::core

@@ -1,0 +1,72 @@
+#pragma once
+
+// State the parts of Node (node*.cc) share: one coordinated client request,
+// one range transfer batch, one anti-entropy exchange.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "dynamo/core/merkle.h"
+#include "dynamo/core/node.h"
+#include "dynamo/core/quorum.h"
+
+namespace dynamo::core {
+
+struct Node::Op {
+  enum class Kind { kGet, kPut, kDelete };
+  uint64_t id = 0;
+  Kind kind = Kind::kGet;
+  // Who asked: a local client, or another node that forwarded the request.
+  uint64_t client_id = 0;
+  bool remote = false;
+  v1::Envelope origin;  // the Forward envelope, to reply to
+  std::string key;
+  uint64_t position = 0;
+  Placement placement;
+  size_t n = 0, r = 0, w = 0;
+  int64_t start_ms = 0;
+  int64_t deadline_ms = 0;
+  bool replied = false;
+  // put/delete: what to write, kept for a retry of the forward.
+  std::string value;
+  VersionVector context;
+  bool forwarded = false;  // waiting for another node to coordinate it
+  std::string forwarded_to;
+  std::set<std::string> forward_tried;
+  std::optional<ReadQuorum> read;
+  std::optional<WriteQuorum> write;
+  VersionedObject written;  // put/delete: the object the coordinator made
+};
+
+struct Node::Transfer {
+  uint64_t id = 0;
+  size_t range = 0;
+  std::vector<std::string> targets;
+  std::set<std::string> answered;
+  bool failed = false;
+  struct Item {
+    std::string key;
+    uint64_t position;
+    std::string encoded;
+  };
+  std::vector<Item> items;
+  std::string last_stored_key;  // resume point after this batch
+};
+
+struct Node::AeSession {
+  enum class Stage { kMerkle, kLeafKeys, kRead, kPush };
+  uint64_t id = 0;
+  size_t range = 0;
+  KeyRange key_range;
+  std::string peer;
+  Stage stage = Stage::kMerkle;
+  std::optional<MerkleComparison> comparison;
+  std::vector<uint32_t> leaves;
+  std::vector<std::string> keys;
+};
+
+}  // namespace dynamo::core

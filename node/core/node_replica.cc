@@ -1,0 +1,238 @@
+// Node: serving other nodes' requests (replica reads and writes, forwarded
+// writes, Merkle exchanges, reaping, gossip).
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "dynamo/core/hash.h"
+#include "dynamo/core/node.h"
+#include "node_internal.h"
+
+namespace dynamo::core {
+namespace {
+
+// Bounds on what one request may ask of a replica.
+constexpr int kItemsPerRequestMax = 4096;
+constexpr size_t kLeafKeysReplyBytesMax = 4 << 20;
+
+}  // namespace
+
+void Node::ServeRequest(const v1::Envelope& request, int64_t now_ms, Outputs* out) {
+  switch (request.body_case()) {
+    case v1::Envelope::kWrite:
+      ServeWrite(request, out);
+      break;
+    case v1::Envelope::kRead:
+      ServeRead(request, out);
+      break;
+    case v1::Envelope::kForward:
+      ServeForward(request, now_ms, out);
+      break;
+    case v1::Envelope::kGossip: {
+      OnGossip(request.gossip(), now_ms, out);
+      v1::Envelope reply;
+      *reply.mutable_gossip_reply() = membership_->MakeGossip();
+      Reply(request, std::move(reply), out);
+      break;
+    }
+    case v1::Envelope::kMerkle:
+      ServeMerkle(request, out);
+      break;
+    case v1::Envelope::kLeafKeys:
+      ServeLeafKeys(request, out);
+      break;
+    case v1::Envelope::kReap:
+      ServeReap(request, out);
+      break;
+    default:
+      ReplyError(request,
+                 absl::InvalidArgumentError(absl::StrCat(
+                     "unexpected request body ", static_cast<int>(request.body_case()))),
+                 out);
+  }
+}
+
+absl::StatusOr<std::optional<VersionedObject>> Node::ReadLocal(const std::string& key,
+                                                               uint64_t position) {
+  absl::StatusOr<std::optional<StoredObject>> data = store_.Get(key, position);
+  if (!data.ok()) return data.status();
+  std::optional<VersionedObject> result;
+  if (*data) result = std::move((*data)->object);
+  // A fallback answers with what it holds for the owners it stands in for.
+  for (const auto& [owner, count] : store_.hint_counts()) {
+    absl::StatusOr<std::optional<StoredObject>> hint = store_.GetHint(owner, key, position);
+    if (!hint.ok()) return hint.status();
+    if (!*hint) continue;
+    if (!result) result.emplace();
+    result->Merge((*hint)->object);
+  }
+  return result;
+}
+
+absl::StatusOr<StoredObject> Node::StoreFor(const std::string& hint_for, const std::string& key,
+                                            uint64_t position, const VersionedObject& object,
+                                            Outputs* out) {
+  absl::StatusOr<StoredObject> stored;
+  if (hint_for.empty() || hint_for == config_.node_id) {
+    stored = store_.Merge(key, position, object, nullptr);
+  } else {
+    stored = store_.MergeHint(hint_for, key, position, object);
+    if (stored.ok()) ++counters_.hints_stored;
+  }
+  if (!stored.ok()) {
+    ++counters_.storage_errors;
+  } else {
+    out->sync = true;
+  }
+  return stored;
+}
+
+void Node::ServeWrite(const v1::Envelope& request, Outputs* out) {
+  const v1::ReplicaWrite& write = request.write();
+  if (write.items_size() > kItemsPerRequestMax) {
+    ReplyError(request, absl::InvalidArgumentError("too many items in one replica write"), out);
+    return;
+  }
+  // Validate everything first: a malformed request changes nothing.
+  std::vector<VersionedObject> objects;
+  objects.reserve(write.items_size());
+  for (const v1::KeyedObject& item : write.items()) {
+    if (item.key().empty() || item.key().size() > config_.key_bytes_max) {
+      ReplyError(request, absl::InvalidArgumentError("replica write has an invalid key"), out);
+      return;
+    }
+    absl::StatusOr<VersionedObject> obj = VersionedObject::FromProto(item.object());
+    if (!obj.ok()) {
+      ReplyError(request, obj.status(), out);
+      return;
+    }
+    objects.push_back(*std::move(obj));
+  }
+  v1::Envelope reply;
+  v1::WriteAck* ack = reply.mutable_write_ack();
+  for (int i = 0; i < write.items_size(); ++i) {
+    const std::string& key = write.items(i).key();
+    absl::StatusOr<StoredObject> stored =
+        StoreFor(write.hint_for(), key, KeyPosition(key), objects[i], out);
+    if (!stored.ok()) {
+      ReplyError(request, stored.status(), out);
+      return;
+    }
+    ack->add_tombstone_only(stored->object.IsDeleted());
+  }
+  ++counters_.replica_writes;
+  Reply(request, std::move(reply), out);
+}
+
+void Node::ServeRead(const v1::Envelope& request, Outputs* out) {
+  const v1::ReplicaRead& read = request.read();
+  if (read.keys_size() > kItemsPerRequestMax) {
+    ReplyError(request, absl::InvalidArgumentError("too many keys in one replica read"), out);
+    return;
+  }
+  v1::Envelope reply;
+  v1::ReadReply* rr = reply.mutable_read_reply();
+  for (const std::string& key : read.keys()) {
+    absl::StatusOr<std::optional<VersionedObject>> obj = ReadLocal(key, KeyPosition(key));
+    if (!obj.ok()) {
+      ++counters_.storage_errors;
+      ReplyError(request, obj.status(), out);
+      return;
+    }
+    v1::ReadItem* item = rr->add_items();
+    item->set_key(key);
+    item->set_found(obj->has_value());
+    if (*obj) (*obj)->ToProto(item->mutable_object());
+  }
+  ++counters_.replica_reads;
+  Reply(request, std::move(reply), out);
+}
+
+void Node::ServeForward(const v1::Envelope& request, int64_t now_ms, Outputs* out) {
+  const v1::Forward& fwd = request.forward();
+  ClientRequest client;
+  if (fwd.has_put()) {
+    client.op = fwd.put();
+  } else if (fwd.has_delete_()) {
+    client.op = fwd.delete_();
+  } else {
+    ReplyError(request, absl::InvalidArgumentError("forward without a put or delete"), out);
+    return;
+  }
+  client.timeout_ms = fwd.timeout_ms();
+  Coordinate(0, &request, std::move(client), now_ms, out);
+}
+
+void Node::ServeMerkle(const v1::Envelope& request, Outputs* out) {
+  const v1::MerkleRequest& m = request.merkle();
+  std::optional<size_t> range = store_.FindRange(KeyRange{m.range_start(), m.range_end()});
+  if (!range) {
+    ReplyError(request, absl::FailedPreconditionError("no tree for that range (ring differs)"), out);
+    return;
+  }
+  std::vector<uint32_t> indices(m.indices().begin(), m.indices().end());
+  absl::StatusOr<std::vector<uint64_t>> hashes = store_.tree(*range).Children(m.level(), indices);
+  if (!hashes.ok()) {
+    ReplyError(request, hashes.status(), out);
+    return;
+  }
+  v1::Envelope reply;
+  reply.mutable_merkle_reply()->mutable_hashes()->Add(hashes->begin(), hashes->end());
+  Reply(request, std::move(reply), out);
+}
+
+void Node::ServeLeafKeys(const v1::Envelope& request, Outputs* out) {
+  const v1::LeafKeysRequest& lk = request.leaf_keys();
+  std::optional<size_t> range = store_.FindRange(KeyRange{lk.range_start(), lk.range_end()});
+  if (!range) {
+    ReplyError(request, absl::FailedPreconditionError("no tree for that range (ring differs)"), out);
+    return;
+  }
+  const MerkleTree& tree = store_.tree(*range);
+  if (lk.leaves_size() > kItemsPerRequestMax) {
+    ReplyError(request, absl::InvalidArgumentError("too many leaves in one request"), out);
+    return;
+  }
+  v1::Envelope reply;
+  v1::LeafKeysReply* r = reply.mutable_leaf_keys_reply();
+  size_t bytes = 0;
+  for (uint32_t leaf : lk.leaves()) {
+    if (leaf >= tree.leaf_count()) {
+      ReplyError(request, absl::InvalidArgumentError("leaf index out of range"), out);
+      return;
+    }
+    absl::StatusOr<KeyRange> leaf_range = tree.LeafRange(leaf);
+    if (absl::IsNotFound(leaf_range.status())) continue;  // a leaf with no positions
+    if (!leaf_range.ok()) {
+      ReplyError(request, leaf_range.status(), out);
+      return;
+    }
+    absl::Status s = store_.ScanRange(*leaf_range, "",
+                                      [&](std::string_view key, uint64_t, std::string_view encoded) {
+                                        v1::KeyHash* kh = r->add_items();
+                                        kh->set_key(std::string(key));
+                                        kh->set_hash(ItemHash(key, encoded));
+                                        bytes += key.size() + 8;
+                                        return bytes < kLeafKeysReplyBytesMax;
+                                      });
+    if (!s.ok()) {
+      ReplyError(request, s, out);
+      return;
+    }
+  }
+  Reply(request, std::move(reply), out);
+}
+
+void Node::ServeReap(const v1::Envelope& request, Outputs* out) {
+  const v1::Reap& reap = request.reap();
+  absl::StatusOr<VersionVector> clock = VersionVector::FromProto(reap.clock());
+  if (!clock.ok() || reap.key().empty()) {
+    ReplyError(request, absl::InvalidArgumentError("malformed reap"), out);
+    return;
+  }
+  ReapLocal(reap.key(), KeyPosition(reap.key()), *clock, out);
+  v1::Envelope reply;
+  reply.mutable_write_ack();
+  Reply(request, std::move(reply), out);
+}
+
+}  // namespace dynamo::core

@@ -1,0 +1,96 @@
+#pragma once
+
+// Cluster membership by gossip (the paper's section 4.8). Each node owns its
+// MemberState and is the only one to change it; states spread epidemically
+// and merge by (generation, version, heartbeat). The ring is a versioned
+// value made by one node at a time, the claimant (the lowest-id live ring
+// member), from the members' intents: join and leave are explicit
+// administrator actions recorded in the leaving or joining node's own state,
+// so a ring change lost in a race is simply made again by the next claimant.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "dynamo/core/config.h"
+#include "dynamo/core/failure_detector.h"
+#include "dynamo/core/random.h"
+#include "dynamo/core/ring.h"
+#include "dynamo/v1/admin.pb.h"
+#include "dynamo/v1/replica.pb.h"
+
+namespace dynamo::core {
+
+// Builds the routing ring of a ring state (an empty state gives an empty ring).
+absl::StatusOr<Ring> RingFromState(const v1::RingState& state);
+
+// Not thread-safe.
+class Membership {
+ public:
+  static constexpr size_t kMembersMax = 4096;
+
+  // `self` carries the node's persisted intent and vnodes; its generation must
+  // exceed every earlier generation of this node. `ring` is the persisted ring
+  // (empty for a new node).
+  Membership(const NodeConfig& config, v1::MemberState self, v1::RingState ring);
+
+  const v1::MemberState& self() const { return members_.at(self_id_); }
+  const std::string& self_id() const { return self_id_; }
+  void SetIntent(v1::MemberIntent intent);
+  void SetVnodes(uint32_t vnodes);
+  void SetDrained(bool drained);
+  void BeatHeart();
+  void SetSeeds(std::vector<std::string> seeds) { config_.seeds = std::move(seeds); }
+
+  v1::Gossip MakeGossip() const;
+  struct MergeResult {
+    bool ring_changed = false;
+    bool self_changed = false;  // someone held a newer state of ours: we jumped past it
+  };
+  // Merges a peer's view. Peers whose heartbeat advanced are reported to the
+  // failure detector; new peers start being tracked.
+  MergeResult Merge(const v1::Gossip& gossip, int64_t now_ms, FailureDetector& fd);
+
+  // Who to gossip with this round (a live peer, sometimes an unreachable one
+  // or a seed; the seeds when no peer is known). A seed's node id is empty.
+  struct Peer {
+    std::string node_id;
+    std::string address;
+    friend auto operator<=>(const Peer&, const Peer&) = default;
+  };
+  std::vector<Peer> GossipTargets(int64_t now_ms, const FailureDetector& fd,
+                                         Random& rng) const;
+
+  // The claimant's step: if this node is the claimant and the intents call for
+  // a different ring, makes the next ring version. A node that asks to join,
+  // finds no ring and is its own only seed founds the cluster.
+  bool MaybeClaim(int64_t now_ms, const FailureDetector& fd, Random& rng);
+  // Adopts a ring state if it is newer than ours (used at start and by tests).
+  bool AdoptRing(const v1::RingState& ring);
+
+  const v1::RingState& ring_state() const { return ring_state_; }
+  const Ring& ring() const { return ring_; }
+  bool InRing(const std::string& node) const;
+
+  const v1::MemberState* Find(const std::string& node) const;
+  // Address of a node from its gossiped state, else from the ring.
+  std::string AddressOf(const std::string& node) const;
+  const std::map<std::string, v1::MemberState, std::less<>>& members() const { return members_; }
+  v1::NodeState StateOf(const std::string& node) const;
+
+ private:
+  bool ClaimantIsSelf(int64_t now_ms, const FailureDetector& fd) const;
+  void SetRing(v1::RingState state);
+
+  NodeConfig config_;
+  std::string self_id_;
+  std::map<std::string, v1::MemberState, std::less<>> members_;
+  v1::RingState ring_state_;
+  Ring ring_;
+  int64_t last_claim_ms_ = -1;
+};
+
+}  // namespace dynamo::core

@@ -1,0 +1,49 @@
+#pragma once
+
+// How the core lays its records out in the StorageEngine's key spaces.
+//   data:  be64(ring position) key            -> encoded VersionedObject
+//   hints: u8(len) owner be64(position) key    -> encoded VersionedObject
+//   meta:  name                                 -> bytes
+// Data ordered by ring position makes a key range one contiguous scan (for
+// anti-entropy leaves and handoff), like Cassandra's token order.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dynamo::core {
+
+std::string EncodeBigEndian64(uint64_t v);
+uint64_t DecodeBigEndian64(std::string_view bytes);  // bytes.size() >= 8
+
+std::string DataKey(uint64_t position, std::string_view key);
+struct DecodedDataKey {
+  uint64_t position;
+  std::string_view key;
+};
+std::optional<DecodedDataKey> ParseDataKey(std::string_view stored);
+
+// Prefix of every hint held for one owner; the owner id is at most 255 bytes.
+std::string HintPrefix(std::string_view owner);
+std::string HintKey(std::string_view owner, uint64_t position, std::string_view key);
+struct DecodedHintKey {
+  std::string_view owner;
+  uint64_t position;
+  std::string_view key;
+};
+std::optional<DecodedHintKey> ParseHintKey(std::string_view stored);
+
+// The smallest string greater than every string with this prefix ("" if none).
+std::string PrefixEnd(std::string_view prefix);
+
+namespace meta {
+inline constexpr std::string_view kEpoch = "epoch";
+inline constexpr std::string_view kCounterLimit = "counter_limit";
+inline constexpr std::string_view kGeneration = "generation";
+inline constexpr std::string_view kRing = "ring";
+inline constexpr std::string_view kSelf = "self";  // own MemberState (intent, vnodes)
+inline constexpr std::string_view kMembers = "members";
+}  // namespace meta
+
+}  // namespace dynamo::core

@@ -1,0 +1,63 @@
+#pragma once
+
+// The pluggable local store of a node (the paper's section 4.1: "pluggable
+// local persistence"). The protocol core reads and writes through this
+// interface only; it never sees files or RocksDB.
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace dynamo::storage {
+
+// Separate key spaces (column families in RocksDB).
+enum class Space : int {
+  kData = 0,   // objects this node replicates, keyed by ring position then key
+  kHints = 1,  // objects held for another node (hinted handoff)
+  kMeta = 2,   // node metadata: epoch, counters, ring, handoff cursors
+};
+inline constexpr int kSpaceCount = 3;
+
+struct WriteOp {
+  Space space = Space::kData;
+  std::string key;
+  std::string value;
+  bool is_delete = false;
+};
+
+// Visitor of a scan: return false to stop early.
+using ScanVisitor = std::function<bool(std::string_view key, std::string_view value)>;
+
+// An ordered byte-string key-value store with separate key spaces. Keys order
+// bytewise (memcmp) within a space. A write is visible to reads at once and
+// durable once Sync() returns (durable engines) or after the engine's own
+// periodic flush (buffered engines). Implementations are safe for concurrent
+// use from several threads without external synchronization.
+//
+// Errors: NotFound only from Get; ResourceExhausted when the disk is full;
+// DataLoss for detected corruption; Unavailable/Internal for other I/O errors.
+class StorageEngine {
+ public:
+  virtual ~StorageEngine() = default;
+
+  virtual absl::StatusOr<std::string> Get(Space space, std::string_view key) = 0;
+  virtual absl::Status Put(Space space, std::string_view key, std::string_view value) = 0;
+  virtual absl::Status Delete(Space space, std::string_view key) = 0;
+  // Applies every operation or none.
+  virtual absl::Status Write(const std::vector<WriteOp>& ops) = 0;
+  // Visits keys in [begin, end) in order; an empty end means "to the end of
+  // the space". Writes made during a scan may or may not be seen.
+  virtual absl::Status Scan(Space space, std::string_view begin, std::string_view end,
+                            const ScanVisitor& visit) = 0;
+  // Makes every write that returned before this call durable. Group commit:
+  // one Sync after many writes costs one fsync.
+  virtual absl::Status Sync() = 0;
+  // One line for logs and the admin API, e.g. "rocksdb durable /var/lib/dynamo".
+  virtual std::string Describe() const = 0;
+};
+
+}  // namespace dynamo::storage

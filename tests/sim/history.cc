@@ -1,0 +1,90 @@
+#include "history.h"
+
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace dynamo::sim {
+
+std::string CheckReport::Summary() const {
+  return absl::StrFormat(
+      "%d writes tried, %d acknowledged (%d present, %d superseded by later writes that read "
+      "them), %d lost, %d invented; %d keys, at most %d siblings",
+      writes_tried, writes_acked, acked_present, acked_superseded, lost, invented, keys,
+      max_siblings);
+}
+
+void History::RecordWrite(const std::string& key, const std::string& value,
+                          std::set<std::string> seen) {
+  writes_[value] = WriteRecord{key, value, std::move(seen), false};
+}
+
+void History::MarkAcked(const std::string& value) {
+  auto it = writes_.find(value);
+  if (it != writes_.end()) it->second.acked = true;
+}
+
+CheckReport History::Check(const std::map<std::string, std::vector<std::string>>& final_values) const {
+  CheckReport report;
+  std::set<std::string> present;
+  for (const auto& [key, values] : final_values) {
+    ++report.keys;
+    report.max_siblings = std::max<uint64_t>(report.max_siblings, values.size());
+    for (const std::string& v : values) {
+      auto it = writes_.find(v);
+      if (it == writes_.end() || it->second.key != key) {
+        ++report.invented;
+        if (report.problems.size() < 10) {
+          report.problems.push_back(absl::StrCat("key '", key, "' holds '", v, "', never written to it"));
+        }
+        continue;
+      }
+      present.insert(v);
+    }
+  }
+  // Which writes read each value: a value may be gone only if a write that
+  // read it is itself present or (recursively) superseded that way.
+  std::map<std::string, std::vector<const WriteRecord*>> readers;
+  for (const auto& [value, w] : writes_) {
+    for (const std::string& s : w.seen) readers[s].push_back(&w);
+  }
+  std::map<std::string, bool> memo;
+  std::function<bool(const std::string&)> survives = [&](const std::string& v) -> bool {
+    if (present.contains(v)) return true;
+    auto m = memo.find(v);
+    if (m != memo.end()) return m->second;
+    memo[v] = false;  // cycles are impossible (reads precede writes); guard anyway
+    bool result = false;
+    auto r = readers.find(v);
+    if (r != readers.end()) {
+      for (const WriteRecord* w : r->second) {
+        if (survives(w->value)) {
+          result = true;
+          break;
+        }
+      }
+    }
+    memo[v] = result;
+    return result;
+  };
+  for (const auto& [value, w] : writes_) {
+    ++report.writes_tried;
+    if (!w.acked) continue;
+    ++report.writes_acked;
+    if (present.contains(value)) {
+      ++report.acked_present;
+    } else if (survives(value)) {
+      ++report.acked_superseded;
+    } else {
+      ++report.lost;
+      if (report.problems.size() < 10) {
+        report.problems.push_back(absl::StrCat("acknowledged write '", value, "' to key '", w.key,
+                                               "' is gone and no surviving write read it"));
+      }
+    }
+  }
+  return report;
+}
+
+}  // namespace dynamo::sim

@@ -1,0 +1,50 @@
+#pragma once
+
+// What clients did and what they were told, and the checker that decides from
+// it whether the store kept its promise: no acknowledged write lost, no value
+// invented. Pure bookkeeping; used by the simulator and by real-process tests.
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace dynamo::sim {
+
+struct WriteRecord {
+  std::string key;
+  std::string value;
+  std::set<std::string> seen;  // values the read this write was based on returned
+  bool acked = false;
+};
+
+struct CheckReport {
+  uint64_t writes_tried = 0;
+  uint64_t writes_acked = 0;
+  uint64_t acked_present = 0;     // still a value or sibling at the end
+  uint64_t acked_superseded = 0;  // replaced by a later write that had read it
+  uint64_t lost = 0;              // must be 0
+  uint64_t invented = 0;          // values no client wrote: must be 0
+  uint64_t keys = 0;
+  uint64_t max_siblings = 0;
+  std::vector<std::string> problems;  // the first few, in words
+  bool ok() const { return lost == 0 && invented == 0; }
+  std::string Summary() const;
+};
+
+class History {
+ public:
+  void RecordWrite(const std::string& key, const std::string& value, std::set<std::string> seen);
+  void MarkAcked(const std::string& value);
+  const std::map<std::string, WriteRecord>& writes() const { return writes_; }
+
+  // final_values: for every key, the values (siblings, tombstones excluded)
+  // of the final state, read from every replica after healing.
+  CheckReport Check(const std::map<std::string, std::vector<std::string>>& final_values) const;
+
+ private:
+  std::map<std::string, WriteRecord> writes_;  // by value (values are unique)
+};
+
+}  // namespace dynamo::sim

@@ -1,0 +1,403 @@
+// Scenarios of the deterministic simulator, each over many seeds.
+//   DYNAMO_SIM_SEEDS=n   runs n seeds per scenario (default: a CI-sized number)
+//   DYNAMO_SIM_SEED=s    replays one seed exactly (a failure prints the command)
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "dynamo/core/context.h"
+#include "dynamo/core/hash.h"
+#include "simulation.h"
+#include "workload.h"
+
+namespace dynamo::sim {
+namespace {
+
+std::vector<uint64_t> Seeds(uint64_t default_count) {
+  if (const char* one = std::getenv("DYNAMO_SIM_SEED")) return {std::strtoull(one, nullptr, 10)};
+  uint64_t count = default_count;
+  if (const char* n = std::getenv("DYNAMO_SIM_SEEDS")) count = std::strtoull(n, nullptr, 10);
+  std::vector<uint64_t> seeds;
+  for (uint64_t s = 1; s <= count; ++s) seeds.push_back(s);
+  return seeds;
+}
+
+std::string Replay(const Simulation& sim) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  if (const char* grep = std::getenv("DYNAMO_SIM_GREP")) {
+    std::string lines;
+    for (absl::string_view line : absl::StrSplit(sim.Trace(1000000), '\n')) {
+      if (absl::StrContains(line, grep)) absl::StrAppend(&lines, line, "\n");
+    }
+    std::fprintf(stderr, "trace lines with '%s':\n%s", grep, lines.c_str());
+  }
+  return absl::StrCat("seed ", sim.seed(), " failed; replay with: DYNAMO_SIM_SEED=", sim.seed(),
+                      " tests/sim/dynamo_sim_test --gtest_filter=", info->test_suite_name(), ".",
+                      info->name(), "\nlast events:\n", sim.Trace(150));
+}
+
+// Random faults for duration_ms: crashes (at most max_down nodes down at
+// once), restarts, power loss, partitions, message loss and delay, clock skew.
+void InjectFaults(Simulation& sim, int64_t duration_ms, size_t max_down) {
+  core::Random& rng = sim.rng();
+  const int64_t end = sim.now() + duration_ms;
+  while (sim.now() < end) {
+    std::vector<size_t> up, down;
+    for (size_t i = 0; i < sim.size(); ++i) (sim.up(i) ? up : down).push_back(i);
+    switch (rng.Uniform(7)) {
+      case 0:
+        if (down.size() < max_down) sim.Crash(up[rng.Uniform(up.size())]);
+        break;
+      case 1:
+        if (down.size() < max_down) sim.PowerLoss(up[rng.Uniform(up.size())]);
+        break;
+      case 2:
+        if (!down.empty()) sim.Restart(down[rng.Uniform(down.size())]);
+        break;
+      case 3: {
+        std::set<size_t> a, b;
+        for (size_t i = 0; i < sim.size(); ++i) (rng.Chance(0.5) ? a : b).insert(i);
+        sim.Partition({a, b});
+        break;
+      }
+      case 4:
+        sim.Heal();
+        sim.Log("heal");
+        break;
+      case 5: {
+        NetworkFaults f;
+        f.drop_probability = rng.Unit() * 0.1;
+        f.delay_min_ms = 1;
+        f.delay_max_ms = rng.Between(2, 120);
+        sim.SetNetwork(f);
+        sim.Log(absl::StrCat("network: drop ", f.drop_probability, ", delay 1..", f.delay_max_ms, " ms"));
+        break;
+      }
+      case 6: {
+        const size_t i = rng.Uniform(sim.size());
+        const int64_t skew = rng.Between(-3000, 3000);
+        sim.SetSkew(i, skew);
+        sim.Log(absl::StrCat("clock of ", sim.id(i), " skewed by ", skew, " ms"));
+        break;
+      }
+    }
+    sim.RunFor(rng.Between(100, 1500));
+  }
+}
+
+void HealEverything(Simulation& sim) {
+  sim.Heal();
+  sim.SetNetwork(NetworkFaults{});
+  for (size_t i = 0; i < sim.size(); ++i) sim.Restart(i);
+  sim.Log("faults over: network healed, every node running");
+}
+
+// Acknowledgements come only after W replicas hold the write: at the moment
+// a coordinator emits an OK put, at least W nodes store a version that
+// includes it.
+void CheckAcksAfterW(Simulation& sim, size_t w, std::string* violation) {
+  sim.on_coordinator_reply = [&sim, w, violation](size_t, const core::ClientReply& reply) {
+    if (!reply.status.ok() || !violation->empty()) return;
+    const auto* put = std::get_if<v1::PutResponse>(&reply.response);
+    if (put == nullptr) return;
+    // The context names the key only by position; find the key by scanning.
+    for (const std::string& key : sim.AllKeys()) {
+      absl::StatusOr<core::VersionVector> ctx =
+          core::DecodeContext(put->context(), core::KeyPosition(key));
+      if (!ctx.ok()) continue;
+      size_t holders = 0;
+      for (size_t i = 0; i < sim.size(); ++i) {
+        auto obj = sim.Stored(i, key);
+        if (obj && obj->clock().Descends(*ctx)) ++holders;
+      }
+      if (holders < w) *violation = absl::StrCat("put to ", key, " acknowledged with ", holders, " copies");
+      return;
+    }
+  };
+}
+
+TEST(Simulation, SameSeedReplaysExactly) {
+  auto run = [](uint64_t seed) {
+    Simulation sim(DefaultSimOptions(seed, 5));
+    EXPECT_TRUE(sim.FormCluster());
+    History h;
+    Workload w(sim, h, {});
+    w.Start();
+    InjectFaults(sim, 5000, 2);
+    return std::make_tuple(sim.Trace(4000), sim.messages_sent(), sim.messages_dropped(),
+                           h.writes().size());
+  };
+  EXPECT_EQ(run(42), run(42));
+  EXPECT_NE(std::get<1>(run(42)), std::get<1>(run(43)));
+}
+
+TEST(Simulation, FaultFreeRunAnswersEveryRequest) {
+  for (uint64_t seed : Seeds(5)) {
+    Simulation sim(DefaultSimOptions(seed, 5));
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    int ok = 0, failed = 0;
+    for (int i = 0; i < 200; ++i) {
+      sim.Put(i % 5, absl::StrCat("key", i), absl::StrCat("v", i), "",
+              [&](const core::ClientReply& r) { (r.status.ok() ? ok : failed)++; });
+      sim.RunFor(5);
+    }
+    sim.RunFor(2000);
+    EXPECT_EQ(failed, 0) << Replay(sim);
+    EXPECT_EQ(ok, 200) << Replay(sim);
+  }
+}
+
+TEST(Simulation, NoAcknowledgedWriteIsLostAndReplicasConverge) {
+  for (uint64_t seed : Seeds(30)) {
+    SimOptions options = DefaultSimOptions(seed, 5);
+    if (std::getenv("DYNAMO_SIM_GREP")) options.trace_max = 1000000;
+    Simulation sim(options);
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    std::string ack_violation;
+    CheckAcksAfterW(sim, 2, &ack_violation);
+    History history;
+    Workload workload(sim, history, {});
+    workload.Start();
+    InjectFaults(sim, 20000, 2);
+    workload.Stop();
+    HealEverything(sim);
+    const int64_t healed_at = sim.now();
+    std::string why;
+    const bool converged = sim.RunUntil([&] { return Converged(sim, &why); }, 180000);
+    ASSERT_TRUE(converged) << "not converged 180 s after healing: " << why << "\n" << Replay(sim);
+    CheckReport report = history.Check(FinalValues(sim));
+    EXPECT_TRUE(report.ok()) << report.Summary() << "\n"
+                             << (report.problems.empty() ? "" : report.problems[0]) << "\n"
+                             << Replay(sim);
+    EXPECT_TRUE(ack_violation.empty()) << ack_violation << "\n" << Replay(sim);
+    EXPECT_GT(report.writes_acked, 50u) << Replay(sim);
+    RecordProperty(absl::StrCat("seed", seed, "_converge_ms"), sim.now() - healed_at);
+  }
+}
+
+TEST(Simulation, SloppyQuorumAcceptsWritesAndHintsReachOwners) {
+  for (uint64_t seed : Seeds(20)) {
+    Simulation sim(DefaultSimOptions(seed, 5));
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    const std::string key = "sloppy";
+    const auto owners =
+        sim.node(0)->membership().ring().PreferenceList(core::KeyPosition(key), 3);
+    // Two of the three owners go down: W=2 can only be met by a fallback.
+    const size_t a = sim.IndexOf(owners[1]), b = sim.IndexOf(owners[2]);
+    sim.Crash(a);
+    sim.Crash(b);
+    const size_t coordinator = sim.IndexOf(owners[0]);
+    bool acked = false;
+    std::string value;  // the first attempt may fail (the owners are not yet suspected)
+    for (int attempt = 0; attempt < 20 && !acked; ++attempt) {
+      value = absl::StrCat("while-owners-down-", attempt);
+      sim.Put(coordinator, key, value, "", [&](const core::ClientReply& r) { acked = r.status.ok(); });
+      sim.RunFor(1500);
+    }
+    ASSERT_TRUE(acked) << "write not accepted with 2 of 3 owners down\n" << Replay(sim);
+    uint64_t hints = 0;
+    for (size_t i = 0; i < sim.size(); ++i) {
+      if (sim.up(i)) hints += sim.node(i)->hint_backlog();
+    }
+    EXPECT_GT(hints, 0u) << "a fallback should hold a hint for a down owner\n" << Replay(sim);
+    sim.Restart(a);
+    sim.Restart(b);
+    const bool delivered = sim.RunUntil(
+        [&] {
+          for (size_t owner : {a, b}) {
+            auto obj = sim.Stored(owner, key);
+            if (!obj || std::none_of(obj->siblings().begin(), obj->siblings().end(),
+                                     [&](const core::Sibling& s) { return s.value == value; })) {
+              return false;
+            }
+          }
+          for (size_t i = 0; i < sim.size(); ++i) {
+            if (sim.node(i)->hint_backlog() != 0) return false;
+          }
+          return true;
+        },
+        60000);
+    EXPECT_TRUE(delivered) << "hints did not reach the returning owners\n" << Replay(sim);
+    uint64_t delivered_count = 0;
+    for (size_t i = 0; i < sim.size(); ++i) delivered_count += sim.node(i)->counters().hints_delivered;
+    EXPECT_GT(delivered_count, 0u) << Replay(sim);
+  }
+}
+
+TEST(Simulation, ConcurrentWritersMakeSiblingsAndMergedContextResolvesThem) {
+  for (uint64_t seed : Seeds(20)) {
+    Simulation sim(DefaultSimOptions(seed, 5));
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    int acks = 0;
+    // Two clients write the same key at the same time without a context.
+    sim.Put(1, "doc", "from-alice", "", [&](const core::ClientReply& r) { acks += r.status.ok(); });
+    sim.Put(3, "doc", "from-bob", "", [&](const core::ClientReply& r) { acks += r.status.ok(); });
+    sim.RunFor(1000);
+    ASSERT_EQ(acks, 2) << Replay(sim);
+    v1::GetResponse got;
+    sim.Get(2, "doc", [&](const core::ClientReply& r) {
+      if (r.status.ok()) got = std::get<v1::GetResponse>(r.response);
+    });
+    sim.RunFor(1000);
+    ASSERT_EQ(got.siblings_size(), 2) << Replay(sim);
+    // The application resolves them and writes back with the read's context.
+    bool resolved = false;
+    sim.Put(4, "doc", "merged", got.context(), [&](const core::ClientReply& r) { resolved = r.status.ok(); });
+    sim.RunFor(1000);
+    ASSERT_TRUE(resolved) << Replay(sim);
+    std::string why;
+    ASSERT_TRUE(sim.RunUntil([&] { return Converged(sim, &why); }, 30000)) << why << Replay(sim);
+    for (size_t i = 0; i < sim.size(); ++i) {
+      v1::GetResponse after;
+      sim.Get(i, "doc", [&](const core::ClientReply& r) {
+        if (r.status.ok()) after = std::get<v1::GetResponse>(r.response);
+      });
+      sim.RunFor(500);
+      ASSERT_EQ(after.siblings_size(), 1) << Replay(sim);
+      EXPECT_EQ(after.siblings(0).value(), "merged") << Replay(sim);
+    }
+  }
+}
+
+// Riak's sibling explosion: two clients keep writing one key, each with the
+// context its own previous write returned (never the other's). Only the two
+// latest values are truly concurrent; plain vector clocks would pile up more.
+TEST(Simulation, StaleContextsKeepOnlyTrulyConcurrentSiblings) {
+  for (uint64_t seed : Seeds(10)) {
+    Simulation sim(DefaultSimOptions(seed, 5));
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    std::string ctx[2];
+    size_t most = 0;
+    for (int round = 0; round < 30; ++round) {
+      for (int c = 0; c < 2; ++c) {
+        sim.Put(static_cast<size_t>(round + c) % 5, "cart", absl::StrCat("client", c, "-", round),
+                ctx[c], [&, c](const core::ClientReply& r) {
+                  if (r.status.ok()) ctx[c] = std::get<v1::PutResponse>(r.response).context();
+                });
+        sim.RunFor(300);
+      }
+      sim.Get(round % 5, "cart", [&](const core::ClientReply& r) {
+        if (r.status.ok()) {
+          most = std::max<size_t>(most, std::get<v1::GetResponse>(r.response).siblings_size());
+        }
+      });
+      sim.RunFor(300);
+    }
+    EXPECT_LE(most, 2u) << "siblings piled up beyond the two concurrent writers\n" << Replay(sim);
+    EXPECT_EQ(most, 2u) << Replay(sim);
+  }
+}
+
+// A node whose disk is replaced must not reuse the clock counters of its
+// earlier life: its new writes would look already seen and vanish.
+TEST(Simulation, WipedNodeTakesNewEpochAndLosesNoWrite) {
+  for (uint64_t seed : Seeds(10)) {
+    Simulation sim(DefaultSimOptions(seed, 5));
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    const std::string key = "account";
+    const auto owners = sim.node(0)->membership().ring().PreferenceList(core::KeyPosition(key), 3);
+    const size_t x = sim.IndexOf(owners[0]);
+    std::string ctx;
+    for (int i = 0; i < 5; ++i) {  // x coordinates several writes: its counters advance
+      sim.Put(x, key, absl::StrCat("old", i), ctx, [&](const core::ClientReply& r) {
+        if (r.status.ok()) ctx = std::get<v1::PutResponse>(r.response).context();
+      });
+      sim.RunFor(300);
+    }
+    const std::string old_actor = sim.node(x)->actor();
+    for (int i = 0; i < 20; ++i) {
+      sim.Put(static_cast<size_t>(i) % 5, absl::StrCat("other", i), "x", "", [](const core::ClientReply&) {});
+    }
+    sim.RunFor(1000);
+    sim.Wipe(x);
+    sim.Restart(x);
+    EXPECT_NE(sim.node(x)->actor(), old_actor) << Replay(sim);
+    ASSERT_TRUE(sim.RunUntil([&] { return sim.node(x)->Ready(nullptr); }, 10000))
+        << "the wiped node did not learn the ring again\n" << Replay(sim);
+    bool acked = false;
+    sim.Put(x, key, "after-wipe", "", [&](const core::ClientReply& r) { acked = r.status.ok(); });
+    sim.RunFor(1000);
+    ASSERT_TRUE(acked) << Replay(sim);
+    std::string why;
+    ASSERT_TRUE(sim.RunUntil([&] { return Converged(sim, &why); }, 60000)) << why << Replay(sim);
+    auto values = FinalValues(sim)[key];
+    EXPECT_NE(std::find(values.begin(), values.end(), "after-wipe"), values.end())
+        << "the write made after the wipe was lost\n" << Replay(sim);
+    // Anti-entropy gave the wiped node back every key it owns.
+    for (int i = 0; i < 20; ++i) {
+      const std::string k = absl::StrCat("other", i);
+      const auto ko = sim.node(0)->membership().ring().PreferenceList(core::KeyPosition(k), 3);
+      if (std::find(ko.begin(), ko.end(), sim.id(x)) != ko.end()) {
+        EXPECT_TRUE(sim.Stored(x, k).has_value()) << k << "\n" << Replay(sim);
+      }
+    }
+  }
+}
+
+TEST(Simulation, DeletedKeysStayDeletedAndTombstonesAreReaped) {
+  for (uint64_t seed : Seeds(10)) {
+    Simulation sim(DefaultSimOptions(seed, 5));
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    std::vector<std::string> ctx(10);
+    for (int i = 0; i < 10; ++i) {
+      sim.Put(static_cast<size_t>(i) % 5, absl::StrCat("d", i), "v", "", [&ctx, i](const core::ClientReply& r) {
+        if (r.status.ok()) ctx[i] = std::get<v1::PutResponse>(r.response).context();
+      });
+    }
+    sim.RunFor(1000);
+    // One owner misses some deletes (partitioned), then heals.
+    sim.Partition({{0}, {1, 2, 3, 4}});
+    int deleted = 0;
+    for (int i = 0; i < 10; ++i) {
+      sim.Delete(1 + static_cast<size_t>(i) % 4, absl::StrCat("d", i), ctx[i],
+                 [&](const core::ClientReply& r) { deleted += r.status.ok(); });
+    }
+    sim.RunFor(2000);
+    ASSERT_EQ(deleted, 10) << Replay(sim);
+    sim.Heal();
+    std::string why;
+    ASSERT_TRUE(sim.RunUntil([&] { return Converged(sim, &why); }, 60000)) << why << Replay(sim);
+    sim.RunFor(20000);  // past the tombstone grace period, with anti-entropy running
+    for (int i = 0; i < 10; ++i) {
+      const std::string key = absl::StrCat("d", i);
+      auto values = FinalValues(sim)[key];
+      EXPECT_TRUE(values.empty()) << key << " came back\n" << Replay(sim);
+      bool found = true;
+      sim.Get(static_cast<size_t>(i) % 5, key, [&](const core::ClientReply& r) {
+        found = !r.status.ok() || std::get<v1::GetResponse>(r.response).found();
+      });
+      sim.RunFor(500);
+      EXPECT_FALSE(found) << key << "\n" << Replay(sim);
+    }
+    uint64_t reaped = 0;
+    for (size_t i = 0; i < sim.size(); ++i) reaped += sim.node(i)->counters().tombstones_reaped;
+    EXPECT_GT(reaped, 0u) << "fully replicated tombstones should be reaped\n" << Replay(sim);
+  }
+}
+
+TEST(Simulation, QuorumErrorWhenReplicasAreUnreachable) {
+  for (uint64_t seed : Seeds(5)) {
+    Simulation sim(DefaultSimOptions(seed, 5));
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    sim.Partition({{0}, {1, 2, 3, 4}});
+    sim.RunFor(6000);  // node 0's failure detector notices
+    absl::Status put_status, get_status;
+    sim.Put(0, "island", "v", "", [&](const core::ClientReply& r) { put_status = r.status; });
+    sim.Get(0, "island", [&](const core::ClientReply& r) { get_status = r.status; });
+    sim.RunFor(3000);
+    EXPECT_TRUE(absl::IsUnavailable(put_status)) << put_status << "\n" << Replay(sim);
+    EXPECT_TRUE(absl::IsUnavailable(get_status)) << get_status << "\n" << Replay(sim);
+    // The majority side keeps serving.
+    absl::Status other;
+    sim.Put(2, "mainland", "v", "", [&](const core::ClientReply& r) { other = r.status; });
+    sim.RunFor(3000);
+    EXPECT_TRUE(other.ok()) << other << "\n" << Replay(sim);
+  }
+}
+
+}  // namespace
+}  // namespace dynamo::sim
