@@ -20,6 +20,7 @@
 #include <cpprest/http_msg.h>
 
 #include "absl/strings/str_cat.h"
+#include "dynamo/base/strings.h"
 
 namespace dynamo::metrics {
 namespace {
@@ -27,17 +28,6 @@ namespace {
 namespace http = web::http;
 using web::http::experimental::listener::http_listener;
 
-// This absl is built with its own string_view (ABSL_OPTION_USE_STD_STRING_VIEW
-// is 0 in Debian's package), which StrCat does not take from std::string_view.
-inline absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-template <typename T>
-const T& Absl(const T& v) {
-  return v;
-}
-template <typename... Args>
-std::string Cat(const Args&... args) {
-  return absl::StrCat(Absl(args)...);
-}
 
 struct ListenAddress {
   std::string host;

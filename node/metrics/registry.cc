@@ -9,23 +9,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "dynamo/base/strings.h"
 
 namespace dynamo::metrics {
 namespace {
 
 using internal::MetricType;
 
-// This absl is built with its own string_view (ABSL_OPTION_USE_STD_STRING_VIEW
-// is 0 in Debian's package), which StrCat does not take from std::string_view.
-inline absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-template <typename T>
-const T& Absl(const T& v) {
-  return v;
-}
-template <typename... Args>
-std::string Cat(const Args&... args) {
-  return absl::StrCat(Absl(args)...);
-}
 
 // ---- text format primitives ----
 

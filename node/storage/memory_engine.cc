@@ -13,15 +13,6 @@ namespace {
 constexpr size_t kScanBatchEntriesMax = 256;
 constexpr size_t kScanBatchBytesMax = 4 << 20;
 
-bool ValidSpace(Space space) {
-  const int index = static_cast<int>(space);
-  return index >= 0 && index < kSpaceCount;
-}
-
-absl::Status InvalidSpace(Space space) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("invalid storage space ", static_cast<int>(space)));
-}
 
 }  // namespace
 
@@ -41,7 +32,7 @@ void MemoryEngine::ApplyLocked(Space space, std::string_view key, const std::str
 }
 
 absl::StatusOr<std::string> MemoryEngine::Get(Space space, std::string_view key) {
-  if (!ValidSpace(space)) return InvalidSpace(space);
+  if (!IsValidSpace(space)) return InvalidSpaceError(space);
   absl::ReaderMutexLock lock(&mu_);
   const Map& map = spaces_[static_cast<int>(space)];
   auto it = map.find(key);
@@ -50,14 +41,14 @@ absl::StatusOr<std::string> MemoryEngine::Get(Space space, std::string_view key)
 }
 
 absl::Status MemoryEngine::Put(Space space, std::string_view key, std::string_view value) {
-  if (!ValidSpace(space)) return InvalidSpace(space);
+  if (!IsValidSpace(space)) return InvalidSpaceError(space);
   absl::MutexLock lock(&mu_);
   ApplyLocked(space, key, &value);
   return absl::OkStatus();
 }
 
 absl::Status MemoryEngine::Delete(Space space, std::string_view key) {
-  if (!ValidSpace(space)) return InvalidSpace(space);
+  if (!IsValidSpace(space)) return InvalidSpaceError(space);
   absl::MutexLock lock(&mu_);
   ApplyLocked(space, key, nullptr);
   return absl::OkStatus();
@@ -66,7 +57,7 @@ absl::Status MemoryEngine::Delete(Space space, std::string_view key) {
 absl::Status MemoryEngine::Write(const std::vector<WriteOp>& ops) {
   // Validate first: a batch applies completely or not at all.
   for (const WriteOp& op : ops) {
-    if (!ValidSpace(op.space)) return InvalidSpace(op.space);
+    if (!IsValidSpace(op.space)) return InvalidSpaceError(op.space);
   }
   absl::MutexLock lock(&mu_);
   for (const WriteOp& op : ops) {
@@ -78,7 +69,7 @@ absl::Status MemoryEngine::Write(const std::vector<WriteOp>& ops) {
 
 absl::Status MemoryEngine::Scan(Space space, std::string_view begin, std::string_view end,
                                 const ScanVisitor& visit) {
-  if (!ValidSpace(space)) return InvalidSpace(space);
+  if (!IsValidSpace(space)) return InvalidSpaceError(space);
   if (!end.empty() && begin >= end) return absl::OkStatus();
   std::vector<std::pair<std::string, std::string>> batch;
   std::string resume_after;  // last key visited; the next batch starts after it

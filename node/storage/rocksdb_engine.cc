@@ -53,15 +53,6 @@ const char* DurabilityName(RocksDbOptions::Durability durability) {
   return durability == RocksDbOptions::Durability::kDurable ? "durable" : "buffered";
 }
 
-bool ValidSpace(Space space) {
-  const int index = static_cast<int>(space);
-  return index >= 0 && index < kSpaceCount;
-}
-
-absl::Status InvalidSpace(Space space) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("invalid storage space ", static_cast<int>(space)));
-}
 
 // LZ4 is cheap enough to leave on for every level; a build without it stores
 // blocks uncompressed rather than failing to open.
@@ -310,7 +301,7 @@ void RocksDbEngine::BackgroundSyncLoop() {
 }
 
 absl::StatusOr<std::string> RocksDbEngine::Get(Space space, std::string_view key) {
-  if (!ValidSpace(space)) return InvalidSpace(space);
+  if (!IsValidSpace(space)) return InvalidSpaceError(space);
   rocksdb::PinnableSlice value;
   const rocksdb::Status status =
       db_->Get(rocksdb::ReadOptions(), spaces_[static_cast<int>(space)], ToSlice(key), &value);
@@ -320,7 +311,7 @@ absl::StatusOr<std::string> RocksDbEngine::Get(Space space, std::string_view key
 }
 
 absl::Status RocksDbEngine::Put(Space space, std::string_view key, std::string_view value) {
-  if (!ValidSpace(space)) return InvalidSpace(space);
+  if (!IsValidSpace(space)) return InvalidSpaceError(space);
   rocksdb::WriteBatch batch;
   rocksdb::Status status =
       batch.Put(spaces_[static_cast<int>(space)], ToSlice(key), ToSlice(value));
@@ -329,7 +320,7 @@ absl::Status RocksDbEngine::Put(Space space, std::string_view key, std::string_v
 }
 
 absl::Status RocksDbEngine::Delete(Space space, std::string_view key) {
-  if (!ValidSpace(space)) return InvalidSpace(space);
+  if (!IsValidSpace(space)) return InvalidSpaceError(space);
   rocksdb::WriteBatch batch;
   rocksdb::Status status = batch.Delete(spaces_[static_cast<int>(space)], ToSlice(key));
   if (!status.ok()) return FromRocksDbStatus(status, "delete", options_.path);
@@ -340,7 +331,7 @@ absl::Status RocksDbEngine::Write(const std::vector<WriteOp>& ops) {
   if (ops.empty()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
   for (const WriteOp& op : ops) {
-    if (!ValidSpace(op.space)) return InvalidSpace(op.space);
+    if (!IsValidSpace(op.space)) return InvalidSpaceError(op.space);
     rocksdb::ColumnFamilyHandle* family = spaces_[static_cast<int>(op.space)];
     const rocksdb::Status status = op.is_delete
                                        ? batch.Delete(family, ToSlice(op.key))
@@ -411,7 +402,7 @@ absl::Status RocksDbEngine::ResumeWrites() {
 
 absl::Status RocksDbEngine::Scan(Space space, std::string_view begin, std::string_view end,
                                  const ScanVisitor& visit) {
-  if (!ValidSpace(space)) return InvalidSpace(space);
+  if (!IsValidSpace(space)) return InvalidSpaceError(space);
   if (!end.empty() && begin >= end) return absl::OkStatus();
   const rocksdb::Slice upper_bound = ToSlice(end);  // must outlive the iterator
   rocksdb::ReadOptions read_options;

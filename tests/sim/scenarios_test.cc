@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "dynamo/core/context.h"
 #include "dynamo/core/hash.h"
+#include "faults.h"
 #include "simulation.h"
 #include "workload.h"
 
@@ -38,62 +39,6 @@ std::string Replay(const Simulation& sim) {
   return absl::StrCat("seed ", sim.seed(), " failed; replay with: DYNAMO_SIM_SEED=", sim.seed(),
                       " tests/sim/dynamo_sim_test --gtest_filter=", info->test_suite_name(), ".",
                       info->name(), "\nlast events:\n", sim.Trace(150));
-}
-
-// Random faults for duration_ms: crashes (at most max_down nodes down at
-// once), restarts, power loss, partitions, message loss and delay, clock skew.
-void InjectFaults(Simulation& sim, int64_t duration_ms, size_t max_down) {
-  core::Random& rng = sim.rng();
-  const int64_t end = sim.now() + duration_ms;
-  while (sim.now() < end) {
-    std::vector<size_t> up, down;
-    for (size_t i = 0; i < sim.size(); ++i) (sim.up(i) ? up : down).push_back(i);
-    switch (rng.Uniform(7)) {
-      case 0:
-        if (down.size() < max_down) sim.Crash(up[rng.Uniform(up.size())]);
-        break;
-      case 1:
-        if (down.size() < max_down) sim.PowerLoss(up[rng.Uniform(up.size())]);
-        break;
-      case 2:
-        if (!down.empty()) sim.Restart(down[rng.Uniform(down.size())]);
-        break;
-      case 3: {
-        std::set<size_t> a, b;
-        for (size_t i = 0; i < sim.size(); ++i) (rng.Chance(0.5) ? a : b).insert(i);
-        sim.Partition({a, b});
-        break;
-      }
-      case 4:
-        sim.Heal();
-        sim.Log("heal");
-        break;
-      case 5: {
-        NetworkFaults f;
-        f.drop_probability = rng.Unit() * 0.1;
-        f.delay_min_ms = 1;
-        f.delay_max_ms = rng.Between(2, 120);
-        sim.SetNetwork(f);
-        sim.Log(absl::StrCat("network: drop ", f.drop_probability, ", delay 1..", f.delay_max_ms, " ms"));
-        break;
-      }
-      case 6: {
-        const size_t i = rng.Uniform(sim.size());
-        const int64_t skew = rng.Between(-3000, 3000);
-        sim.SetSkew(i, skew);
-        sim.Log(absl::StrCat("clock of ", sim.id(i), " skewed by ", skew, " ms"));
-        break;
-      }
-    }
-    sim.RunFor(rng.Between(100, 1500));
-  }
-}
-
-void HealEverything(Simulation& sim) {
-  sim.Heal();
-  sim.SetNetwork(NetworkFaults{});
-  for (size_t i = 0; i < sim.size(); ++i) sim.Restart(i);
-  sim.Log("faults over: network healed, every node running");
 }
 
 // Acknowledgements come only after W replicas hold the write: at the moment
@@ -127,7 +72,7 @@ TEST(Simulation, SameSeedReplaysExactly) {
     History h;
     Workload w(sim, h, {});
     w.Start();
-    InjectFaults(sim, 5000, 2);
+    InjectRandomFaults(sim, 5000, 2);
     return std::make_tuple(sim.Trace(4000), sim.messages_sent(), sim.messages_dropped(),
                            h.writes().size());
   };
@@ -162,7 +107,7 @@ TEST(Simulation, NoAcknowledgedWriteIsLostAndReplicasConverge) {
     History history;
     Workload workload(sim, history, {});
     workload.Start();
-    InjectFaults(sim, 20000, 2);
+    InjectRandomFaults(sim, 20000, 2);
     workload.Stop();
     HealEverything(sim);
     const int64_t healed_at = sim.now();

@@ -6,61 +6,12 @@
 #include <cstring>
 #include <string>
 
+#include "faults.h"
 #include "simulation.h"
 #include "workload.h"
 
 namespace dynamo::sim {
 namespace {
-
-// The same fault mix as the scenario tests, summarized for a person.
-struct FaultCounts {
-  int crashes = 0, power_losses = 0, restarts = 0, partitions = 0, network_changes = 0, skews = 0;
-};
-
-FaultCounts InjectFaults(Simulation& sim, int64_t duration_ms) {
-  FaultCounts f;
-  core::Random& rng = sim.rng();
-  const int64_t end = sim.now() + duration_ms;
-  while (sim.now() < end) {
-    std::vector<size_t> up, down;
-    for (size_t i = 0; i < sim.size(); ++i) (sim.up(i) ? up : down).push_back(i);
-    switch (rng.Uniform(7)) {
-      case 0:
-        if (down.size() < 2) sim.Crash(up[rng.Uniform(up.size())]), ++f.crashes;
-        break;
-      case 1:
-        if (down.size() < 2) sim.PowerLoss(up[rng.Uniform(up.size())]), ++f.power_losses;
-        break;
-      case 2:
-        if (!down.empty()) sim.Restart(down[rng.Uniform(down.size())]), ++f.restarts;
-        break;
-      case 3: {
-        std::set<size_t> a, b;
-        for (size_t i = 0; i < sim.size(); ++i) (rng.Chance(0.5) ? a : b).insert(i);
-        sim.Partition({a, b});
-        ++f.partitions;
-        break;
-      }
-      case 4:
-        sim.Heal();
-        break;
-      case 5: {
-        NetworkFaults n;
-        n.drop_probability = rng.Unit() * 0.1;
-        n.delay_max_ms = rng.Between(2, 120);
-        sim.SetNetwork(n);
-        ++f.network_changes;
-        break;
-      }
-      case 6:
-        sim.SetSkew(rng.Uniform(sim.size()), rng.Between(-3000, 3000));
-        ++f.skews;
-        break;
-    }
-    sim.RunFor(rng.Between(100, 1500));
-  }
-  return f;
-}
 
 int Main(int argc, char** argv) {
   uint64_t seed = 1;
@@ -90,7 +41,7 @@ int Main(int argc, char** argv) {
   History history;
   Workload workload(sim, history, {});
   workload.Start();
-  const FaultCounts f = InjectFaults(sim, fault_seconds * 1000);
+  const FaultCounts f = InjectRandomFaults(sim, fault_seconds * 1000, 2);
   workload.Stop();
   std::printf(
       "For %lld s, 4 clients read and wrote 20 keys while the simulator injected %d crashes, %d "
@@ -98,9 +49,7 @@ int Main(int argc, char** argv) {
       "clock skews.\n",
       static_cast<long long>(fault_seconds), f.crashes, f.power_losses, f.restarts, f.partitions,
       f.network_changes, f.skews);
-  sim.Heal();
-  sim.SetNetwork(NetworkFaults{});
-  for (size_t i = 0; i < sim.size(); ++i) sim.Restart(i);
+  HealEverything(sim);
   const int64_t healed = sim.now();
   std::string why;
   const bool converged = sim.RunUntil([&] { return Converged(sim, &why); }, 300000);
@@ -121,7 +70,9 @@ int Main(int argc, char** argv) {
               static_cast<unsigned long long>(workload.max_siblings_read()));
   std::printf("Requests refused for lack of a quorum (the client sees UNAVAILABLE): %llu.\n",
               static_cast<unsigned long long>(total.quorum_failures));
-  std::printf("Hinted handoff: %llu writes stored as hints on fallback nodes; %llu hinted keys delivered to their owners.\n",
+  std::printf(
+      "Hinted handoff: %llu writes stored as hints on fallback nodes; %llu hinted keys "
+      "delivered to their owners.\n",
               static_cast<unsigned long long>(total.hints_stored),
               static_cast<unsigned long long>(total.hints_delivered));
   std::printf("Repairs: %llu by read repair, %llu keys by Merkle anti-entropy (%llu exchanges).\n",

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 
 namespace dynamo::storage {
 
@@ -21,6 +22,16 @@ enum class Space : int {
   kMeta = 2,   // node metadata: epoch, counters, ring, handoff cursors
 };
 inline constexpr int kSpaceCount = 3;
+
+inline bool IsValidSpace(Space space) {
+  const int index = static_cast<int>(space);
+  return index >= 0 && index < kSpaceCount;
+}
+
+inline absl::Status InvalidSpaceError(Space space) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid storage space ", static_cast<int>(space)));
+}
 
 struct WriteOp {
   Space space = Space::kData;
