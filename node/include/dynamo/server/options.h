@@ -1,0 +1,51 @@
+#pragma once
+
+// Settings of a dynamo-node process: command-line flags and an optional
+// config file of "name = value" lines using the same names as the flags.
+// Flags win over the file. Parsing is pure (no I/O) so it can be fuzzed.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "dynamo/core/config.h"
+
+namespace dynamo::server {
+
+struct ServerOptions {
+  core::NodeConfig node;           // protocol settings; node.address is the advertised one
+  std::string listen = "0.0.0.0:7000";  // gRPC: KV, Replica and Admin services
+  std::string http = "0.0.0.0:9100";    // /metrics, /healthz, /readyz
+  std::string data_dir = "./data";
+  std::string storage = "rocksdb";      // rocksdb | memory
+  std::string durability = "durable";   // durable | buffered
+  double sla_seconds = 0.3;             // an extra latency bucket for the SLA panel
+  int64_t tick_ms = 5;
+  int64_t shutdown_grace_ms = 5000;     // in-flight requests get this long on SIGTERM
+  size_t grpc_message_bytes_max = 8 << 20;
+};
+
+// One "name = value" setting per line; '#' starts a comment; blank lines are
+// ignored. InvalidArgument names the line of any malformed entry.
+absl::StatusOr<std::map<std::string, std::string>> ParseConfigText(std::string_view text);
+
+// Applies settings (from a file or flags) by name. Unknown names and bad
+// values are InvalidArgument with the name and what is expected.
+absl::Status ApplySetting(const std::string& name, const std::string& value, ServerOptions* out);
+
+// The help text listing every setting.
+std::string Usage();
+
+// Parses argv (--name=value or --name value; --config=FILE is read by the
+// caller and passed as config_text). hostname fills in defaults.
+absl::StatusOr<ServerOptions> ParseOptions(const std::vector<std::string>& args,
+                                           std::string_view config_text,
+                                           std::string_view hostname);
+
+// The value of --config in args, if any.
+std::string ConfigPathFromArgs(const std::vector<std::string>& args);
+
+}  // namespace dynamo::server

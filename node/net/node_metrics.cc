@@ -1,0 +1,167 @@
+#include "node_metrics.h"
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace dynamo::server {
+namespace {
+
+double ResidentBytes() {
+  long pages = 0, resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+  std::fclose(f);
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+double OpenFds() {
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return 0;
+  double n = 0;
+  while (readdir(d) != nullptr) ++n;
+  closedir(d);
+  return n - 3;  // ".", ".." and the directory itself
+}
+
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NodeMetrics>> NodeMetrics::Create(double sla_seconds) {
+  std::unique_ptr<NodeMetrics> m(new NodeMetrics());
+  if (absl::Status s = m->Register(sla_seconds); !s.ok()) return s;
+  return m;
+}
+
+CoreSnapshot NodeMetrics::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  return snapshot_;
+}
+
+void NodeMetrics::Publish(CoreSnapshot snapshot) {
+  absl::MutexLock lock(&mu_);
+  snapshot_ = std::move(snapshot);
+}
+
+absl::Status NodeMetrics::Register(double sla_seconds) {
+  absl::StatusOr<std::vector<double>> latency =
+      metrics::AddBucketBound(metrics::LatencyBucketsSeconds(), sla_seconds);
+  if (!latency.ok()) return latency.status();
+  auto req = registry_.AddHistogramFamily(
+      "dynamo_request_duration_seconds",
+      "Client requests coordinated by this node, from arrival to reply.", {"op"}, *latency);
+  if (!req.ok()) return req.status();
+  request_duration_ = *req;
+  auto total = registry_.AddIntCounterFamily("dynamo_requests_total",
+                                             "Client requests answered, by gRPC status code.",
+                                             {"op", "code"});
+  if (!total.ok()) return total.status();
+  requests_ = *total;
+  auto rep = registry_.AddHistogramFamily("dynamo_replica_request_duration_seconds",
+                                          "Replica reads and writes served for coordinators.",
+                                          {"op"}, *latency);
+  if (!rep.ok()) return rep.status();
+  replica_duration_ = *rep;
+  auto sib = registry_.AddHistogram("dynamo_siblings_per_read",
+                                    "Concurrent values (siblings) a get returned.",
+                                    {1, 2, 3, 4, 5, 10, 25, 100});
+  if (!sib.ok()) return sib.status();
+  siblings_ = *sib;
+
+  using metrics::LabeledValue;
+  auto counter = [&](const char* name, const char* help, uint64_t core::NodeCounters::*field) {
+    return registry_.AddCallbackCounter(name, help, [this, field] {
+      return static_cast<double>(Snapshot().counters.*field);
+    });
+  };
+  auto gauge = [&](const char* name, const char* help, std::function<double(const CoreSnapshot&)> f) {
+    return registry_.AddCallbackGauge(name, help, [this, f] { return f(Snapshot()); });
+  };
+  for (absl::Status s : {
+           counter("dynamo_hints_delivered_total", "Hinted keys delivered to their owners.",
+                   &core::NodeCounters::hints_delivered),
+           counter("dynamo_read_repairs_total", "Stale replicas repaired after reads.",
+                   &core::NodeCounters::read_repairs),
+           counter("dynamo_antientropy_exchanges_total", "Merkle tree exchanges finished.",
+                   &core::NodeCounters::antientropy_exchanges),
+           counter("dynamo_antientropy_keys_repaired_total", "Keys repaired by anti-entropy.",
+                   &core::NodeCounters::antientropy_keys_repaired),
+           counter("dynamo_handoff_keys_total", "Keys handed off to their owners after ring changes.",
+                   &core::NodeCounters::handoff_keys),
+           counter("dynamo_handoff_bytes_total", "Bytes handed off to their owners.",
+                   &core::NodeCounters::handoff_bytes),
+           counter("dynamo_gossip_rounds_total", "Gossip rounds started.",
+                   &core::NodeCounters::gossip_rounds),
+           counter("dynamo_sibling_warnings_total",
+                   "Writes that left a key with more siblings than the warning threshold.",
+                   &core::NodeCounters::sibling_warnings),
+           counter("dynamo_storage_errors_total", "Storage operations that failed.",
+                   &core::NodeCounters::storage_errors),
+           gauge("dynamo_handoff_keys_remaining",
+                 "Keys this node holds for ranges it no longer owns.",
+                 [](const CoreSnapshot& s) { return static_cast<double>(s.unowned_keys); }),
+           gauge("dynamo_members_unreachable", "Members this node's failure detector considers down.",
+                 [](const CoreSnapshot& s) { return static_cast<double>(s.members_unreachable); }),
+           gauge("dynamo_ring_version", "Version of the ring this node routes by.",
+                 [](const CoreSnapshot& s) { return static_cast<double>(s.ring_version); }),
+           gauge("dynamo_ring_owned_partitions", "Ranges this node replicates.",
+                 [](const CoreSnapshot& s) { return static_cast<double>(s.owned_partitions); }),
+           gauge("dynamo_ring_ownership_ratio",
+                 "Fraction of the key space this node replicates (all nodes sum to N).",
+                 [](const CoreSnapshot& s) { return s.ownership_ratio; }),
+           gauge("dynamo_keys", "Keys stored.",
+                 [](const CoreSnapshot& s) { return static_cast<double>(s.keys); }),
+           gauge("dynamo_inflight_requests", "Client requests being coordinated.",
+                 [](const CoreSnapshot& s) { return static_cast<double>(s.inflight); }),
+           registry_.AddCallbackGauge("dynamo_sla_seconds", "The latency SLA target.",
+                                      [sla_seconds] { return sla_seconds; }),
+           registry_.AddCallbackGauge("process_resident_memory_bytes", "Resident memory.",
+                                      ResidentBytes),
+           registry_.AddCallbackGauge("process_open_fds", "Open file descriptors.", OpenFds),
+           registry_.AddCallbackCounter("process_cpu_seconds_total", "CPU time used.", CpuSeconds),
+           registry_.AddCallbackGaugeFamily(
+               "dynamo_hint_backlog_keys", "Hints held for a down node.", {"target"},
+               [this] {
+                 std::vector<LabeledValue> out;
+                 for (const auto& [target, keys] : Snapshot().hint_backlog) {
+                   out.push_back({{target}, static_cast<double>(keys)});
+                 }
+                 return out;
+               }),
+           registry_.AddCallbackGaugeFamily(
+               "dynamo_members", "Members by state, as this node sees them.", {"state"},
+               [this] {
+                 std::vector<LabeledValue> out;
+                 CoreSnapshot s = Snapshot();
+                 for (const char* state : {"standby", "joining", "normal", "leaving", "left"}) {
+                   out.push_back({{state}, static_cast<double>(s.members_by_state[state])});
+                 }
+                 return out;
+               }),
+       }) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+void NodeMetrics::ClientRequest(const std::string& op, const std::string& code, double seconds) {
+  request_duration_->WithLabels({op}).Observe(seconds);
+  requests_->WithLabels({op, code}).Increment();
+}
+
+void NodeMetrics::ReplicaRequest(const std::string& op, double seconds) {
+  replica_duration_->WithLabels({op}).Observe(seconds);
+}
+
+void NodeMetrics::SiblingsRead(size_t siblings) { siblings_->Observe(static_cast<double>(siblings)); }
+
+}  // namespace dynamo::server

@@ -1,0 +1,317 @@
+#include "dynamo/net/node_server.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "dynamo/base/strings.h"
+#include "dynamo/storage/memory_engine.h"
+#include "dynamo/storage/rocksdb_engine.h"
+#include "node_server_impl.h"
+
+namespace dynamo::server {
+namespace {
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr int64_t kSnapshotIntervalMs = 100;
+
+}  // namespace
+
+// ---------------------------------------------------------------- NodeServer
+
+NodeServer::NodeServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+NodeServer::~NodeServer() { impl_->Shutdown(); }
+void NodeServer::Shutdown() { impl_->Shutdown(); }
+void NodeServer::Wait() { impl_->Wait(); }
+int NodeServer::grpc_port() const { return impl_->grpc_port(); }
+int NodeServer::http_port() const { return impl_->http_port(); }
+
+absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const ServerOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  if (absl::Status s = impl->Start(); !s.ok()) return s;
+  return std::unique_ptr<NodeServer>(new NodeServer(std::move(impl)));
+}
+
+// ---------------------------------------------------------------- Impl
+
+NodeServer::Impl::~Impl() { Shutdown(); }
+
+int NodeServer::Impl::http_port() const { return http_ ? http_->port() : 0; }
+
+absl::Status NodeServer::Impl::Start() {
+  // Storage first: a node that cannot open its data must not join anything.
+  if (options_.storage == "memory") {
+    storage_ = storage::NewMemoryEngine();
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.data_dir, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          Cat("cannot create data directory ", options_.data_dir, ": ", ec.message()));
+    }
+    storage::RocksDbOptions ro;
+    ro.path = (std::filesystem::path(options_.data_dir) / "db").string();
+    ro.durability = options_.durability == "buffered" ? storage::RocksDbOptions::Durability::kBuffered
+                                                      : storage::RocksDbOptions::Durability::kDurable;
+    absl::StatusOr<std::unique_ptr<storage::StorageEngine>> db = storage::OpenRocksDb(ro);
+    if (!db.ok()) return db.status();
+    storage_ = *std::move(db);
+  }
+  uint64_t seed = static_cast<uint64_t>(WallMs()) ^
+                  static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  absl::StatusOr<std::unique_ptr<core::Node>> node =
+      core::Node::Open(options_.node, storage_.get(), seed, WallMs());
+  if (!node.ok()) return node.status();
+  node_ = *std::move(node);
+
+  absl::StatusOr<std::unique_ptr<NodeMetrics>> m = NodeMetrics::Create(options_.sla_seconds);
+  if (!m.ok()) return m.status();
+  metrics_ = *std::move(m);
+  PublishSnapshot(*node_, WallMs());
+
+  peers_ = std::make_unique<PeerTransport>(options_.grpc_message_bytes_max);
+  services_ = MakeServices(this);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
+  builder.SetMaxSendMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
+  for (auto& service : services_) builder.RegisterService(service.get());
+  server_ = builder.BuildAndStart();
+  if (!server_ || grpc_port_ == 0) {
+    return absl::UnavailableError(
+        Cat("cannot serve gRPC on ", options_.listen, " (is the port in use?)"));
+  }
+
+  http_ = std::make_unique<metrics::HttpEndpoint>(
+      options_.http, &metrics_->registry(), [this](std::string* why) {
+        if (draining_.load()) {
+          *why = "shutting down";
+          return false;
+        }
+        if (!ready_.load()) {
+          absl::MutexLock lock(&mu_);
+          *why = not_ready_why_;
+          return false;
+        }
+        return true;
+      });
+  if (absl::Status s = http_->Start(); !s.ok()) return s;
+
+  loop_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+void NodeServer::Impl::Post(Task task) {
+  absl::MutexLock lock(&mu_);
+  if (loop_stopping_) return;
+  tasks_.push_back(std::move(task));
+}
+
+void NodeServer::Impl::AddInbound(const v1::Envelope& request, PendingInbound pending) {
+  pending_inbound_[{request.from_address(), request.from_node(), request.request_id()}] = pending;
+}
+
+void NodeServer::Impl::Loop() {
+  int64_t next_tick = 0;
+  while (true) {
+    std::deque<Task> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      const int64_t wait_ms = std::max<int64_t>(0, next_tick - WallMs());
+      mu_.AwaitWithTimeout(
+          absl::Condition(
+              +[](Impl* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                return !self->tasks_.empty() || self->loop_stopping_;
+              },
+              this),
+          absl::Milliseconds(wait_ms));
+      if (loop_stopping_ && tasks_.empty()) break;
+      batch.swap(tasks_);
+    }
+    const int64_t now = WallMs();
+    core::Outputs out;
+    for (Task& task : batch) task(*node_, now, &out);
+    if (now >= next_tick) {
+      node_->Tick(now, &out);
+      next_tick = now + options_.tick_ms;
+    }
+    Dispatch(out, now);
+    if (now >= next_snapshot_ms_) {
+      next_snapshot_ms_ = now + kSnapshotIntervalMs;
+      PublishSnapshot(*node_, now);
+      ExpireInbound();
+    }
+  }
+}
+
+void NodeServer::Impl::Dispatch(core::Outputs& out, int64_t now_ms) {
+  if (out.sync) {
+    // Group commit: one sync for the whole batch, before anything leaves.
+    if (absl::Status s = storage_->Sync(); !s.ok()) {
+      // Nothing of this batch may be acknowledged: peers and clients time
+      // out or get the error, and retry.
+      for (core::ClientReply& r : out.replies) {
+        r.status = absl::UnavailableError(Cat("storage could not sync: ", s.message()));
+        r.response = std::monostate();
+      }
+      std::erase_if(out.messages, [](const core::OutMessage& m) { return m.envelope.is_reply(); });
+    }
+  }
+  const auto now = std::chrono::steady_clock::now();
+  for (core::OutMessage& m : out.messages) {
+    if (!m.envelope.is_reply()) {
+      SendRequest(std::move(m));
+      continue;
+    }
+    auto it = pending_inbound_.find({m.to_address, m.to_node, m.envelope.request_id()});
+    if (it == pending_inbound_.end()) continue;  // the caller gave up
+    PendingInbound p = it->second;
+    pending_inbound_.erase(it);
+    *p.response = std::move(m.envelope);
+    if (!p.op.empty()) {
+      metrics_->ReplicaRequest(p.op, std::chrono::duration<double>(now - p.start).count());
+    }
+    p.reactor->Finish(grpc::Status::OK);
+  }
+  for (core::ClientReply& r : out.replies) {
+    auto it = pending_clients_.find(r.client_id);
+    if (it == pending_clients_.end()) continue;
+    PendingClient p = it->second;
+    pending_clients_.erase(it);
+    if (r.status.ok()) {
+      if (auto* get = std::get_if<v1::GetResponse>(&r.response)) {
+        metrics_->SiblingsRead(static_cast<size_t>(get->siblings_size()));
+        *std::get<v1::GetResponse*>(p.response) = std::move(*get);
+      } else if (auto* put = std::get_if<v1::PutResponse>(&r.response)) {
+        *std::get<v1::PutResponse*>(p.response) = std::move(*put);
+      } else if (auto* del = std::get_if<v1::DeleteResponse>(&r.response)) {
+        *std::get<v1::DeleteResponse*>(p.response) = std::move(*del);
+      }
+    }
+    const grpc::Status status(static_cast<grpc::StatusCode>(r.status.code()),
+                              std::string(r.status.message()));
+    metrics_->ClientRequest(p.op, absl::StatusCodeToString(r.status.code()),
+                            std::chrono::duration<double>(now - p.start).count());
+    p.reactor->Finish(status);
+  }
+  (void)now_ms;
+}
+
+void NodeServer::Impl::SendRequest(core::OutMessage message) {
+  const std::string to_node = message.to_node;
+  const uint64_t request_id = message.envelope.request_id();
+  peers_->Call(message.to_address, std::move(message.envelope),
+               options_.node.request_timeout_ms + 100,
+               [this, to_node, request_id](const grpc::Status& status, v1::Envelope reply) {
+                 if (status.ok() && reply.body_case() != v1::Envelope::BODY_NOT_SET) {
+                   Post([reply = std::move(reply)](core::Node& n, int64_t now, core::Outputs* out) {
+                     n.HandleMessage(reply, now, out);
+                   });
+                 } else if (!status.ok() && request_id != 0) {
+                   Post([to_node, request_id](core::Node& n, int64_t now, core::Outputs* out) {
+                     n.HandleSendFailure(to_node, request_id, now, out);
+                   });
+                 }
+               });
+}
+
+void NodeServer::Impl::ExpireInbound() {
+  // The core answers every request; this only guards against a caller whose
+  // answer would never come (a bug): its call ends instead of leaking.
+  const auto limit = std::chrono::steady_clock::now() -
+                     std::chrono::milliseconds(4 * options_.node.request_timeout_ms + 1000);
+  for (auto it = pending_inbound_.begin(); it != pending_inbound_.end();) {
+    if (it->second.start < limit) {
+      it->second.reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no answer"));
+      it = pending_inbound_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void NodeServer::Impl::PublishSnapshot(core::Node& node, int64_t now_ms) {
+  CoreSnapshot s;
+  s.counters = node.counters();
+  for (const auto& [owner, count] : node.store().hint_counts()) s.hint_backlog[owner] = count;
+  const core::Membership& m = node.membership();
+  const v1::MembersResponse members = node.Members(now_ms);
+  for (const v1::Member& member : members.members()) {
+    std::string state = v1::NodeState_Name(member.state());
+    state = state.substr(std::string("NODE_STATE_").size());
+    for (char& c : state) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    ++s.members_by_state[state];
+    if (!member.alive()) ++s.members_unreachable;
+  }
+  s.ring_version = m.ring_state().version();
+  const v1::NodeStatus status = node.Status(now_ms);
+  s.owned_partitions = status.owned_partitions();
+  s.keys = status.keys();
+  s.unowned_keys = status.unowned_keys();
+  s.inflight = node.operations_in_flight();
+  const core::Ring& ring = m.ring();
+  if (!ring.empty()) {
+    double share = 0;
+    for (size_t r : ring.RangesReplicatedBy(node.id(), node.config().replicas_n)) {
+      share += static_cast<double>(ring.ranges()[r].Width()) / 18446744073709551616.0;
+    }
+    s.ownership_ratio = share;
+  }
+  metrics_->Publish(std::move(s));
+  std::string why;
+  const bool ready = node.Ready(&why);
+  {
+    absl::MutexLock lock(&mu_);
+    not_ready_why_ = why;
+  }
+  ready_.store(ready);
+}
+
+void NodeServer::Impl::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  draining_.store(true);
+  if (server_) {
+    // Refuses new calls; in-flight ones finish (the loop is still running)
+    // or are cancelled when the grace period ends.
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(options_.shutdown_grace_ms));
+  }
+  if (peers_) peers_->Close();
+  {
+    absl::MutexLock lock(&mu_);
+    loop_stopping_ = true;
+  }
+  if (loop_.joinable()) loop_.join();
+  if (http_) http_->Stop();
+  if (storage_) (void)storage_->Sync();
+  // Calls the loop will never answer now.
+  for (auto& [id, p] : pending_clients_) {
+    p.reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node shutting down"));
+  }
+  pending_clients_.clear();
+  for (auto& [key, p] : pending_inbound_) {
+    p.reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node shutting down"));
+  }
+  pending_inbound_.clear();
+  if (server_) server_->Wait();
+}
+
+void NodeServer::Impl::Wait() {
+  if (server_) server_->Wait();
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](Impl* self) ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->loop_stopping_; }, this));
+}
+
+}  // namespace dynamo::server

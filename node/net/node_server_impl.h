@@ -1,0 +1,106 @@
+#pragma once
+
+// NodeServer's insides, shared by node_server.cc (the loop) and services.cc
+// (the gRPC handlers).
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <variant>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "dynamo/core/node.h"
+#include "dynamo/metrics/http_endpoint.h"
+#include "dynamo/net/node_server.h"
+#include "dynamo/storage/engine.h"
+#include "dynamo/v1/admin.grpc.pb.h"
+#include "dynamo/v1/kv.grpc.pb.h"
+#include "dynamo/v1/replica.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "node_metrics.h"
+#include "peer_transport.h"
+
+namespace dynamo::server {
+
+class NodeServer::Impl {
+ public:
+  // Work for the loop thread: it may step the core and append outputs.
+  using Task = std::function<void(core::Node& node, int64_t now_ms, core::Outputs* out)>;
+
+  explicit Impl(ServerOptions options) : options_(std::move(options)) {}
+  ~Impl();
+
+  absl::Status Start();
+  void Shutdown();
+  void Wait();
+  int grpc_port() const { return grpc_port_; }
+  int http_port() const;
+
+  // Thread-safe: queue work for the loop. Dropped once the loop has stopped.
+  void Post(Task task);
+
+  // A client call waiting for the core's reply (loop thread only).
+  struct PendingClient {
+    grpc::ServerUnaryReactor* reactor;
+    std::variant<v1::GetResponse*, v1::PutResponse*, v1::DeleteResponse*> response;
+    std::string op;
+    std::chrono::steady_clock::time_point start;
+  };
+  // A peer's request waiting for the core's reply (loop thread only).
+  struct PendingInbound {
+    grpc::ServerUnaryReactor* reactor;
+    v1::Envelope* response;
+    std::string op;  // "read" or "write" for latency metrics, else empty
+    std::chrono::steady_clock::time_point start;
+  };
+  using InboundKey = std::tuple<std::string, std::string, uint64_t>;  // address, node, request id
+
+  uint64_t AddClient(PendingClient pending) { pending_clients_[next_client_id_] = pending; return next_client_id_++; }
+  void AddInbound(const v1::Envelope& request, PendingInbound pending);
+  bool draining() const { return draining_.load(); }
+  NodeMetrics& metrics() { return *metrics_; }
+  const ServerOptions& options() const { return options_; }
+
+ private:
+  void Loop();
+  void Dispatch(core::Outputs& out, int64_t now_ms);
+  void SendRequest(core::OutMessage message);
+  void PublishSnapshot(core::Node& node, int64_t now_ms);
+  void ExpireInbound();
+
+  ServerOptions options_;
+  std::unique_ptr<storage::StorageEngine> storage_;
+  std::unique_ptr<core::Node> node_;
+  std::unique_ptr<NodeMetrics> metrics_;
+  std::unique_ptr<metrics::HttpEndpoint> http_;
+  std::unique_ptr<PeerTransport> peers_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<grpc::Service>> services_;
+  int grpc_port_ = 0;
+
+  absl::Mutex mu_;
+  std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
+  bool loop_stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread loop_;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> ready_{false};
+  std::string not_ready_why_ ABSL_GUARDED_BY(mu_);
+
+  // Loop thread only.
+  uint64_t next_client_id_ = 1;
+  std::map<uint64_t, PendingClient> pending_clients_;
+  std::map<InboundKey, PendingInbound> pending_inbound_;
+  int64_t next_snapshot_ms_ = 0;
+};
+
+// Registers the KV, Replica and Admin services of `impl` (services.cc).
+std::vector<std::unique_ptr<grpc::Service>> MakeServices(NodeServer::Impl* impl);
+
+}  // namespace dynamo::server

@@ -1,0 +1,42 @@
+#pragma once
+
+// Sends replica-protocol envelopes to other nodes over gRPC (one unary Call
+// per request; the reply comes back as the call's response). Channels are
+// cached per address. Thread-safe.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "dynamo/v1/replica.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace dynamo::server {
+
+class PeerTransport {
+ public:
+  // Called on a gRPC thread with the RPC's status and the reply envelope.
+  using Done = std::function<void(const grpc::Status&, v1::Envelope reply)>;
+
+  explicit PeerTransport(size_t message_bytes_max) : message_bytes_max_(message_bytes_max) {}
+
+  void Call(const std::string& address, v1::Envelope request, int64_t timeout_ms, Done done);
+  // Refuses new calls and waits until those in flight have ended (each has a
+  // deadline), so no callback runs after Close returns.
+  void Close();
+
+ private:
+  std::shared_ptr<v1::Replica::Stub> StubFor(const std::string& address);  // counts a call in flight
+
+  const size_t message_bytes_max_;
+  absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, std::shared_ptr<v1::Replica::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace dynamo::server

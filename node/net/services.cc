@@ -1,0 +1,180 @@
+// The gRPC services of dynamo-node. Handlers only hand work to the loop
+// thread (which owns the core) and finish calls from there.
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "node_server_impl.h"
+
+namespace dynamo::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Time left before the caller's deadline, 0 if none was set.
+int64_t TimeoutMs(grpc::CallbackServerContext* context) {
+  const auto deadline = context->deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return 0;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::system_clock::now())
+                        .count();
+  return std::max<int64_t>(1, left);
+}
+
+grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, grpc::StatusCode code,
+                                 const std::string& why) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status(code, why));
+  return reactor;
+}
+
+class KvService final : public v1::KV::CallbackService {
+ public:
+  explicit KvService(NodeServer::Impl* impl) : impl_(impl) {}
+
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context, const v1::GetRequest* request,
+                                v1::GetResponse* response) override {
+    return Client(context, *request, response, "get");
+  }
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context, const v1::PutRequest* request,
+                                v1::PutResponse* response) override {
+    return Client(context, *request, response, "put");
+  }
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
+                                   const v1::DeleteRequest* request,
+                                   v1::DeleteResponse* response) override {
+    return Client(context, *request, response, "delete");
+  }
+  grpc::ServerUnaryReactor* Topology(grpc::CallbackServerContext* context,
+                                     const v1::TopologyRequest*,
+                                     v1::TopologyResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    impl_->Post([reactor, response](core::Node& node, int64_t now, core::Outputs*) {
+      *response = node.Topology(now);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+ private:
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* Client(grpc::CallbackServerContext* context, const Request& request,
+                                   Response* response, const char* op) {
+    if (impl_->draining()) {
+      return Refuse(context, grpc::StatusCode::UNAVAILABLE, "node is shutting down: retry elsewhere");
+    }
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    core::ClientRequest client{request, TimeoutMs(context)};
+    NodeServer::Impl* impl = impl_;
+    const auto start = Clock::now();
+    impl_->Post([impl, reactor, response, op, start, client = std::move(client)](
+                    core::Node& node, int64_t now, core::Outputs* out) mutable {
+      const uint64_t id = impl->AddClient({reactor, response, op, start});
+      node.HandleClient(id, std::move(client), now, out);
+    });
+    return reactor;
+  }
+
+  NodeServer::Impl* impl_;
+};
+
+class ReplicaService final : public v1::Replica::CallbackService {
+ public:
+  explicit ReplicaService(NodeServer::Impl* impl) : impl_(impl) {}
+
+  grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::Envelope* request,
+                                 v1::Envelope* response) override {
+    if (request->is_reply()) {
+      return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT, "a reply cannot be sent as a call");
+    }
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    std::string op;
+    if (request->has_read()) op = "read";
+    if (request->has_write()) op = "write";
+    NodeServer::Impl* impl = impl_;
+    const auto start = Clock::now();
+    impl_->Post([impl, reactor, request, response, op, start](core::Node& node, int64_t now,
+                                                              core::Outputs* out) {
+      impl->AddInbound(*request, {reactor, response, op, start});
+      node.HandleMessage(*request, now, out);
+    });
+    return reactor;
+  }
+
+ private:
+  NodeServer::Impl* impl_;
+};
+
+class AdminService final : public v1::Admin::CallbackService {
+ public:
+  explicit AdminService(NodeServer::Impl* impl) : impl_(impl) {}
+
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context, const v1::StatusRequest*,
+                                   v1::NodeStatus* response) override {
+    return Run(context, [response](core::Node& node, int64_t now, core::Outputs*) {
+      *response = node.Status(now);
+      return grpc::Status::OK;
+    });
+  }
+  grpc::ServerUnaryReactor* Members(grpc::CallbackServerContext* context, const v1::MembersRequest*,
+                                    v1::MembersResponse* response) override {
+    return Run(context, [response](core::Node& node, int64_t now, core::Outputs*) {
+      *response = node.Members(now);
+      return grpc::Status::OK;
+    });
+  }
+  grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context, const v1::JoinRequest* request,
+                                 v1::JoinResponse* response) override {
+    return Run(context, [request, response](core::Node& node, int64_t now, core::Outputs* out) {
+      *response = node.Join(request->seed(), now, out);
+      return grpc::Status::OK;
+    });
+  }
+  grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* context, const v1::LeaveRequest*,
+                                  v1::LeaveResponse* response) override {
+    return Run(context, [response](core::Node& node, int64_t now, core::Outputs* out) {
+      *response = node.Leave(now, out);
+      return grpc::Status::OK;
+    });
+  }
+  grpc::ServerUnaryReactor* SetVirtualNodes(grpc::CallbackServerContext* context,
+                                            const v1::SetVirtualNodesRequest* request,
+                                            v1::SetVirtualNodesResponse* response) override {
+    return Run(context, [request, response](core::Node& node, int64_t now, core::Outputs* out) {
+      absl::StatusOr<v1::SetVirtualNodesResponse> r = node.SetVirtualNodes(request->vnodes(), now, out);
+      if (!r.ok()) {
+        return grpc::Status(static_cast<grpc::StatusCode>(r.status().code()),
+                            std::string(r.status().message()));
+      }
+      *response = *std::move(r);
+      return grpc::Status::OK;
+    });
+  }
+
+ private:
+  using Body = std::function<grpc::Status(core::Node&, int64_t, core::Outputs*)>;
+
+  // Runs on the loop. The answer may leave before the change is synced; the
+  // operator and dynamoctl repeat join and leave until the state shows them.
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context, Body body) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    impl_->Post([reactor, body = std::move(body)](core::Node& node, int64_t now, core::Outputs* out) {
+      reactor->Finish(body(node, now, out));
+    });
+    return reactor;
+  }
+
+  NodeServer::Impl* impl_;
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<grpc::Service>> MakeServices(NodeServer::Impl* impl) {
+  std::vector<std::unique_ptr<grpc::Service>> services;
+  services.push_back(std::make_unique<KvService>(impl));
+  services.push_back(std::make_unique<ReplicaService>(impl));
+  services.push_back(std::make_unique<AdminService>(impl));
+  return services;
+}
+
+}  // namespace dynamo::server
