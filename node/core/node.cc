@@ -108,11 +108,24 @@ absl::Status Node::TakeNewEpoch() {
   return absl::OkStatus();
 }
 
-void Node::NoteForgetting(std::string_view encoded) {
-  absl::StatusOr<VersionedObject> obj = VersionedObject::Decode(encoded);
+void Node::NoteForgetting(const std::string& key, uint64_t position, std::string_view deleted) {
+  absl::StatusOr<VersionedObject> obj = VersionedObject::Decode(deleted);
   if (!obj.ok()) return;
+  std::optional<VersionedObject> remaining;
+  bool read = false;
   for (const Sibling& s : obj->siblings()) {
-    if (!s.tombstone && s.dot.actor == actor_) epoch_change_pending_ = true;
+    if (s.tombstone || s.dot.actor != actor_) continue;
+    if (!read) {
+      absl::StatusOr<std::optional<VersionedObject>> local = ReadLocal(key, position);
+      if (!local.ok()) {
+        epoch_change_pending_ = true;  // cannot tell: assume forgotten
+        return;
+      }
+      remaining = *std::move(local);
+      read = true;
+    }
+    // Still known here if what remains has seen the dot (holds or replaced it).
+    if (!remaining || !remaining->clock().Covers(s.dot)) epoch_change_pending_ = true;
   }
 }
 
@@ -221,6 +234,7 @@ void Node::DispatchAnswer(const PendingRequest& pending, uint64_t request_id,
     case RequestKind::kGossip:
       if (reply != nullptr && reply->has_gossip_reply()) OnGossip(reply->gossip_reply(), now_ms, out);
       break;
+    case RequestKind::kAeRoots:
     case RequestKind::kAeMerkle:
     case RequestKind::kAeLeafKeys:
     case RequestKind::kAeRead:

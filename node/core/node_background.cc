@@ -152,13 +152,13 @@ void Node::OnHintAnswer(uint64_t request_id, const v1::Envelope* reply, Outputs*
   hint_request_items_.erase(request_id);
   if (reply == nullptr || !reply->has_write_ack()) return;  // kept: retried later
   for (const HintBatchItem& item : items) {
-    NoteForgetting(item.encoded);
     absl::StatusOr<bool> deleted =
         store_.DeleteHintIfUnchanged(owner, item.key, item.position, item.encoded);
     if (!deleted.ok()) {
       ++counters_.storage_errors;
     } else if (*deleted) {
       ++counters_.hints_delivered;
+      NoteForgetting(item.key, item.position, item.encoded);
     }
   }
   ApplyEpochChange(out);
@@ -237,11 +237,11 @@ void Node::OnHandoffAnswer(const PendingRequest& pending, const v1::Envelope* re
   if (!t.failed) {
     // Every owner holds the batch: drop what no write changed since.
     for (const Transfer::Item& item : t.items) {
-      NoteForgetting(item.encoded);
       absl::StatusOr<bool> deleted = store_.DeleteIfUnchanged(item.key, item.position, item.encoded);
       if (!deleted.ok()) {
         ++counters_.storage_errors;
       } else if (*deleted) {
+        NoteForgetting(item.key, item.position, item.encoded);
         ++counters_.handoff_keys;
         counters_.handoff_bytes += item.key.size() + item.encoded.size();
       }
@@ -258,25 +258,50 @@ void Node::OnHandoffAnswer(const PendingRequest& pending, const v1::Envelope* re
 
 void Node::StartAntiEntropy(int64_t now_ms, Outputs* out) {
   if (ae_ || membership_->ring().empty() || store_.range_count() == 0) return;
-  const size_t n = store_.range_count();
-  for (size_t k = 0; k < n; ++k) {
-    const size_t i = (ae_next_range_ + k) % n;
+  // Peers in turn: every live node this one shares a range with.
+  std::vector<std::string> peers;
+  for (const RingNode& n : membership_->ring().nodes()) {
+    if (n.id != config_.node_id && Healthy(n.id, now_ms)) peers.push_back(n.id);
+  }
+  if (peers.empty()) return;
+  const std::string peer = peers[ae_next_peer_++ % peers.size()];
+  v1::Envelope env;
+  v1::RangeRootsRequest* req = env.mutable_range_roots();
+  std::vector<size_t> shared;
+  for (size_t i = 0; i < store_.range_count(); ++i) {
     if (!Owns(i)) continue;
-    std::vector<std::string> peers;
-    for (const std::string& o : OwnersOf(i)) {
-      if (o != config_.node_id && Healthy(o, now_ms)) peers.push_back(o);
-    }
-    if (peers.empty()) continue;
-    ae_next_range_ = i + 1;
-    ae_ = std::make_unique<AeSession>();
-    ae_->id = next_ae_session_++;
-    ae_->range = i;
-    ae_->key_range = store_.range(i);
-    ae_->peer = peers[rng_.Uniform(peers.size())];
-    ae_->comparison.emplace(store_.tree(i));
-    AeSendNext(now_ms, out);
+    const std::vector<std::string> owners = OwnersOf(i);
+    if (std::find(owners.begin(), owners.end(), peer) == owners.end()) continue;
+    shared.push_back(i);
+    v1::RangeRoot* root = req->add_roots();
+    root->set_range_start(store_.range(i).start);
+    root->set_range_end(store_.range(i).end);
+    root->set_root(store_.tree(i).Root());
+  }
+  if (shared.empty()) return;
+  ae_ = std::make_unique<AeSession>();
+  ae_->id = next_ae_session_++;
+  ae_->peer = peer;
+  ae_->stage = AeSession::Stage::kRoots;
+  ae_->differing_ranges.assign(shared.begin(), shared.end());  // narrowed by the reply
+  Send(peer, RequestKind::kAeRoots, ae_->id, std::move(env), now_ms, out);
+}
+
+void Node::AeNextRange(int64_t now_ms, Outputs* out) {
+  AeSession& s = *ae_;
+  if (s.differing_ranges.empty()) {
+    ++counters_.antientropy_exchanges;
+    ae_.reset();
     return;
   }
+  s.range = s.differing_ranges.front();
+  s.differing_ranges.pop_front();
+  s.key_range = store_.range(s.range);
+  s.stage = AeSession::Stage::kMerkle;
+  s.comparison.emplace(store_.tree(s.range));
+  s.leaves.clear();
+  s.keys.clear();
+  AeSendNext(now_ms, out);
 }
 
 void Node::AeSendNext(int64_t now_ms, Outputs* out) {
@@ -294,9 +319,7 @@ void Node::AeSendNext(int64_t now_ms, Outputs* out) {
       return;
     }
     if (!s.comparison->done() || s.comparison->differing_leaves().empty()) {
-      ++counters_.antientropy_exchanges;
-      ae_.reset();
-      return;
+      return AeNextRange(now_ms, out);
     }
     s.leaves = s.comparison->differing_leaves();
     if (s.leaves.size() > kAeLeavesPerExchangeMax) s.leaves.resize(kAeLeavesPerExchangeMax);
@@ -313,12 +336,25 @@ void Node::OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, 
                       Outputs* out) {
   if (!ae_ || ae_->id != pending.owner_id) return;
   AeSession& s = *ae_;
-  auto end = [&] {
-    ++counters_.antientropy_exchanges;
-    ae_.reset();
-  };
-  if (reply == nullptr || reply->has_error()) return end();
+  // The current range is done (or failed): on to the next differing one.
+  auto end = [&] { AeNextRange(now_ms, out); };
+  if (reply == nullptr || reply->has_error()) {
+    ae_.reset();  // the peer is gone or refuses: the next round tries again
+    return;
+  }
   switch (pending.kind) {
+    case RequestKind::kAeRoots: {
+      if (!reply->has_range_roots_reply()) {
+        ae_.reset();
+        return;
+      }
+      std::vector<size_t> shared(s.differing_ranges.begin(), s.differing_ranges.end());
+      s.differing_ranges.clear();
+      for (uint32_t i : reply->range_roots_reply().differing()) {
+        if (i < shared.size()) s.differing_ranges.push_back(shared[i]);
+      }
+      return AeNextRange(now_ms, out);
+    }
     case RequestKind::kAeMerkle: {
       if (!reply->has_merkle_reply()) return end();
       std::vector<uint64_t> hashes(reply->merkle_reply().hashes().begin(),

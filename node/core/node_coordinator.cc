@@ -304,6 +304,12 @@ void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
     AdvanceOp(op, now_ms, out);
     return;
   }
+  // Owners that are down with no fallback to stand in (a cluster of N nodes):
+  // this node keeps their hints, delivered when they are back (they do not
+  // count towards W: they are on this node).
+  for (const std::string& owner : op.placement.unplaced_owners) {
+    if (owner != config_.node_id) (void)StoreFor(owner, op.key, op.position, object, out);
+  }
   op.written = std::move(object);
   op.write.emplace(targets, op.w);
   op.write->OnAck(config_.node_id, stored->object.IsDeleted());
@@ -348,6 +354,13 @@ void Node::OnOpAnswer(Op& op, const std::string& node, const v1::Envelope* reply
       if (!op.write) break;
       if (failed || !reply->has_write_ack()) {
         op.write->OnFailure(node);
+        // Keep a hint for the owner that did not take the write, as the
+        // coordinator, whatever the outcome of the quorum.
+        for (const Target& t : op.write->targets()) {
+          if (t.node != node) continue;
+          const std::string owner = t.hint_for.empty() ? t.node : t.hint_for;
+          if (owner != config_.node_id) (void)StoreFor(owner, op.key, op.position, op.written, out);
+        }
       } else {
         const auto& flags = reply->write_ack().tombstone_only();
         op.write->OnAck(node, !flags.empty() && flags[0]);

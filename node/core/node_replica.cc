@@ -13,6 +13,8 @@ namespace {
 // Bounds on what one request may ask of a replica.
 constexpr int kItemsPerRequestMax = 4096;
 constexpr size_t kLeafKeysReplyBytesMax = 4 << 20;
+// Hint keys store the owner's length in one byte (storage_keys.h).
+constexpr size_t kHintOwnerBytesMax = 255;
 
 }  // namespace
 
@@ -42,6 +44,9 @@ void Node::ServeRequest(const v1::Envelope& request, int64_t now_ms, Outputs* ou
       break;
     case v1::Envelope::kReap:
       ServeReap(request, out);
+      break;
+    case v1::Envelope::kRangeRoots:
+      ServeRangeRoots(request, out);
       break;
     default:
       ReplyError(request,
@@ -90,6 +95,10 @@ void Node::ServeWrite(const v1::Envelope& request, Outputs* out) {
   const v1::ReplicaWrite& write = request.write();
   if (write.items_size() > kItemsPerRequestMax) {
     ReplyError(request, absl::InvalidArgumentError("too many items in one replica write"), out);
+    return;
+  }
+  if (write.hint_for().size() > kHintOwnerBytesMax) {
+    ReplyError(request, absl::InvalidArgumentError("replica write names a hint owner too long"), out);
     return;
   }
   // Validate everything first: a malformed request changes nothing.
@@ -218,6 +227,22 @@ void Node::ServeLeafKeys(const v1::Envelope& request, Outputs* out) {
       ReplyError(request, s, out);
       return;
     }
+  }
+  Reply(request, std::move(reply), out);
+}
+
+void Node::ServeRangeRoots(const v1::Envelope& request, Outputs* out) {
+  const auto& roots = request.range_roots().roots();
+  if (roots.size() > kItemsPerRequestMax * 16) {
+    ReplyError(request, absl::InvalidArgumentError("too many ranges in one request"), out);
+    return;
+  }
+  v1::Envelope reply;
+  v1::RangeRootsReply* r = reply.mutable_range_roots_reply();
+  for (int i = 0; i < roots.size(); ++i) {
+    std::optional<size_t> range =
+        store_.FindRange(KeyRange{roots[i].range_start(), roots[i].range_end()});
+    if (!range || store_.tree(*range).Root() != roots[i].root()) r->add_differing(i);
   }
   Reply(request, std::move(reply), out);
 }

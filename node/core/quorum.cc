@@ -28,6 +28,7 @@ Placement PlaceKey(const Ring& ring, uint64_t position, size_t n,
       down_owners.push_back(node);
     }
   }
+  p.unplaced_owners = std::move(down_owners);
   return p;
 }
 

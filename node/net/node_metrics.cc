@@ -76,6 +76,12 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                                     {1, 2, 3, 4, 5, 10, 25, 100});
   if (!sib.ok()) return sib.status();
   siblings_ = *sib;
+  // Every series a dashboard plots exists from the start, at zero.
+  for (const char* op : {"get", "put", "delete"}) {
+    request_duration_->WithLabels({op});
+    requests_->WithLabels({op, "OK"});
+  }
+  for (const char* op : {"read", "write"}) replica_duration_->WithLabels({op});
 
   using metrics::LabeledValue;
   auto counter = [&](const char* name, const char* help, uint64_t core::NodeCounters::*field) {

@@ -139,7 +139,7 @@ class Node {
   };
   enum class RequestKind {
     kOpRead, kOpWrite, kOpForward, kReadRepair, kHintDelivery, kHandoff, kGossip,
-    kAeMerkle, kAeLeafKeys, kAeRead, kAePush, kReap,
+    kAeRoots, kAeMerkle, kAeLeafKeys, kAeRead, kAePush, kReap,
   };
   struct PendingRequest {
     RequestKind kind;
@@ -156,9 +156,10 @@ class Node {
   // every value this actor wrote up to c", which an actor that forgot one of
   // its values can no longer claim.
   absl::Status TakeNewEpoch();
-  // Called before deleting a stored copy: notes if it holds a live value of
-  // this node's current actor, which then must change.
-  void NoteForgetting(std::string_view encoded);
+  // Called after deleting a stored copy: notes if it held a live value of this
+  // node's current actor that nothing left here has seen; the actor must
+  // then change.
+  void NoteForgetting(const std::string& key, uint64_t position, std::string_view deleted);
   void ApplyEpochChange(Outputs* out);
 
   // --- messaging ---
@@ -207,6 +208,7 @@ class Node {
   void ServeMerkle(const v1::Envelope& request, Outputs* out);
   void ServeLeafKeys(const v1::Envelope& request, Outputs* out);
   void ServeReap(const v1::Envelope& request, Outputs* out);
+  void ServeRangeRoots(const v1::Envelope& request, Outputs* out);
   // What this node holds for a key: its replica and any hints for it, merged.
   absl::StatusOr<std::optional<VersionedObject>> ReadLocal(const std::string& key,
                                                            uint64_t position);
@@ -230,6 +232,8 @@ class Node {
   void OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, int64_t now_ms,
                   Outputs* out);
   void AeSendNext(int64_t now_ms, Outputs* out);
+  // Starts comparing the next differing range, or ends the round.
+  void AeNextRange(int64_t now_ms, Outputs* out);
   void ReapTombstones(int64_t now_ms, Outputs* out);
   void ReapLocal(const std::string& key, uint64_t position, const VersionVector& clock,
                  Outputs* out);
@@ -287,7 +291,7 @@ class Node {
 
   std::unique_ptr<AeSession> ae_;
   uint64_t next_ae_session_ = 1;
-  size_t ae_next_range_ = 0;
+  size_t ae_next_peer_ = 0;
 
   std::deque<ReapItem> reap_queue_;
 };

@@ -27,6 +27,9 @@ struct Placement {
   size_t range_index = 0;
   std::vector<std::string> owners;  // the first n of the preference list
   std::vector<Target> targets;      // the first n healthy nodes (sloppy quorum)
+  // Unhealthy owners no fallback stands in for (too few nodes): the
+  // coordinator keeps their hints itself.
+  std::vector<std::string> unplaced_owners;
 };
 
 // Owners are the first n nodes of the key's preference list; targets are the

@@ -1,0 +1,858 @@
+#include "dynamo/core/node.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "dynamo/core/context.h"
+#include "dynamo/core/hash.h"
+#include "dynamo/core/storage_keys.h"
+#include "dynamo/storage/memory_engine.h"
+
+namespace dynamo::core {
+namespace {
+
+using storage::MemoryEngine;
+using storage::Space;
+
+std::string Addr(const std::string& id) { return id + ":7000"; }
+
+NodeConfig Config(const std::string& id, const std::string& seed_id, uint32_t n) {
+  NodeConfig c;
+  c.node_id = id;
+  c.address = Addr(id);
+  c.seeds = {Addr(seed_id)};
+  c.auto_join = true;
+  c.vnodes = 4;
+  c.ring.partitions = 16;
+  c.merkle = {4, 2};
+  c.replicas_n = n;
+  c.read_quorum_r = n == 1 ? 1 : 2;
+  c.write_quorum_w = n == 1 ? 1 : 2;
+  c.gossip_interval_ms = 100;
+  c.ring_change_interval_ms = 200;
+  c.request_timeout_ms = 500;
+  return c;
+}
+
+// Every record of every space: what "changes no state" is checked against.
+using Snapshot = std::array<std::map<std::string, std::string>, storage::kSpaceCount>;
+
+Snapshot Snap(MemoryEngine& engine) {
+  Snapshot s;
+  for (int i = 0; i < storage::kSpaceCount; ++i) {
+    EXPECT_TRUE(engine
+                    .Scan(static_cast<Space>(i), "", "",
+                          [&](std::string_view k, std::string_view v) {
+                            s[i].emplace(std::string(k), std::string(v));
+                            return true;
+                          })
+                    .ok());
+  }
+  return s;
+}
+
+// What differs between two snapshots, briefly (the values can be large).
+std::string Diff(const Snapshot& before, const Snapshot& after) {
+  std::string out;
+  for (int i = 0; i < storage::kSpaceCount; ++i) {
+    for (const auto& [k, v] : after[i]) {
+      auto it = before[i].find(k);
+      if (it == before[i].end()) {
+        out += " space " + std::to_string(i) + " added " + absl::CEscape(k) + ";";
+      } else if (it->second != v) {
+        out += " space " + std::to_string(i) + " changed " + absl::CEscape(k) + ";";
+      }
+    }
+    for (const auto& [k, v] : before[i]) {
+      if (!after[i].contains(k)) {
+        out += " space " + std::to_string(i) + " removed " + absl::CEscape(k) + ";";
+      }
+    }
+  }
+  return out;
+}
+
+::testing::AssertionResult Unchanged(const Snapshot& before, MemoryEngine& engine) {
+  const Snapshot after = Snap(engine);
+  if (after == before) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "storage changed:" << Diff(before, after);
+}
+
+v1::Quorum Q(uint32_t n, uint32_t r, uint32_t w) {
+  v1::Quorum q;
+  q.set_n(n);
+  q.set_r(r);
+  q.set_w(w);
+  return q;
+}
+
+ClientRequest Get(const std::string& key, v1::Quorum q = {}) {
+  v1::GetRequest g;
+  g.set_key(key);
+  *g.mutable_quorum() = q;
+  return ClientRequest{g, 0};
+}
+
+ClientRequest Put(const std::string& key, const std::string& value,
+                  const std::string& context = "", v1::Quorum q = {}) {
+  v1::PutRequest p;
+  p.set_key(key);
+  p.set_value(value);
+  p.set_context(context);
+  *p.mutable_quorum() = q;
+  return ClientRequest{p, 0};
+}
+
+ClientRequest Delete(const std::string& key, const std::string& context, v1::Quorum q = {}) {
+  v1::DeleteRequest d;
+  d.set_key(key);
+  d.set_context(context);
+  *d.mutable_quorum() = q;
+  return ClientRequest{d, 0};
+}
+
+std::vector<std::string> Values(const v1::GetResponse& r) {
+  std::vector<std::string> v;
+  for (const v1::Sibling& s : r.siblings()) v.push_back(s.value());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// Nodes over memory engines, joined by an in-test network that delivers every
+// message at once, in order. A node listed in `down` receives nothing: its
+// senders are told the send failed.
+class Cluster {
+ public:
+  Cluster(size_t size, uint32_t n, std::function<void(NodeConfig&)> tweak = nullptr) {
+    for (size_t i = 0; i < size; ++i) {
+      Member m;
+      m.id = "n" + std::to_string(i + 1);
+      m.config = Config(m.id, "n1", n);
+      if (tweak) tweak(m.config);
+      m.engine = std::make_unique<MemoryEngine>();
+      members_.push_back(std::move(m));
+    }
+    for (size_t i = 0; i < size; ++i) Start(i);
+  }
+
+  void Start(size_t i) {
+    Member& m = members_[i];
+    absl::StatusOr<std::unique_ptr<Node>> node =
+        Node::Open(m.config, m.engine.get(), 1000 + i, now_);
+    ASSERT_TRUE(node.ok()) << node.status();
+    m.node = *std::move(node);
+  }
+
+  Node& node(size_t i) { return *members_[i].node; }
+  MemoryEngine& engine(size_t i) { return *members_[i].engine; }
+  size_t size() const { return members_.size(); }
+  int64_t now() const { return now_; }
+  std::set<size_t> down;
+
+  // Advances time tick by tick until every node is a ring member of one ring.
+  bool Form(int64_t max_ms = 20000) {
+    for (int64_t t = 0; t < max_ms; t += kTickMs) {
+      Step();
+      bool formed = true;
+      for (size_t i = 0; i < size() && formed; ++i) {
+        const Membership& m = node(i).membership();
+        formed = m.ring_state().members_size() == static_cast<int>(size()) &&
+                 m.ring_state().version() == node(0).membership().ring_state().version();
+      }
+      if (formed) return true;
+    }
+    return false;
+  }
+
+  void Step() {
+    now_ += kTickMs;
+    for (size_t i = 0; i < size(); ++i) {
+      if (down.contains(i)) continue;
+      Outputs out;
+      node(i).Tick(now_, &out);
+      Process(i, std::move(out));
+    }
+    Pump();
+  }
+
+  // Sends a client request to node i; runs until it is answered.
+  ClientReply Call(size_t i, ClientRequest request) {
+    const uint64_t id = next_client_id_++;
+    Outputs out;
+    node(i).HandleClient(id, std::move(request), now_, &out);
+    Process(i, std::move(out));
+    Pump();
+    for (int k = 0; k < 1000 && !replies_.contains(id); ++k) Step();
+    EXPECT_TRUE(replies_.contains(id)) << "no reply";
+    ClientReply r = replies_[id];
+    replies_.erase(id);
+    return r;
+  }
+
+  v1::GetResponse MustGet(size_t i, const std::string& key) {
+    ClientReply r = Call(i, Get(key));
+    EXPECT_TRUE(r.status.ok()) << r.status;
+    auto* g = std::get_if<v1::GetResponse>(&r.response);
+    EXPECT_NE(g, nullptr);
+    return g ? *g : v1::GetResponse();
+  }
+  std::string MustPut(size_t i, const std::string& key, const std::string& value,
+                      const std::string& context = "") {
+    ClientReply r = Call(i, Put(key, value, context));
+    EXPECT_TRUE(r.status.ok()) << r.status;
+    auto* p = std::get_if<v1::PutResponse>(&r.response);
+    EXPECT_NE(p, nullptr);
+    return p ? p->context() : "";
+  }
+
+ private:
+  static constexpr int64_t kTickMs = 10;
+  struct Member {
+    std::string id;
+    NodeConfig config;
+    std::unique_ptr<MemoryEngine> engine;
+    std::unique_ptr<Node> node;
+  };
+  struct InFlight {
+    size_t from;
+    OutMessage message;
+  };
+
+  void Process(size_t from, Outputs out) {
+    // The contract: storage is synced before anything of `out` leaves.
+    if (out.sync) {
+      EXPECT_TRUE(engine(from).Sync().ok());
+    }
+    for (OutMessage& m : out.messages) queue_.push_back({from, std::move(m)});
+    for (ClientReply& r : out.replies) replies_[r.client_id] = std::move(r);
+  }
+
+  void Pump() {
+    for (int guard = 0; !queue_.empty() && guard < 100000; ++guard) {
+      InFlight f = std::move(queue_.front());
+      queue_.pop_front();
+      std::optional<size_t> to;
+      for (size_t i = 0; i < size(); ++i) {
+        if (members_[i].config.address == f.message.to_address) to = i;
+      }
+      const v1::Envelope& env = f.message.envelope;
+      if (!to || down.contains(*to)) {
+        if (!env.is_reply() && env.request_id() != 0 && !down.contains(f.from)) {
+          Outputs out;
+          node(f.from).HandleSendFailure(f.message.to_node, env.request_id(), now_, &out);
+          Process(f.from, std::move(out));
+        }
+        continue;
+      }
+      Outputs out;
+      node(*to).HandleMessage(env, now_, &out);
+      Process(*to, std::move(out));
+    }
+  }
+
+  std::vector<Member> members_;
+  std::deque<InFlight> queue_;
+  std::map<uint64_t, ClientReply> replies_;
+  int64_t now_ = 1'000'000;
+  uint64_t next_client_id_ = 1;
+};
+
+// ------------------------------------------------------------- one node
+
+TEST(NodeTest, ASingleNodeThatIsItsOwnSeedFoundsARing) {
+  Cluster c(1, 1);
+  std::string why;
+  EXPECT_FALSE(c.node(0).Ready(&why));
+  EXPECT_NE(why.find("ring"), std::string::npos);
+  // Before it has a ring it refuses clients, clearly.
+  ClientReply early = c.Call(0, Get("k"));
+  EXPECT_EQ(early.status.code(), absl::StatusCode::kUnavailable);
+  c.Step();
+  EXPECT_TRUE(c.node(0).Ready(nullptr));
+  EXPECT_TRUE(c.node(0).membership().InRing("n1"));
+  EXPECT_EQ(c.node(0).Status(c.now()).state(), v1::NODE_STATE_NORMAL);
+}
+
+TEST(NodeTest, PutGetDeleteRoundTrip) {
+  Cluster c(1, 1);
+  c.Step();
+  const v1::GetResponse missing = c.MustGet(0, "k");
+  EXPECT_FALSE(missing.found());
+  EXPECT_EQ(missing.siblings_size(), 0);
+  EXPECT_FALSE(missing.context().empty()) << "a context even when not found";
+  EXPECT_TRUE(DecodeContext(missing.context(), KeyPosition("k")).ok());
+
+  c.MustPut(0, "k", "v1", missing.context());
+  v1::GetResponse got = c.MustGet(0, "k");
+  EXPECT_TRUE(got.found());
+  EXPECT_EQ(Values(got), (std::vector<std::string>{"v1"}));
+
+  ClientReply del = c.Call(0, Delete("k", got.context()));
+  ASSERT_TRUE(del.status.ok()) << del.status;
+  ASSERT_NE(std::get_if<v1::DeleteResponse>(&del.response), nullptr);
+  const v1::GetResponse gone = c.MustGet(0, "k");
+  EXPECT_FALSE(gone.found());
+  EXPECT_EQ(gone.siblings_size(), 0);
+  EXPECT_FALSE(gone.context().empty());
+
+  // Written again after the delete, with the delete's context: one value.
+  c.MustPut(0, "k", "v2", gone.context());
+  EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"v2"}));
+}
+
+TEST(NodeTest, BlindPutsMakeSiblingsAndAContextReplacesThem) {
+  Cluster c(1, 1);
+  c.Step();
+  c.MustPut(0, "k", "a");
+  c.MustPut(0, "k", "b");
+  const v1::GetResponse both = c.MustGet(0, "k");
+  EXPECT_EQ(Values(both), (std::vector<std::string>{"a", "b"}));
+  const std::string ctx = c.MustPut(0, "k", "merged", both.context());
+  EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"merged"}));
+  // The put's own context replaces what it wrote.
+  c.MustPut(0, "k", "next", ctx);
+  EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"next"}));
+  // A stale context keeps the newer value as a sibling.
+  c.MustPut(0, "k", "stale", ctx);
+  EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"next", "stale"}));
+}
+
+TEST(NodeTest, AValueOfExactlyTheLimitIsAccepted) {
+  Cluster c(1, 1);
+  c.Step();
+  c.MustPut(0, "big", std::string(c.node(0).config().value_bytes_max, 'x'));
+  EXPECT_EQ(c.MustGet(0, "big").siblings(0).value().size(), c.node(0).config().value_bytes_max);
+}
+
+// ------------------------------------------------------------- bad client input
+
+struct BadRequest {
+  std::string name;
+  std::function<ClientRequest(Cluster&)> make;
+  std::string fragment;  // the message names the problem
+};
+
+TEST(NodeBadInputTest, EveryBadRequestIsRefusedClearlyAndChangesNothing) {
+  Cluster c(1, 3, [](NodeConfig& cfg) {
+    cfg.read_quorum_r = 1;
+    cfg.write_quorum_w = 1;
+  });
+  c.Step();
+  ASSERT_TRUE(c.node(0).Ready(nullptr));
+  c.MustPut(0, "a", "x");
+  c.MustPut(0, "b", "y");
+
+  auto context_with_clock = [](uint64_t position, const std::string& actor, uint64_t counter) {
+    v1::CausalContext ctx;
+    ctx.set_magic(kContextMagic);
+    ctx.set_key_hash(position);
+    v1::ClockEntry* e = ctx.add_clock();
+    e->set_actor(actor);
+    e->set_counter(counter);
+    return ctx.SerializeAsString();
+  };
+  const std::string long_key(c.node(0).config().key_bytes_max + 1, 'k');
+  const std::string long_value(c.node(0).config().value_bytes_max + 1, 'v');
+  const std::vector<BadRequest> cases = {
+      {"get, empty key", [](Cluster&) { return Get(""); }, "key must not be empty"},
+      {"put, empty key", [](Cluster&) { return Put("", "v"); }, "key must not be empty"},
+      {"delete, empty key", [](Cluster&) { return Delete("", ""); }, "key must not be empty"},
+      {"get, long key", [&](Cluster&) { return Get(long_key); }, "key is"},
+      {"put, long key", [&](Cluster&) { return Put(long_key, "v"); }, "key is"},
+      {"delete, long key", [&](Cluster&) { return Delete(long_key, ""); }, "key is"},
+      {"put, long value", [&](Cluster&) { return Put("a", long_value); }, "value is"},
+      {"put, garbage context", [](Cluster&) { return Put("a", "v", "garbage"); },
+       "context is malformed"},
+      {"delete, garbage context", [](Cluster&) { return Delete("a", "\x01\x02\x03"); },
+       "context is malformed"},
+      {"put, context with a zero counter",
+       [&](Cluster&) { return Put("a", "v", context_with_clock(KeyPosition("a"), "n1#1", 0)); },
+       "context is malformed"},
+      {"put, context with an empty actor",
+       [&](Cluster&) { return Put("a", "v", context_with_clock(KeyPosition("a"), "", 3)); },
+       "context is malformed"},
+      {"put, context of another key",
+       [](Cluster& cl) { return Put("b", "v", cl.MustGet(0, "a").context()); }, "another key"},
+      {"delete, context of another key",
+       [](Cluster& cl) { return Delete("b", cl.MustGet(0, "a").context()); }, "another key"},
+      {"get, n above N", [](Cluster&) { return Get("a", Q(4, 0, 0)); }, "n=4"},
+      {"put, n above N", [](Cluster&) { return Put("a", "v", "", Q(4, 0, 0)); }, "n=4"},
+      {"delete, n above N", [](Cluster&) { return Delete("a", "", Q(5, 0, 0)); }, "n=5"},
+      {"get, r above n", [](Cluster&) { return Get("a", Q(2, 3, 0)); }, "r=3"},
+      {"get, r above N", [](Cluster&) { return Get("a", Q(0, 4, 0)); }, "r=4"},
+      {"put, w above n", [](Cluster&) { return Put("a", "v", "", Q(1, 0, 2)); }, "w=2"},
+      {"delete, w above n", [](Cluster&) { return Delete("a", "", Q(2, 0, 3)); }, "w=3"},
+  };
+  for (const BadRequest& bad : cases) {
+    ClientRequest request = bad.make(c);  // may read, which changes nothing either
+    const Snapshot before = Snap(c.engine(0));
+    const uint64_t invalid_before = c.node(0).counters().invalid_requests;
+    ClientReply r = c.Call(0, std::move(request));
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument) << bad.name << ": " << r.status;
+    EXPECT_NE(r.status.message().find(bad.fragment), std::string::npos)
+        << bad.name << ": \"" << r.status.message() << "\" lacks \"" << bad.fragment << "\"";
+    EXPECT_TRUE(std::holds_alternative<std::monostate>(r.response)) << bad.name;
+    EXPECT_TRUE(Unchanged(before, c.engine(0))) << bad.name;
+    EXPECT_EQ(c.node(0).counters().invalid_requests, invalid_before + 1) << bad.name;
+    EXPECT_EQ(c.node(0).operations_in_flight(), 0u) << bad.name;
+  }
+  // And the good data is still there, unchanged.
+  EXPECT_EQ(Values(c.MustGet(0, "a")), (std::vector<std::string>{"x"}));
+  EXPECT_EQ(Values(c.MustGet(0, "b")), (std::vector<std::string>{"y"}));
+}
+
+TEST(NodeBadInputTest, SetVirtualNodesRefusesZero) {
+  Cluster c(1, 1);
+  c.Step();
+  const Snapshot before = Snap(c.engine(0));
+  const uint32_t vnodes = c.node(0).Status(c.now()).vnodes();
+  for (uint32_t bad : {0u, 4097u}) {
+    Outputs out;
+    absl::StatusOr<v1::SetVirtualNodesResponse> r = c.node(0).SetVirtualNodes(bad, c.now(), &out);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("vnodes"), std::string::npos) << r.status();
+    EXPECT_TRUE(out.messages.empty());
+    EXPECT_TRUE(Unchanged(before, c.engine(0)));
+    EXPECT_EQ(c.node(0).Status(c.now()).vnodes(), vnodes);
+    EXPECT_EQ(c.node(0).membership().self().vnodes(), vnodes);
+  }
+  Outputs out;
+  absl::StatusOr<v1::SetVirtualNodesResponse> ok = c.node(0).SetVirtualNodes(9, c.now(), &out);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(c.node(0).membership().self().vnodes(), 9u);
+}
+
+TEST(NodeBadInputTest, OpenWithABadConfigWritesNothing) {
+  MemoryEngine engine;
+  NodeConfig cfg = Config("n1", "n1", 1);
+  cfg.read_quorum_r = 2;
+  absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(cfg, &engine, 1, 1000);
+  EXPECT_EQ(node.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Snap(engine), Snapshot());
+}
+
+// ------------------------------------------------------------- bad peer input
+
+v1::Envelope Request() {
+  v1::Envelope e;
+  e.set_from_node("peer");
+  e.set_from_address(Addr("peer"));
+  e.set_request_id(4242);
+  e.set_is_reply(false);
+  return e;
+}
+
+v1::ObjectRecord Record(const std::string& actor, uint64_t clock_counter, uint64_t dot_counter,
+                        const std::string& value = "v") {
+  v1::ObjectRecord r;
+  v1::ClockEntry* e = r.add_clock();
+  e->set_actor(actor);
+  e->set_counter(clock_counter);
+  v1::SiblingRecord* s = r.add_siblings();
+  s->mutable_dot()->set_actor(actor);
+  s->mutable_dot()->set_counter(dot_counter);
+  s->set_value(value);
+  return r;
+}
+
+v1::Envelope WriteOf(std::vector<std::pair<std::string, v1::ObjectRecord>> items,
+                     const std::string& hint_for = "") {
+  v1::Envelope e = Request();
+  for (auto& [key, record] : items) {
+    v1::KeyedObject* item = e.mutable_write()->add_items();
+    item->set_key(key);
+    *item->mutable_object() = std::move(record);
+  }
+  e.mutable_write()->set_hint_for(hint_for);
+  return e;
+}
+
+struct BadEnvelope {
+  std::string name;
+  v1::Envelope envelope;
+  absl::StatusCode code;
+};
+
+std::vector<BadEnvelope> BadEnvelopes(Node& node) {
+  std::vector<BadEnvelope> cases;
+  const absl::StatusCode kInvalid = absl::StatusCode::kInvalidArgument;
+  const KeyRange range = node.store().range(0);
+
+  cases.push_back({"empty body", Request(), kInvalid});
+  {
+    // A body this version does not know (a field number from the future).
+    std::string bytes = Request().SerializeAsString();
+    bytes += std::string("\xf8\x06\x01", 3);  // field 111, varint 1
+    v1::Envelope e;
+    EXPECT_TRUE(e.ParseFromString(bytes));
+    cases.push_back({"unknown body", e, kInvalid});
+  }
+  {
+    v1::Envelope e = Request();
+    e.mutable_write_ack()->add_tombstone_only(true);
+    cases.push_back({"a reply body sent as a request", e, kInvalid});
+  }
+  {
+    v1::Envelope e = Request();
+    e.mutable_error()->set_code(3);
+    cases.push_back({"an error sent as a request", e, kInvalid});
+  }
+  cases.push_back({"sibling not covered by its clock", WriteOf({{"k", Record("x#1", 1, 2)}}),
+                   kInvalid});
+  {
+    v1::ObjectRecord r = Record("x#1", 5, 3);
+    *r.add_siblings() = r.siblings(0);
+    r.mutable_siblings(1)->set_value("other");
+    cases.push_back({"duplicate dots", WriteOf({{"k", r}}), kInvalid});
+  }
+  cases.push_back({"zero clock counter", WriteOf({{"k", Record("x#1", 0, 0)}}), kInvalid});
+  cases.push_back({"zero dot counter", WriteOf({{"k", Record("x#1", 3, 0)}}), kInvalid});
+  {
+    v1::ObjectRecord r = Record("x#1", 3, 1);
+    *r.add_clock() = r.clock(0);
+    cases.push_back({"clock names an actor twice", WriteOf({{"k", r}}), kInvalid});
+  }
+  cases.push_back({"empty actor", WriteOf({{"k", Record("", 3, 1)}}), kInvalid});
+  cases.push_back(
+      {"oversized actor", WriteOf({{"k", Record(std::string(300, 'x'), 3, 1)}}), kInvalid});
+  cases.push_back({"empty key", WriteOf({{"", Record("x#1", 1, 1)}}), kInvalid});
+  cases.push_back({"oversized key",
+                   WriteOf({{std::string(node.config().key_bytes_max + 1, 'k'), Record("x#1", 1, 1)}}),
+                   kInvalid});
+  cases.push_back({"a good item, then a bad one",
+                   WriteOf({{"good", Record("x#1", 1, 1)}, {"bad", Record("x#1", 1, 2)}}),
+                   kInvalid});
+  {
+    std::vector<std::pair<std::string, v1::ObjectRecord>> items;
+    for (int i = 0; i < 4097; ++i) items.emplace_back("k" + std::to_string(i), Record("x#1", 1, 1));
+    cases.push_back({"too many items", WriteOf(std::move(items)), kInvalid});
+  }
+  // A hint owner longer than a node id: its hint key could not be parsed back.
+  cases.push_back({"oversized hint owner",
+                   WriteOf({{"k", Record("x#1", 1, 1)}}, std::string(300, 'o')), kInvalid});
+  {
+    v1::Envelope e = Request();
+    for (int i = 0; i < 4097; ++i) e.mutable_read()->add_keys("k" + std::to_string(i));
+    cases.push_back({"too many read keys", e, kInvalid});
+  }
+  {
+    v1::Envelope e = Request();
+    e.mutable_forward()->set_timeout_ms(100);
+    cases.push_back({"forward without an op", e, kInvalid});
+  }
+  auto merkle = [&](KeyRange r, uint32_t level, std::vector<uint32_t> indices) {
+    v1::Envelope e = Request();
+    e.mutable_merkle()->set_range_start(r.start);
+    e.mutable_merkle()->set_range_end(r.end);
+    e.mutable_merkle()->set_level(level);
+    for (uint32_t i : indices) e.mutable_merkle()->add_indices(i);
+    return e;
+  };
+  const uint32_t depth = node.config().merkle.depth;
+  const uint32_t branching = node.config().merkle.branching;
+  cases.push_back({"merkle level past the leaves", merkle(range, depth, {0}), kInvalid});
+  cases.push_back({"merkle index out of range", merkle(range, 1, {branching}), kInvalid});
+  cases.push_back({"merkle too many indices",
+                   merkle(range, 1, std::vector<uint32_t>(kMerkleIndicesPerRequestMax + 1, 0)),
+                   kInvalid});
+  cases.push_back({"merkle unknown range", merkle({range.start + 1, range.end}, 0, {0}),
+                   absl::StatusCode::kFailedPrecondition});
+  auto leaf_keys = [&](KeyRange r, std::vector<uint32_t> leaves) {
+    v1::Envelope e = Request();
+    e.mutable_leaf_keys()->set_range_start(r.start);
+    e.mutable_leaf_keys()->set_range_end(r.end);
+    for (uint32_t l : leaves) e.mutable_leaf_keys()->add_leaves(l);
+    return e;
+  };
+  const uint32_t leaves = node.store().tree(0).leaf_count();
+  cases.push_back({"leaf out of range", leaf_keys(range, {0, leaves}), kInvalid});
+  cases.push_back({"too many leaves", leaf_keys(range, std::vector<uint32_t>(4097, 0)), kInvalid});
+  cases.push_back({"leaf keys of an unknown range", leaf_keys({range.start + 1, range.end}, {0}),
+                   absl::StatusCode::kFailedPrecondition});
+  {
+    v1::Envelope e = Request();
+    e.mutable_reap()->set_key("a");
+    v1::ClockEntry* c = e.mutable_reap()->add_clock();
+    c->set_actor("x#1");
+    c->set_counter(0);
+    cases.push_back({"reap with a malformed clock", e, kInvalid});
+  }
+  {
+    v1::Envelope e = Request();
+    v1::ClockEntry* c = e.mutable_reap()->add_clock();
+    c->set_actor("x#1");
+    c->set_counter(1);
+    cases.push_back({"reap without a key", e, kInvalid});
+  }
+  return cases;
+}
+
+TEST(NodeBadInputTest, MalformedPeerRequestsGetAnErrorReplyAndChangeNothing) {
+  Cluster c(1, 1);
+  c.Step();
+  c.MustPut(0, "a", "x");
+  c.MustPut(0, "k", "kept");
+  Node& node = c.node(0);
+  for (const BadEnvelope& bad : BadEnvelopes(node)) {
+    const Snapshot before = Snap(c.engine(0));
+    Outputs out;
+    node.HandleMessage(bad.envelope, c.now(), &out);
+    ASSERT_EQ(out.messages.size(), 1u) << bad.name;
+    const OutMessage& m = out.messages[0];
+    EXPECT_EQ(m.to_address, Addr("peer")) << bad.name;
+    EXPECT_EQ(m.to_node, "peer") << bad.name;
+    EXPECT_TRUE(m.envelope.is_reply()) << bad.name;
+    EXPECT_EQ(m.envelope.request_id(), 4242u) << bad.name;
+    EXPECT_EQ(m.envelope.from_node(), "n1") << bad.name;
+    ASSERT_TRUE(m.envelope.has_error()) << bad.name << ": " << m.envelope.ShortDebugString().substr(0, 200);
+    EXPECT_EQ(m.envelope.error().code(), static_cast<int32_t>(bad.code))
+        << bad.name << ": " << m.envelope.error().message();
+    EXPECT_FALSE(m.envelope.error().message().empty()) << bad.name;
+    EXPECT_TRUE(out.replies.empty()) << bad.name;
+    EXPECT_TRUE(Unchanged(before, c.engine(0))) << bad.name;
+  }
+  EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"kept"}));
+}
+
+TEST(NodeBadInputTest, WellFormedPeerRequestsAreServed) {
+  // The same shapes as above, made valid, are answered without error: the
+  // refusals above are about the defects, not the message kinds.
+  Cluster c(1, 1);
+  c.Step();
+  Node& node = c.node(0);
+  const KeyRange range = node.store().range(0);
+  std::vector<v1::Envelope> good;
+  good.push_back(WriteOf({{"k", Record("x#1", 2, 2)}}));
+  good.push_back(WriteOf({{"h", Record("x#1", 1, 1)}}, "owner-node"));
+  {
+    v1::Envelope e = Request();
+    e.mutable_merkle()->set_range_start(range.start);
+    e.mutable_merkle()->set_range_end(range.end);
+    e.mutable_merkle()->set_level(0);
+    e.mutable_merkle()->add_indices(0);
+    good.push_back(e);
+  }
+  {
+    v1::Envelope e = Request();
+    e.mutable_leaf_keys()->set_range_start(range.start);
+    e.mutable_leaf_keys()->set_range_end(range.end);
+    e.mutable_leaf_keys()->add_leaves(node.store().tree(0).leaf_count() - 1);
+    good.push_back(e);
+  }
+  for (const v1::Envelope& e : good) {
+    Outputs out;
+    node.HandleMessage(e, c.now(), &out);
+    ASSERT_EQ(out.messages.size(), 1u);
+    EXPECT_TRUE(out.messages[0].envelope.is_reply());
+    EXPECT_EQ(out.messages[0].envelope.request_id(), 4242u);
+    EXPECT_FALSE(out.messages[0].envelope.has_error()) << out.messages[0].envelope.error().message();
+  }
+  EXPECT_EQ(node.hint_backlog(), 1u);
+}
+
+TEST(NodeBadInputTest, AnEmptyObjectFromAPeerStoresNothing) {
+  Cluster c(1, 1);
+  c.Step();
+  const Snapshot before = Snap(c.engine(0));
+  v1::Envelope e = WriteOf({{"fresh", v1::ObjectRecord()}});
+  Outputs out;
+  c.node(0).HandleMessage(e, c.now(), &out);
+  ASSERT_EQ(out.messages.size(), 1u);
+  EXPECT_TRUE(Unchanged(before, c.engine(0)));
+  v1::Envelope h = WriteOf({{"fresh", v1::ObjectRecord()}}, "owner");
+  c.node(0).HandleMessage(h, c.now(), &out);
+  EXPECT_TRUE(Unchanged(before, c.engine(0)));
+  EXPECT_EQ(c.node(0).hint_backlog(), 0u);
+}
+
+TEST(NodeBadInputTest, GossipWithABadRingChangesNoStoredRing) {
+  Cluster c(1, 1);
+  c.Step();
+  const Snapshot before = Snap(c.engine(0));
+  const uint64_t version = c.node(0).membership().ring_state().version();
+  std::vector<v1::RingState> bad;
+  {
+    v1::RingState r = c.node(0).membership().ring_state();
+    r.set_version(version + 10);
+    r.mutable_tokens()->RemoveLast();
+    bad.push_back(r);
+  }
+  {
+    v1::RingState r;
+    r.set_version(version + 10);
+    r.set_claimant("zz");
+    bad.push_back(r);
+  }
+  for (const v1::RingState& r : bad) {
+    v1::Envelope e = Request();
+    *e.mutable_gossip()->mutable_ring() = r;
+    Outputs out;
+    c.node(0).HandleMessage(e, c.now(), &out);
+    ASSERT_EQ(out.messages.size(), 1u);
+    EXPECT_TRUE(out.messages[0].envelope.has_gossip_reply());
+    EXPECT_TRUE(Unchanged(before, c.engine(0)));
+    EXPECT_EQ(c.node(0).membership().ring_state().version(), version);
+    EXPECT_TRUE(c.node(0).Ready(nullptr));
+  }
+}
+
+// ------------------------------------------------------------- sibling limit
+
+TEST(NodeTest, SiblingHardLimitRefusesConcurrentWritesButNotResolvingOnes) {
+  Cluster c(1, 1, [](NodeConfig& cfg) {
+    cfg.siblings_warn = 2;
+    cfg.siblings_max = 3;
+  });
+  c.Step();
+  c.MustPut(0, "k", "a");
+  c.MustPut(0, "k", "b");
+  c.MustPut(0, "k", "c");
+  EXPECT_EQ(c.node(0).counters().sibling_warnings, 1u);
+  const Snapshot before = Snap(c.engine(0));
+  ClientReply refused = c.Call(0, Put("k", "d"));
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kResourceExhausted) << refused.status;
+  EXPECT_NE(refused.status.message().find("siblings"), std::string::npos) << refused.status;
+  EXPECT_NE(refused.status.message().find("limit is 3"), std::string::npos) << refused.status;
+  EXPECT_NE(refused.status.message().find("context"), std::string::npos)
+      << "tells the user how to resolve it";
+  EXPECT_TRUE(Unchanged(before, c.engine(0)));
+  EXPECT_EQ(c.node(0).counters().sibling_limit_refusals, 1u);
+
+  const v1::GetResponse three = c.MustGet(0, "k");
+  ASSERT_EQ(three.siblings_size(), 3);
+  const std::string ctx = c.MustPut(0, "k", "resolved", three.context());
+  EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"resolved"}));
+  c.MustPut(0, "k", "again", ctx);
+}
+
+// ------------------------------------------------------------- epochs
+
+TEST(NodeTest, OpenKeepsThePersistedEpochAndTakesANewOneOnEmptyStorage) {
+  MemoryEngine engine;
+  NodeConfig cfg = Config("n1", "n1", 1);
+  std::string first;
+  {
+    absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(cfg, &engine, 1, 1000);
+    ASSERT_TRUE(node.ok()) << node.status();
+    first = (*node)->actor();
+    EXPECT_EQ(first.rfind("n1#", 0), 0u) << first;
+    EXPECT_EQ((*node)->Status(1000).actor(), first);
+  }
+  {
+    // Restarted (another seed, later): the same incarnation.
+    absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(cfg, &engine, 2, 5000);
+    ASSERT_TRUE(node.ok()) << node.status();
+    EXPECT_EQ((*node)->actor(), first);
+  }
+  {
+    // The disk was replaced: a new actor.
+    engine.Clear();
+    absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(cfg, &engine, 3, 9000);
+    ASSERT_TRUE(node.ok()) << node.status();
+    EXPECT_NE((*node)->actor(), first);
+    EXPECT_EQ((*node)->actor().rfind("n1#", 0), 0u);
+  }
+}
+
+TEST(NodeTest, DotCountersNeverRepeatAcrossRestarts) {
+  // A restarted node keeps its actor, so it must not reuse a counter: a value
+  // written after the restart must not be mistaken for one written before.
+  Cluster c(1, 1);
+  c.Step();
+  c.MustPut(0, "k", "before");
+  c.Start(0);
+  c.Step();
+  c.MustPut(0, "k", "after");  // blind: concurrent with "before"
+  EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"after", "before"}));
+}
+
+// ------------------------------------------------------------- three nodes
+
+TEST(NodeClusterTest, ThreeNodesFormARingAndServeReadsAndWrites) {
+  Cluster c(3, 3);
+  ASSERT_TRUE(c.Form());
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(c.node(i).Ready(nullptr));
+    EXPECT_EQ(c.node(i).Status(c.now()).state(), v1::NODE_STATE_NORMAL);
+  }
+
+  // Written through one node, read through another.
+  c.MustPut(1, "k", "v1");
+  v1::GetResponse got = c.MustGet(2, "k");
+  EXPECT_TRUE(got.found());
+  EXPECT_EQ(Values(got), (std::vector<std::string>{"v1"}));
+
+  // Blind writes through two coordinators: siblings.
+  c.MustPut(0, "s", "left");
+  c.MustPut(2, "s", "right");
+  const v1::GetResponse both = c.MustGet(1, "s");
+  EXPECT_EQ(Values(both), (std::vector<std::string>{"left", "right"}));
+  c.MustPut(0, "s", "merged", both.context());
+  EXPECT_EQ(Values(c.MustGet(2, "s")), (std::vector<std::string>{"merged"}));
+
+  // Missing and deleted keys read as not found, with a context.
+  const v1::GetResponse missing = c.MustGet(0, "nothing");
+  EXPECT_FALSE(missing.found());
+  EXPECT_FALSE(missing.context().empty());
+  ClientReply del = c.Call(1, Delete("k", got.context()));
+  ASSERT_TRUE(del.status.ok()) << del.status;
+  for (size_t i = 0; i < 3; ++i) EXPECT_FALSE(c.MustGet(i, "k").found()) << i;
+
+  // Every replica holds the merged value after the reads settle.
+  for (int i = 0; i < 10; ++i) c.Step();
+  for (size_t i = 0; i < 3; ++i) {
+    absl::StatusOr<std::string> stored =
+        c.engine(i).Get(Space::kData, DataKey(KeyPosition("s"), "s"));
+    ASSERT_TRUE(stored.ok()) << i << ": " << stored.status();
+    absl::StatusOr<VersionedObject> obj = VersionedObject::Decode(*stored);
+    ASSERT_TRUE(obj.ok());
+    ASSERT_EQ(obj->live_sibling_count(), 1u) << i;
+    EXPECT_EQ(obj->siblings()[0].value, "merged");
+  }
+}
+
+TEST(NodeClusterTest, AWriteReachesQuorumWithOneReplicaDown) {
+  Cluster c(3, 3);
+  ASSERT_TRUE(c.Form());
+  c.down = {2};
+  c.MustPut(0, "k", "v");
+  EXPECT_EQ(Values(c.MustGet(1, "k")), (std::vector<std::string>{"v"}));
+  c.down = {1, 2};
+  ClientReply r = c.Call(0, Put("k", "w"));
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable) << r.status;
+  EXPECT_NE(r.status.message().find("quorum"), std::string::npos) << r.status;
+}
+
+TEST(NodeClusterTest, WritesReachingANodeOutsideThePreferenceListAreForwarded) {
+  Cluster c(3, 1);
+  ASSERT_TRUE(c.Form());
+  for (int k = 0; k < 20; ++k) {
+    const std::string key = "key" + std::to_string(k);
+    const std::vector<std::string> owners =
+        c.node(0).membership().ring().PreferenceList(KeyPosition(key), 1);
+    ASSERT_EQ(owners.size(), 1u);
+    for (size_t i = 0; i < 3; ++i) {
+      c.MustPut(i, key, "from-" + std::to_string(i));
+    }
+    EXPECT_EQ(c.MustGet(0, key).siblings_size(), 3) << key;
+    // Only the owner stores it.
+    for (size_t i = 0; i < 3; ++i) {
+      const bool stored = c.engine(i).Get(Space::kData, DataKey(KeyPosition(key), key)).ok();
+      EXPECT_EQ(stored, "n" + std::to_string(i + 1) == owners[0]) << key << " on n" << i + 1;
+    }
+  }
+  EXPECT_GT(c.node(0).counters().forwarded + c.node(1).counters().forwarded +
+                c.node(2).counters().forwarded,
+            0u);
+}
+
+}  // namespace
+}  // namespace dynamo::core

@@ -1,0 +1,129 @@
+"""The client API over the wire: siblings, contexts, bad input, quorum errors,
+graceful shutdown, and the metrics and health endpoints."""
+
+import shutil
+import subprocess
+import threading
+import unittest
+
+import grpc
+
+import harness
+from harness import Cluster, stubs, wait_until
+
+
+class Siblings(unittest.TestCase):
+    def test_concurrent_blind_puts_make_siblings_and_merged_context_resolves(self):
+        c = Cluster(3).start()
+        a, b = c.nodes[0], c.nodes[1]
+        barrier = threading.Barrier(2)
+
+        def writer(node, value):
+            barrier.wait()
+            node.put(b"doc", value)
+        threads = [threading.Thread(target=writer, args=(a, b"alice")),
+                   threading.Thread(target=writer, args=(b, b"bob"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        got = c.nodes[2].get(b"doc")
+        self.assertEqual(sorted(s.value for s in got.siblings), [b"alice", b"bob"])
+        c.nodes[2].put(b"doc", b"alice+bob", context=got.context)
+        for n in c.nodes:
+            self.assertEqual([s.value for s in n.get(b"doc").siblings], [b"alice+bob"])
+        c.close()
+
+
+class BadInput(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster(3).start()
+
+    def tearDown(self):
+        self.c.close()
+
+    def expect(self, code, call, *words):
+        with self.assertRaises(grpc.RpcError) as e:
+            call()
+        self.assertEqual(e.exception.code(), code, e.exception.details())
+        for w in words:
+            self.assertIn(w, e.exception.details())
+
+    def test_bad_requests_get_invalid_argument_and_nothing_crashes(self):
+        n = self.c.nodes[0]
+        INVALID = grpc.StatusCode.INVALID_ARGUMENT
+        self.expect(INVALID, lambda: n.put(b"", b"v"), "key must not be empty")
+        self.expect(INVALID, lambda: n.get(b""), "key must not be empty")
+        self.expect(INVALID, lambda: n.put(b"k", b"x" * (1 << 20 + 1)), "limit")
+        self.expect(INVALID, lambda: n.put(b"k" * 5000, b"v"), "key is 5000 bytes")
+        self.expect(INVALID, lambda: n.put(b"k", b"v", context=b"\x01garbage"), "context is malformed")
+        ctx = n.put(b"other", b"v").context
+        self.expect(INVALID, lambda: n.put(b"k", b"v", context=ctx), "another key")
+        self.expect(INVALID, lambda: n.get(b"k", n=7), "n=7")
+        self.expect(INVALID, lambda: n.get(b"k", n=2, r=3), "r=3")
+        self.expect(INVALID, lambda: n.put(b"k", b"v", w=4), "w=4")
+        self.expect(INVALID, lambda: n.delete(b"k", context=b"junk"), "context")
+        # Nothing was stored by the refused writes, and every node still serves.
+        self.assertFalse(n.get(b"k").found)
+        for node in self.c.nodes:
+            self.assertTrue(node.alive())
+            node.put(b"fine", b"v")
+
+    def test_message_over_the_grpc_limit_is_refused(self):
+        n = self.c.nodes[0]
+        self.expect(grpc.StatusCode.RESOURCE_EXHAUSTED, lambda: n.put(b"k", b"x" * (9 << 20)))
+        self.assertTrue(n.alive())
+
+    def test_unreachable_quorum_is_unavailable(self):
+        n0, n1, n2 = self.c.nodes
+        n1.kill()
+        n2.kill()
+        self.expect(grpc.StatusCode.UNAVAILABLE, lambda: n0.put(b"k", b"v", w=2), "quorum")
+        self.expect(grpc.StatusCode.UNAVAILABLE, lambda: n0.get(b"k", r=2), "quorum")
+        n0.put(b"k", b"v", w=1)  # W=1 is still writable
+        self.assertTrue(n0.get(b"k", r=1).found)
+
+
+class Operations(unittest.TestCase):
+    def test_metrics_health_and_graceful_shutdown(self):
+        c = Cluster(3).start()
+        n = c.nodes[0]
+        for i in range(50):
+            n.put(b"m%d" % i, b"v")
+            n.get(b"m%d" % i)
+        self.assertEqual(n.http("/healthz")[0], 200)
+        self.assertEqual(n.http("/readyz")[0], 200)
+        _, text = n.http("/metrics")
+        for name in ("dynamo_request_duration_seconds_bucket", "dynamo_requests_total",
+                     "dynamo_replica_request_duration_seconds_bucket", "dynamo_siblings_per_read",
+                     "dynamo_members", "dynamo_gossip_rounds_total", "dynamo_ring_ownership_ratio"):
+            self.assertIn(name, text)
+        self.assertIn('le="0.3"', text)
+        self.assertGreaterEqual(n.metric('dynamo_requests_total{op="put",code="OK"}'), 50)
+        promtool = shutil.which("promtool")
+        if promtool:
+            r = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                               capture_output=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # SIGTERM while requests are in flight: they finish, the process exits 0.
+        errors = []
+
+        def load():
+            for i in range(200):
+                try:
+                    n.put(b"s%d" % i, b"v", timeout=5)
+                except grpc.RpcError as e:
+                    if e.code() != grpc.StatusCode.UNAVAILABLE:
+                        errors.append(e)
+                    return
+        t = threading.Thread(target=load)
+        t.start()
+        wait_until(lambda: n.metric('dynamo_requests_total{op="put",code="OK"}') >= 60, 10, "load")
+        self.assertEqual(n.stop(), 0)
+        t.join()
+        self.assertEqual(errors, [], "in-flight requests must finish or be refused cleanly")
+        c.close()
+
+
+if __name__ == "__main__":
+    unittest.main(argv=harness.parse_args())
