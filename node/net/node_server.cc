@@ -76,18 +76,42 @@ absl::Status NodeServer::Impl::Start() {
   metrics_ = *std::move(m);
   PublishSnapshot(*node_, WallMs());
 
-  peers_ = std::make_unique<PeerTransport>(options_.grpc_message_bytes_max);
-  services_ = MakeServices(this);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &grpc_port_);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
-  builder.SetMaxSendMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
-  for (auto& service : services_) builder.RegisterService(service.get());
-  server_ = builder.BuildAndStart();
-  if (!server_ || grpc_port_ == 0) {
-    return absl::UnavailableError(
-        Cat("cannot serve gRPC on ", options_.listen, " (is the port in use?)"));
+  absl::StatusOr<Credentials> creds = MakeCredentials(options_);
+  if (!creds.ok()) return creds.status();
+  creds_ = *std::move(creds);
+  if (absl::Status s = client_token_.Load(); !s.ok()) return s;
+  if (absl::Status s = admin_token_.Load(); !s.ok()) return s;
+  peers_ = std::make_unique<PeerTransport>(options_.grpc_message_bytes_max, creds_.peer);
+  Services services = MakeServices(this);
+  const bool separate_admin = !options_.admin_listen.empty() && options_.admin_listen != options_.listen;
+  {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options_.listen, creds_.server, &grpc_port_);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
+    builder.SetMaxSendMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
+    builder.RegisterService(services.kv.get());
+    builder.RegisterService(services.replica.get());
+    if (!separate_admin) builder.RegisterService(services.admin.get());
+    server_ = builder.BuildAndStart();
+    if (!server_ || grpc_port_ == 0) {
+      return absl::UnavailableError(
+          Cat("cannot serve gRPC on ", options_.listen, " (is the port in use?)"));
+    }
   }
+  if (separate_admin) {
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options_.admin_listen, creds_.server, &port);
+    builder.RegisterService(services.admin.get());
+    admin_server_ = builder.BuildAndStart();
+    if (!admin_server_ || port == 0) {
+      return absl::UnavailableError(
+          Cat("cannot serve the admin API on ", options_.admin_listen, " (is the port in use?)"));
+    }
+  }
+  services_.push_back(std::move(services.kv));
+  services_.push_back(std::move(services.replica));
+  services_.push_back(std::move(services.admin));
 
   http_ = std::make_unique<metrics::HttpEndpoint>(
       options_.http, &metrics_->registry(), [this](std::string* why) {
@@ -108,10 +132,16 @@ absl::Status NodeServer::Impl::Start() {
   return absl::OkStatus();
 }
 
-void NodeServer::Impl::Post(Task task) {
+bool NodeServer::Impl::Post(Task task, Priority priority) {
   absl::MutexLock lock(&mu_);
-  if (loop_stopping_) return;
+  if (loop_stopping_) return false;
+  // New client work is refused first when the loop falls behind; answers
+  // from peers are taken until a far higher bound (dropping one is a lost
+  // message, which the core survives, but it wastes the work done).
+  const size_t limit = priority == Priority::kNewWork ? kNewWorkQueueMax : kQueueMax;
+  if (tasks_.size() >= limit) return false;
   tasks_.push_back(std::move(task));
+  return true;
 }
 
 void NodeServer::Impl::AddInbound(const v1::Envelope& request, PendingInbound pending) {
@@ -211,13 +241,17 @@ void NodeServer::Impl::SendRequest(core::OutMessage message) {
                options_.node.request_timeout_ms + 100,
                [this, to_node, request_id](const grpc::Status& status, v1::Envelope reply) {
                  if (status.ok() && reply.body_case() != v1::Envelope::BODY_NOT_SET) {
-                   Post([reply = std::move(reply)](core::Node& n, int64_t now, core::Outputs* out) {
-                     n.HandleMessage(reply, now, out);
-                   });
+                   (void)Post(
+                       [reply = std::move(reply)](core::Node& n, int64_t now, core::Outputs* out) {
+                         n.HandleMessage(reply, now, out);
+                       },
+                       Priority::kAnswer);
                  } else if (!status.ok() && request_id != 0) {
-                   Post([to_node, request_id](core::Node& n, int64_t now, core::Outputs* out) {
-                     n.HandleSendFailure(to_node, request_id, now, out);
-                   });
+                   (void)Post(
+                       [to_node, request_id](core::Node& n, int64_t now, core::Outputs* out) {
+                         n.HandleSendFailure(to_node, request_id, now, out);
+                       },
+                       Priority::kAnswer);
                  }
                });
 }
@@ -281,12 +315,12 @@ void NodeServer::Impl::Shutdown() {
     shut_down_ = true;
   }
   draining_.store(true);
-  if (server_) {
-    // Refuses new calls; in-flight ones finish (the loop is still running)
-    // or are cancelled when the grace period ends.
-    server_->Shutdown(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(options_.shutdown_grace_ms));
-  }
+  const auto grace = std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(options_.shutdown_grace_ms);
+  // Refuses new calls; in-flight ones finish (the loop is still running) or
+  // are cancelled when the grace period ends.
+  if (admin_server_) admin_server_->Shutdown(grace);
+  if (server_) server_->Shutdown(grace);
   if (peers_) peers_->Close();
   {
     absl::MutexLock lock(&mu_);
@@ -305,6 +339,7 @@ void NodeServer::Impl::Shutdown() {
   }
   pending_inbound_.clear();
   if (server_) server_->Wait();
+  if (admin_server_) admin_server_->Wait();
 }
 
 void NodeServer::Impl::Wait() {

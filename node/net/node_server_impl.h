@@ -25,6 +25,7 @@
 #include "grpcpp/grpcpp.h"
 #include "node_metrics.h"
 #include "peer_transport.h"
+#include "security.h"
 
 namespace dynamo::server {
 
@@ -42,8 +43,13 @@ class NodeServer::Impl {
   int grpc_port() const { return grpc_port_; }
   int http_port() const;
 
-  // Thread-safe: queue work for the loop. Dropped once the loop has stopped.
-  void Post(Task task);
+  // Thread-safe: queue work for the loop. False (and the task is dropped)
+  // once the loop has stopped or when the queue is full: the caller answers
+  // its call itself then.
+  enum class Priority { kNewWork, kAnswer };
+  static constexpr size_t kNewWorkQueueMax = 20000;
+  static constexpr size_t kQueueMax = 200000;
+  [[nodiscard]] bool Post(Task task, Priority priority = Priority::kNewWork);
 
   // A client call waiting for the core's reply (loop thread only).
   struct PendingClient {
@@ -64,6 +70,12 @@ class NodeServer::Impl {
   uint64_t AddClient(PendingClient pending) { pending_clients_[next_client_id_] = pending; return next_client_id_++; }
   void AddInbound(const v1::Envelope& request, PendingInbound pending);
   bool draining() const { return draining_.load(); }
+  // Authorization of calls (see security.h).
+  bool AllowsClient(const grpc::CallbackServerContext* c) { return client_token_.Allows(c); }
+  bool AllowsAdmin(const grpc::CallbackServerContext* c) { return admin_token_.Allows(c); }
+  bool AllowsPeer(const grpc::CallbackServerContext* c) const {
+    return IsAuthenticatedPeer(c, creds_.tls && !options_.tls_ca.empty());
+  }
   NodeMetrics& metrics() { return *metrics_; }
   const ServerOptions& options() const { return options_; }
 
@@ -80,7 +92,11 @@ class NodeServer::Impl {
   std::unique_ptr<NodeMetrics> metrics_;
   std::unique_ptr<metrics::HttpEndpoint> http_;
   std::unique_ptr<PeerTransport> peers_;
+  Credentials creds_;
+  TokenFile client_token_{options_.client_token_file};
+  TokenFile admin_token_{options_.admin_token_file};
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> admin_server_;  // with --admin-listen
   std::vector<std::unique_ptr<grpc::Service>> services_;
   int grpc_port_ = 0;
 
@@ -100,7 +116,10 @@ class NodeServer::Impl {
   int64_t next_snapshot_ms_ = 0;
 };
 
-// Registers the KV, Replica and Admin services of `impl` (services.cc).
-std::vector<std::unique_ptr<grpc::Service>> MakeServices(NodeServer::Impl* impl);
+// The KV, Replica and Admin services of `impl` (services.cc).
+struct Services {
+  std::unique_ptr<grpc::Service> kv, replica, admin;
+};
+Services MakeServices(NodeServer::Impl* impl);
 
 }  // namespace dynamo::server

@@ -32,7 +32,7 @@ std::shared_ptr<v1::Replica::Stub> PeerTransport::StubFor(const std::string& add
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(address, credentials_, args);
   std::shared_ptr<v1::Replica::Stub> stub = v1::Replica::NewStub(channel);
   stubs_[address] = stub;
   return stub;

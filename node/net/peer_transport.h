@@ -22,7 +22,8 @@ class PeerTransport {
   // Called on a gRPC thread with the RPC's status and the reply envelope.
   using Done = std::function<void(const grpc::Status&, v1::Envelope reply)>;
 
-  explicit PeerTransport(size_t message_bytes_max) : message_bytes_max_(message_bytes_max) {}
+  PeerTransport(size_t message_bytes_max, std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : message_bytes_max_(message_bytes_max), credentials_(std::move(credentials)) {}
 
   void Call(const std::string& address, v1::Envelope request, int64_t timeout_ms, Done done);
   // Refuses new calls and waits until those in flight have ended (each has a
@@ -33,6 +34,7 @@ class PeerTransport {
   std::shared_ptr<v1::Replica::Stub> StubFor(const std::string& address);  // counts a call in flight
 
   const size_t message_bytes_max_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;

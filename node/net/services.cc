@@ -28,6 +28,18 @@ grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, grpc::Sta
   return reactor;
 }
 
+// Hands a call to the loop, or refuses it at once if the loop cannot take it.
+grpc::ServerUnaryReactor* Enqueue(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor,
+                                  NodeServer::Impl::Task task) {
+  if (!impl->Post(std::move(task))) {
+    reactor->Finish(grpc::Status(
+        impl->draining() ? grpc::StatusCode::UNAVAILABLE : grpc::StatusCode::RESOURCE_EXHAUSTED,
+        impl->draining() ? "node is shutting down: retry elsewhere"
+                         : "node is overloaded (request queue full): retry later or elsewhere"));
+  }
+  return reactor;
+}
+
 class KvService final : public v1::KV::CallbackService {
  public:
   explicit KvService(NodeServer::Impl* impl) : impl_(impl) {}
@@ -48,18 +60,24 @@ class KvService final : public v1::KV::CallbackService {
   grpc::ServerUnaryReactor* Topology(grpc::CallbackServerContext* context,
                                      const v1::TopologyRequest*,
                                      v1::TopologyResponse* response) override {
+    if (!impl_->AllowsClient(context)) {
+      return Refuse(context, grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
+    }
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    impl_->Post([reactor, response](core::Node& node, int64_t now, core::Outputs*) {
+    return Enqueue(impl_, reactor, [reactor, response](core::Node& node, int64_t now, core::Outputs*) {
       *response = node.Topology(now);
       reactor->Finish(grpc::Status::OK);
     });
-    return reactor;
   }
 
  private:
   template <typename Request, typename Response>
   grpc::ServerUnaryReactor* Client(grpc::CallbackServerContext* context, const Request& request,
                                    Response* response, const char* op) {
+    if (!impl_->AllowsClient(context)) {
+      return Refuse(context, grpc::StatusCode::UNAUTHENTICATED,
+                    "missing or wrong bearer token (metadata 'authorization: Bearer <token>')");
+    }
     if (impl_->draining()) {
       return Refuse(context, grpc::StatusCode::UNAVAILABLE, "node is shutting down: retry elsewhere");
     }
@@ -67,12 +85,12 @@ class KvService final : public v1::KV::CallbackService {
     core::ClientRequest client{request, TimeoutMs(context)};
     NodeServer::Impl* impl = impl_;
     const auto start = Clock::now();
-    impl_->Post([impl, reactor, response, op, start, client = std::move(client)](
-                    core::Node& node, int64_t now, core::Outputs* out) mutable {
-      const uint64_t id = impl->AddClient({reactor, response, op, start});
-      node.HandleClient(id, std::move(client), now, out);
-    });
-    return reactor;
+    return Enqueue(impl_, reactor,
+                   [impl, reactor, response, op, start, client = std::move(client)](
+                       core::Node& node, int64_t now, core::Outputs* out) mutable {
+                     const uint64_t id = impl->AddClient({reactor, response, op, start});
+                     node.HandleClient(id, std::move(client), now, out);
+                   });
   }
 
   NodeServer::Impl* impl_;
@@ -84,6 +102,10 @@ class ReplicaService final : public v1::Replica::CallbackService {
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::Envelope* request,
                                  v1::Envelope* response) override {
+    if (!impl_->AllowsPeer(context)) {
+      return Refuse(context, grpc::StatusCode::PERMISSION_DENIED,
+                    "node-to-node calls need a client certificate signed by the cluster CA");
+    }
     if (request->is_reply()) {
       return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT, "a reply cannot be sent as a call");
     }
@@ -93,12 +115,12 @@ class ReplicaService final : public v1::Replica::CallbackService {
     if (request->has_write()) op = "write";
     NodeServer::Impl* impl = impl_;
     const auto start = Clock::now();
-    impl_->Post([impl, reactor, request, response, op, start](core::Node& node, int64_t now,
-                                                              core::Outputs* out) {
-      impl->AddInbound(*request, {reactor, response, op, start});
-      node.HandleMessage(*request, now, out);
-    });
-    return reactor;
+    return Enqueue(impl_, reactor,
+                   [impl, reactor, request, response, op, start](core::Node& node, int64_t now,
+                                                                 core::Outputs* out) {
+                     impl->AddInbound(*request, {reactor, response, op, start});
+                     node.HandleMessage(*request, now, out);
+                   });
   }
 
  private:
@@ -157,11 +179,15 @@ class AdminService final : public v1::Admin::CallbackService {
   // Runs on the loop. The answer may leave before the change is synced; the
   // operator and dynamoctl repeat join and leave until the state shows them.
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context, Body body) {
+    if (!impl_->AllowsAdmin(context)) {
+      return Refuse(context, grpc::StatusCode::UNAUTHENTICATED, "missing or wrong admin bearer token");
+    }
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    impl_->Post([reactor, body = std::move(body)](core::Node& node, int64_t now, core::Outputs* out) {
-      reactor->Finish(body(node, now, out));
-    });
-    return reactor;
+    return Enqueue(impl_, reactor,
+                   [reactor, body = std::move(body)](core::Node& node, int64_t now,
+                                                     core::Outputs* out) {
+                     reactor->Finish(body(node, now, out));
+                   });
   }
 
   NodeServer::Impl* impl_;
@@ -169,12 +195,9 @@ class AdminService final : public v1::Admin::CallbackService {
 
 }  // namespace
 
-std::vector<std::unique_ptr<grpc::Service>> MakeServices(NodeServer::Impl* impl) {
-  std::vector<std::unique_ptr<grpc::Service>> services;
-  services.push_back(std::make_unique<KvService>(impl));
-  services.push_back(std::make_unique<ReplicaService>(impl));
-  services.push_back(std::make_unique<AdminService>(impl));
-  return services;
+Services MakeServices(NodeServer::Impl* impl) {
+  return Services{std::make_unique<KvService>(impl), std::make_unique<ReplicaService>(impl),
+                  std::make_unique<AdminService>(impl)};
 }
 
 }  // namespace dynamo::server

@@ -197,6 +197,41 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                          o->sla_seconds = d;
                          return absl::OkStatus();
                        }}},
+      {"tls-cert", {"PEM certificate (chain) of this node: enables TLS on gRPC",
+                    [](auto&, auto& v, ServerOptions* o) {
+                      o->tls_cert = v;
+                      return absl::OkStatus();
+                    }}},
+      {"tls-key", {"PEM private key of --tls-cert",
+                   [](auto&, auto& v, ServerOptions* o) {
+                     o->tls_key = v;
+                     return absl::OkStatus();
+                   }}},
+      {"tls-ca", {"PEM CA bundle that signs every node's certificate (mutual TLS between nodes)",
+                  [](auto&, auto& v, ServerOptions* o) {
+                    o->tls_ca = v;
+                    return absl::OkStatus();
+                  }}},
+      {"tls-reload-s", {"how often certificate files are checked for changes (default 10)",
+                        [](auto& n, auto& v, ServerOptions* o) {
+                          return ParseInt<int64_t>(n, v, 1, 86400, &o->tls_reload_s);
+                        }}},
+      {"client-token-file", {"file holding the bearer token KV clients must send",
+                             [](auto&, auto& v, ServerOptions* o) {
+                               o->client_token_file = v;
+                               return absl::OkStatus();
+                             }}},
+      {"admin-listen", {"host:port of a separate Admin endpoint (default: on --listen)",
+                        [](auto& n, auto& v, ServerOptions* o) {
+                          if (auto s = ParseHostPort(n, v); !s.ok()) return s;
+                          o->admin_listen = v;
+                          return absl::OkStatus();
+                        }}},
+      {"admin-token-file", {"file holding the bearer token Admin calls must send",
+                            [](auto&, auto& v, ServerOptions* o) {
+                              o->admin_token_file = v;
+                              return absl::OkStatus();
+                            }}},
       {"shutdown-grace-ms", {"on SIGTERM, how long in-flight requests may finish (default 5000)",
                              [](auto& n, auto& v, ServerOptions* o) {
                                return ParseInt<int64_t>(n, v, 0, 600000, &o->shutdown_grace_ms);
@@ -292,6 +327,12 @@ absl::StatusOr<ServerOptions> ParseOptions(const std::vector<std::string>& args,
     if (o.node.address.rfind("0.0.0.0:", 0) == 0) {
       o.node.address = Cat(hostname, o.node.address.substr(7));
     }
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (!o.tls_ca.empty() && o.tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls-ca needs --tls-cert and --tls-key (mutual TLS)");
   }
   if (absl::Status s = o.node.Validate(); !s.ok()) return s;
   return o;

@@ -26,6 +26,17 @@ struct ServerOptions {
   int64_t tick_ms = 5;
   int64_t shutdown_grace_ms = 5000;     // in-flight requests get this long on SIGTERM
   size_t grpc_message_bytes_max = 8 << 20;
+
+  // Security (all optional). With a certificate, gRPC speaks TLS; node-to-node
+  // calls then need a client certificate from the CA (mutual TLS), and the
+  // files are re-read when they change.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+  int64_t tls_reload_s = 10;
+  std::string client_token_file;  // KV calls need "authorization: Bearer <token>"
+  std::string admin_listen;       // serve Admin here only (default: with KV)
+  std::string admin_token_file;   // Admin calls need this bearer token
 };
 
 // One "name = value" setting per line; '#' starts a comment; blank lines are
