@@ -185,13 +185,13 @@ void NodeServer::Impl::Dispatch(core::Outputs& out, int64_t now_ms) {
   if (out.sync) {
     // Group commit: one sync for the whole batch, before anything leaves.
     if (absl::Status s = storage_->Sync(); !s.ok()) {
-      // Nothing of this batch may be acknowledged: peers and clients time
-      // out or get the error, and retry.
+      // Nothing of the batch leaves: not an answer, not a replica write
+      // carrying a version this node may not have kept (persist before send).
       for (core::ClientReply& r : out.replies) {
-        r.status = absl::UnavailableError(Cat("storage could not sync: ", s.message()));
+        r.status = absl::Status(s.code(), Cat("storage could not sync: ", s.message()));
         r.response = std::monostate();
       }
-      std::erase_if(out.messages, [](const core::OutMessage& m) { return m.envelope.is_reply(); });
+      out.messages.clear();
     }
   }
   const auto now = std::chrono::steady_clock::now();

@@ -45,6 +45,9 @@ constexpr int kBackgroundJobsMax = 2;
 // that runs out of space again turns RocksDB's error fatal (until reopened).
 constexpr int64_t kResumeIntervalMs = 100;
 constexpr uint64_t kResumeFreeBytesMin = kWriteBuffersBytesMax;
+// Room kept free for memtable flushes and compactions: writes stop below it.
+constexpr uint64_t kFreeSpaceReserveBytes = kWriteBuffersBytesMax;
+constexpr int64_t kSpaceCheckIntervalMs = 100;
 
 std::string_view ToView(const rocksdb::Slice& slice) { return {slice.data(), slice.size()}; }
 rocksdb::Slice ToSlice(std::string_view view) { return {view.data(), view.size()}; }
@@ -341,8 +344,25 @@ absl::Status RocksDbEngine::Write(const std::vector<WriteOp>& ops) {
   return Commit(&batch, "write", /*sync=*/false);
 }
 
+absl::Status RocksDbEngine::CheckFreeSpace() {
+  absl::MutexLock lock(&mu_);
+  const int64_t now_ms = SteadyNowMs();
+  if (now_ms - space_checked_ms_ >= kSpaceCheckIntervalMs) {
+    space_checked_ms_ = now_ms;
+    uint64_t free_bytes = 0;
+    const rocksdb::Status s = db_->GetEnv()->GetFreeSpace(options_.path, &free_bytes);
+    free_bytes_ = s.ok() ? free_bytes : ~uint64_t{0};  // unknown: do not refuse
+  }
+  if (free_bytes_ >= kFreeSpaceReserveBytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "disk full: ", free_bytes_ >> 20, " MiB free on the volume of ", options_.path,
+      ", below the reserve of ", kFreeSpaceReserveBytes >> 20,
+      " MiB; writes resume by themselves once space is freed, reads keep working"));
+}
+
 absl::Status RocksDbEngine::Commit(rocksdb::WriteBatch* batch, std::string_view operation,
                                    bool sync) {
+  if (absl::Status space = CheckFreeSpace(); !space.ok()) return space;
   if (absl::Status resumed = ResumeWrites(); !resumed.ok()) return resumed;
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;

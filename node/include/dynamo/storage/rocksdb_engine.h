@@ -121,6 +121,10 @@ class RocksDbEngine final : public StorageEngine {
   // OK if writes are not stopped, or if RocksDB resumed them now; else why
   // they are stopped.
   absl::Status ResumeWrites();
+  // ResourceExhausted while the volume has less free space than the reserve:
+  // writes are refused before RocksDB runs out of space mid-write (whose
+  // recovery from a failed log write is fragile), and resume by themselves.
+  absl::Status CheckFreeSpace();
   void BackgroundSyncLoop();
 
   const RocksDbOptions options_;
@@ -141,6 +145,8 @@ class RocksDbEngine final : public StorageEngine {
   std::atomic<uint64_t> writes_{0};
   std::atomic<uint64_t> synced_{0};
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t space_checked_ms_ ABSL_GUARDED_BY(mu_) = -1000000;
+  uint64_t free_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread sync_thread_;  // kBuffered only
 };
 

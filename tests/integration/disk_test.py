@@ -1,0 +1,85 @@
+"""Disk faults: a full disk refuses writes clearly, keeps serving reads and
+recovers; a corrupted database is refused at start and rebuilt from replicas."""
+
+import glob
+import os
+import subprocess
+import unittest
+
+import grpc
+
+import harness
+from harness import Cluster, wait_until
+
+
+def can_mount():
+    return os.geteuid() == 0 and subprocess.run(["which", "mount"], capture_output=True).returncode == 0
+
+
+class FullDisk(unittest.TestCase):
+    @unittest.skipUnless(can_mount(), "needs root to mount a small tmpfs (CI runs as root)")
+    def test_full_disk_refuses_writes_serves_reads_and_recovers(self):
+        c = Cluster(3)
+        small = c.nodes[2]
+        os.makedirs(small.data_dir, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", small.data_dir], check=True)
+        try:
+            c.start()
+            n0 = c.nodes[0]
+            for i in range(50):
+                n0.put(b"before%d" % i, b"v", w=3)
+            filler = os.path.join(small.data_dir, "filler")
+            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=400"],
+                           capture_output=True)  # stops when the disk is full
+            with self.assertRaises(grpc.RpcError) as e:
+                # The log file has space reserved ahead: write past it.
+                for i in range(4000):
+                    small.put(b"during%d" % i, b"x" * 65536, w=1)
+            if e.exception.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                c.dump()
+            self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             e.exception.details())
+            self.assertIn("disk full", e.exception.details())
+            # Reads keep working on the full node, and the others still take writes.
+            self.assertTrue(small.get(b"before7", r=1).found)
+            n0.put(b"while-full", b"v", w=2)
+            os.remove(filler)
+            wait_until(lambda: small.put(b"after", b"v") is not None, 30, "writes to work again")
+            wait_until(lambda: small.get(b"while-full", r=1).found, 30,
+                       "the write it missed to reach it (hint or anti-entropy)")
+            self.assertTrue(small.alive())
+        finally:
+            c.close()
+            subprocess.run(["umount", "-l", small.data_dir], capture_output=True)
+
+
+class Corruption(unittest.TestCase):
+    def test_corrupted_database_is_refused_at_start_and_rebuilt_from_replicas(self):
+        c = Cluster(3).start()
+        for i in range(200):
+            c.nodes[i % 3].put(b"c%d" % i, b"value" * 50, w=3)
+        victim = c.nodes[1]
+        self.assertEqual(victim.stop(), 0)  # clean stop: memtables flushed to table files
+        tables = glob.glob(os.path.join(victim.data_dir, "db", "*.sst"))
+        manifests = glob.glob(os.path.join(victim.data_dir, "db", "MANIFEST-*"))
+        target = (tables or manifests)[0]
+        with open(target, "r+b") as f:
+            size = os.path.getsize(target)
+            f.seek(max(0, size // 2 - 64))
+            f.write(os.urandom(128))
+        victim.start()
+        code = victim.process.wait(timeout=30)
+        victim._ended()
+        self.assertNotEqual(code, 0, "a corrupted database must not be served")
+        log = victim.log_tail()
+        self.assertRegex(log.lower(), "corrupt")
+        # The operator's remedy: wipe the directory; anti-entropy rebuilds it.
+        victim.wipe()
+        victim.start()
+        c.wait_normal()
+        wait_until(lambda: victim.status().keys == 200, 60, "anti-entropy to rebuild the node")
+        c.close()
+
+
+if __name__ == "__main__":
+    unittest.main(argv=harness.parse_args())

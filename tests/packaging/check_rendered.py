@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""Validates rendered Kubernetes objects offline: the output of `helm template`
+for each values scenario, the CRD, and the `kubectl kustomize` output of
+manifests/.
+
+For every object: the JSON schema of its kind from the Kubernetes OpenAPI spec
+(k8s_validate.mjs: types, required fields, enums, formats), unknown fields
+(k8s_types.py), names, namespaces, labels. DynamoClusters are validated
+against the CRD (crd_schema.py). Then what this chart promises: a hardened
+operator pod, least-privilege RBAC, selectors that select, NetworkPolicies that
+never allow everyone, monitors on the node labels, dashboards labelled for
+Grafana.
+
+usage: check_rendered.py --node-modules DIR --crd FILE --chart DIR
+                         [--types-cache FILE] SCENARIO=FILE...
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import crd_schema  # noqa: E402
+import k8s_types  # noqa: E402
+
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print(f"  FAIL {msg}")
+
+
+def expect(cond, msg):
+    if not cond:
+        fail(msg)
+    return cond
+
+
+CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+LABEL_KEY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+NODE_LABELS = {"app.kubernetes.io/name": "dynamo", "app.kubernetes.io/component": "node"}
+
+# The operator's rules (the contract): (apiGroup, resource) -> verbs.
+OPERATOR_RULES = {
+    ("dynamo.dev", "dynamoclusters"): {"get", "list", "watch", "update", "patch"},
+    ("dynamo.dev", "dynamoclusters/status"): {"get", "update", "patch"},
+    ("dynamo.dev", "dynamoclusters/finalizers"): {"get", "update", "patch"},
+    ("apps", "statefulsets"): {"create", "get", "list", "watch", "patch", "update", "delete"},
+    ("", "services"): {"create", "get", "list", "watch", "patch", "update", "delete"},
+    ("", "configmaps"): {"create", "get", "list", "watch", "patch", "update", "delete"},
+    ("policy", "poddisruptionbudgets"): {"create", "get", "list", "watch", "patch", "update", "delete"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "persistentvolumeclaims"): {"get", "list", "watch", "delete"},
+    ("", "events"): {"create", "patch"},
+}
+LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+# Only with rbac.manageServiceMonitors (the all-on scenario).
+SERVICE_MONITOR_RULES = {("monitoring.coreos.com", "servicemonitors"):
+                         {"create", "get", "list", "watch", "patch", "update", "delete"}}
+
+# What each scenario must (True) or must not (False) render.
+SCENARIO_KINDS = {
+    "default": {"Deployment": True, "Service": True, "ServiceAccount": True, "Role": True,
+                "RoleBinding": True, "ConfigMap": True, "ServiceMonitor": False, "PodMonitor": False,
+                "NetworkPolicy": False, "DynamoCluster": False, "PodDisruptionBudget": False,
+                "ClusterRoleBinding": False},
+    "all-on": {"Deployment": True, "ServiceMonitor": True, "PodMonitor": True, "NetworkPolicy": True,
+               "DynamoCluster": True, "PodDisruptionBudget": True, "ClusterRoleBinding": True,
+               "ConfigMap": True},
+    "minimal": {"Deployment": True, "ConfigMap": False, "ClusterRole": False, "ServiceAccount": False,
+                "Role": False},
+    "manifests": {"Namespace": True, "CustomResourceDefinition": True, "Deployment": True,
+                  "Role": True, "RoleBinding": True, "ServiceAccount": True, "Service": True},
+    "manifests-monitoring": {"ServiceMonitor": True, "ConfigMap": True},
+}
+
+
+def rules_of(role):
+    out = {}
+    for r in role.get("rules") or []:
+        for k in ("apiGroups", "resources", "verbs"):
+            for v in r.get(k, []):
+                expect("*" not in v, f"{role['kind']} {role['metadata']['name']}: wildcard {k} {v!r}")
+        expect(not r.get("nonResourceURLs"), f"{role['metadata']['name']}: nonResourceURLs")
+        for g in r.get("apiGroups", []):
+            for res in r.get("resources", []):
+                out.setdefault((g, res), set()).update(r.get("verbs", []))
+    return out
+
+
+def check_object_basics(scenario, obj, seen):
+    kind = obj.get("kind", "?")
+    meta = obj.get("metadata") or {}
+    name = meta.get("name", "")
+    where = f"{scenario}: {kind}/{name}"
+    expect(obj.get("apiVersion"), f"{where}: apiVersion")
+    expect(name and len(name) <= 253 and DNS_SUBDOMAIN.match(name), f"{where}: metadata.name is a DNS subdomain")
+    if kind in ("Service", "Namespace"):
+        expect(len(name) <= 63 and DNS_LABEL.match(name), f"{where}: name is a DNS label (<= 63)")
+    if kind in CLUSTER_SCOPED:
+        expect("namespace" not in meta, f"{where}: cluster-scoped, must not set a namespace")
+    else:
+        expect(meta.get("namespace"), f"{where}: namespaced, must set metadata.namespace")
+    for k, v in (meta.get("labels") or {}).items():
+        prefix, _, short = k.rpartition("/")
+        expect(isinstance(v, str) and len(v) <= 63 and LABEL_VALUE.match(v),
+               f"{where}: label {k}={v!r} is not a valid label value")
+        expect(len(short) <= 63 and LABEL_KEY_NAME.match(short) and (not prefix or DNS_SUBDOMAIN.match(prefix)),
+               f"{where}: label key {k!r}")
+    for k, v in (meta.get("annotations") or {}).items():
+        expect(isinstance(v, str), f"{where}: annotation {k} must be a string")
+    key = (obj.get("apiVersion"), kind, meta.get("namespace"), name)
+    expect(key not in seen, f"{where}: rendered twice")
+    seen.add(key)
+
+
+def pod_spec_checks(where, pod, pod_labels, selector):
+    spec = pod["spec"]
+    expect(selector and all(pod_labels.get(k) == v for k, v in selector.items()),
+           f"{where}: selector {selector} must select the pod labels")
+    psc = spec.get("securityContext") or {}
+    expect(psc.get("runAsNonRoot") is True, f"{where}: pod runAsNonRoot")
+    expect(psc.get("runAsUser", 1) != 0, f"{where}: pod runAsUser is not 0")
+    expect((psc.get("seccompProfile") or {}).get("type") == "RuntimeDefault", f"{where}: seccomp RuntimeDefault")
+    for c in spec.get("containers", []):
+        cw = f"{where}: container {c['name']}"
+        sc = c.get("securityContext") or {}
+        expect(sc.get("readOnlyRootFilesystem") is True, f"{cw}: readOnlyRootFilesystem")
+        expect(sc.get("allowPrivilegeEscalation") is False, f"{cw}: allowPrivilegeEscalation false")
+        expect("ALL" in ((sc.get("capabilities") or {}).get("drop") or []), f"{cw}: drops ALL capabilities")
+        expect(not sc.get("privileged"), f"{cw}: not privileged")
+        image = c.get("image", "")
+        expect(image and not image.endswith(":latest") and (":" in image or "@" in image),
+               f"{cw}: image {image!r} has a fixed tag or digest")
+        expect(c.get("livenessProbe") and c.get("readinessProbe"), f"{cw}: liveness and readiness probes")
+        ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+        for probe in ("livenessProbe", "readinessProbe"):
+            port = ((c.get(probe) or {}).get("httpGet") or {}).get("port")
+            if isinstance(port, str):
+                expect(port in ports, f"{cw}: {probe} port {port!r} is a container port name")
+        res = c.get("resources") or {}
+        expect((res.get("requests") or {}).get("memory") and (res.get("limits") or {}).get("memory"),
+               f"{cw}: memory request and limit")
+        mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+        expect("/tmp" in mounts, f"{cw}: /tmp mounted (read-only root filesystem)")
+    return {p.get("name"): p["containerPort"] for c in spec.get("containers", []) for p in c.get("ports", [])}
+
+
+def semantic_checks(scenario, objs, values_hint, chart_dir):
+    by_kind = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    for kind, want in SCENARIO_KINDS.get(scenario, {}).items():
+        expect(bool(by_kind.get(kind)) == want,
+               f"{scenario}: {'expected' if want else 'did not expect'} a {kind}")
+
+    deployments = by_kind.get("Deployment", [])
+    pods = {}  # namespace -> [(labels, port names)]
+    for d in deployments:
+        where = f"{scenario}: Deployment/{d['metadata']['name']}"
+        tmpl = d["spec"]["template"]
+        ports = pod_spec_checks(where, tmpl, tmpl["metadata"].get("labels") or {},
+                                d["spec"]["selector"].get("matchLabels") or {})
+        pods.setdefault(d["metadata"]["namespace"], []).append((tmpl["metadata"].get("labels") or {}, ports))
+        expect((tmpl["metadata"].get("labels") or {}).get("app.kubernetes.io/name") != "dynamo",
+               f"{where}: operator pods must not carry app.kubernetes.io/name=dynamo, which the storage "
+               f"pods' selectors (name=dynamo, instance=<cluster>) use")
+        c = tmpl["spec"]["containers"][0]
+        args = c.get("args", [])
+        replicas = d["spec"].get("replicas", 1)
+        if replicas > 1:
+            expect("--leader-election" in args, f"{where}: {replicas} replicas need --leader-election")
+            expect(any(a.startswith("--lease-name=") for a in args), f"{where}: --lease-name")
+        mp = [a.split("=", 1)[1] for a in args if a.startswith("--metrics-port=")]
+        expect(mp and int(mp[0]) in ports.values(), f"{where}: --metrics-port is a container port")
+        expect(any(a.startswith("--node-address=") and a.split("=", 1)[1] in ("pod-dns", "pod-ip") for a in args),
+               f"{where}: --node-address=pod-dns|pod-ip")
+        ns_args = [a for a in args if a.startswith("--namespace=")]
+        if scenario in ("all-on",):
+            expect(not ns_args, f"{where}: cluster-wide operator must not pin --namespace")
+        else:
+            expect(len(ns_args) == 1, f"{where}: namespaced operator needs --namespace")
+        for flag in args:
+            expect(flag.startswith("--"), f"{where}: argument {flag!r} is a flag")
+
+    for s in by_kind.get("Service", []):
+        where = f"{scenario}: Service/{s['metadata']['name']}"
+        sel = s["spec"].get("selector") or {}
+        match = [ports for labels, ports in pods.get(s["metadata"]["namespace"], [])
+                 if sel and all(labels.get(k) == v for k, v in sel.items())]
+        expect(match, f"{where}: selector {sel} selects no rendered pod")
+        for p in s["spec"].get("ports", []):
+            tp = p.get("targetPort", p.get("port"))
+            if isinstance(tp, str) and match:
+                expect(tp in match[0], f"{where}: targetPort {tp!r} is a named container port")
+
+    for pdb in by_kind.get("PodDisruptionBudget", []):
+        sel = pdb["spec"]["selector"].get("matchLabels") or {}
+        expect(any(all(l.get(k) == v for k, v in sel.items()) for l, _ in pods.get(pdb["metadata"]["namespace"], [])),
+               f"{scenario}: PodDisruptionBudget selects the operator pods")
+
+    # RBAC: the operator's rules are exactly the contract's; bindings point at rendered roles.
+    roles = {(r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"]): r
+             for r in by_kind.get("Role", []) + by_kind.get("ClusterRole", [])}
+    sas = {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in by_kind.get("ServiceAccount", [])}
+    bound = []
+    for b in by_kind.get("RoleBinding", []) + by_kind.get("ClusterRoleBinding", []):
+        where = f"{scenario}: {b['kind']}/{b['metadata']['name']}"
+        ref = b["roleRef"]
+        ns = b["metadata"].get("namespace") if ref["kind"] == "Role" else None
+        role = roles.get((ref["kind"], ns, ref["name"]))
+        if not expect(role is not None, f"{where}: roleRef {ref['kind']}/{ref['name']} is not rendered"):
+            continue
+        for subj in b.get("subjects", []):
+            expect(subj["kind"] == "ServiceAccount", f"{where}: binds only service accounts")
+            if sas:
+                expect((subj.get("namespace"), subj["name"]) in sas, f"{where}: subject {subj} is rendered")
+        bound.append((b, role))
+    for r in roles.values():
+        rules_of(r)  # wildcard checks on every role
+        if r["kind"] == "ClusterRole" and not any(role is r for _, role in bound):
+            labels = r["metadata"].get("labels") or {}
+            expect(any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in labels),
+                   f"{scenario}: unbound ClusterRole {r['metadata']['name']} is an aggregated role")
+            for (g, res), verbs in rules_of(r).items():
+                expect(g == "dynamo.dev", f"{scenario}: aggregated role {r['metadata']['name']} only "
+                                          f"grants dynamo.dev, not {g}/{res}")
+    if bound:
+        granted = {}
+        for b, role in bound:
+            for k, v in rules_of(role).items():
+                granted.setdefault(k, set()).update(v)
+            if role["kind"] == "ClusterRole":
+                expect(scenario == "all-on", f"{scenario}: a ClusterRole is bound only in cluster-wide mode")
+        want = {**OPERATOR_RULES, **LEASE_RULES, **(SERVICE_MONITOR_RULES if scenario == "all-on" else {})}
+        diff = {k: (sorted(granted.get(k, ())), sorted(want.get(k, ())))
+                for k in set(granted) | set(want) if granted.get(k) != want.get(k)}
+        expect(not diff, f"{scenario}: the operator is granted exactly the contract's rules; "
+                         f"differences (granted, wanted): {diff}")
+        for b, role in bound:
+            if rules_of(role).keys() & LEASE_RULES.keys():
+                expect(role["kind"] == "Role" and set(rules_of(role)) == set(LEASE_RULES),
+                       f"{scenario}: leases are granted by a Role of their own, namespaced")
+
+    for np in by_kind.get("NetworkPolicy", []):
+        where = f"{scenario}: NetworkPolicy/{np['metadata']['name']}"
+        expect("Ingress" in np["spec"].get("policyTypes", []), f"{where}: policyTypes Ingress")
+        for i, rule in enumerate(np["spec"].get("ingress") or []):
+            expect(rule.get("from"), f"{where}: ingress rule {i} has no 'from' and would allow everyone")
+            expect(rule.get("ports"), f"{where}: ingress rule {i} has no ports and would allow every port")
+        sel = np["spec"]["podSelector"].get("matchLabels") or {}
+        expect(sel, f"{where}: selects pods by label (an empty selector selects every pod)")
+    node_nps = [np for np in by_kind.get("NetworkPolicy", [])
+                if (np["spec"]["podSelector"].get("matchLabels") or {}) == NODE_LABELS]
+    if by_kind.get("NetworkPolicy"):
+        expect(len(node_nps) == 1, f"{scenario}: one NetworkPolicy selects the node pods {NODE_LABELS}")
+        for np in node_nps:
+            ports = sorted(p["port"] for r in np["spec"].get("ingress") or [] for p in r.get("ports", []))
+            expect(ports == [7000, 9100], f"{scenario}: node NetworkPolicy opens 7000 and 9100, got {ports}")
+            peers = [p for r in np["spec"]["ingress"] if (r.get("ports") or [{}])[0].get("port") == 7000 for p in r.get("from", [])]
+            expect({"podSelector": {"matchLabels": NODE_LABELS}} in peers,
+                   f"{scenario}: node NetworkPolicy lets node pods reach 7000")
+
+    for kind, ep_key in (("ServiceMonitor", "endpoints"), ("PodMonitor", "podMetricsEndpoints")):
+        for m in by_kind.get(kind, []):
+            where = f"{scenario}: {kind}/{m['metadata']['name']}"
+            sel = m["spec"]["selector"].get("matchLabels") or {}
+            eps = m["spec"].get(ep_key) or []
+            expect(eps and all(e.get("port") == "metrics" for e in eps), f"{where}: scrapes the port named metrics")
+            if sel.get("app.kubernetes.io/component") != "operator":
+                expect(sel == NODE_LABELS, f"{where}: selects the node labels {NODE_LABELS}, got {sel}")
+
+    dashboards_dir = os.path.join(chart_dir, "dashboards")
+    files = sorted(f for f in os.listdir(dashboards_dir) if f.endswith(".json"))
+    dash_cms = [c for c in by_kind.get("ConfigMap", []) if any(k.endswith(".json") for k in c.get("data", {}))]
+    if dash_cms:
+        expect(sorted(k for c in dash_cms for k in c["data"]) == files,
+               f"{scenario}: one dashboard ConfigMap per file of dashboards/")
+        for c in dash_cms:
+            where = f"{scenario}: ConfigMap/{c['metadata']['name']}"
+            expect((c["metadata"].get("labels") or {}).get("grafana_dashboard") == "1",
+                   f"{where}: label grafana_dashboard: \"1\"")
+            for k, v in c["data"].items():
+                with open(os.path.join(dashboards_dir, k)) as f:
+                    expect(json.loads(v) == json.load(f), f"{where}: {k} is the chart's dashboard, unchanged")
+            size = sum(len(v.encode()) for v in c["data"].values())
+            expect(size < 1_000_000, f"{where}: {size} bytes fits a ConfigMap")
+
+
+def run_node(node_modules, objs):
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "k8s_validate.mjs")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"objects": objs}, f)
+        path = f.name
+    try:
+        out = subprocess.run(["node", script, node_modules, path], check=True, capture_output=True, text=True)
+    finally:
+        os.unlink(path)
+    return json.loads(out.stdout)["objects"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--node-modules", required=True)
+    ap.add_argument("--crd", required=True)
+    ap.add_argument("--chart", required=True)
+    ap.add_argument("--types-cache")
+    ap.add_argument("scenarios", nargs="+", help="NAME=FILE")
+    args = ap.parse_args()
+
+    with open(args.crd) as f:
+        crd = next(d for d in yaml.safe_load_all(f) if d)
+    dyn = crd_schema.Validator(crd)
+    index = k8s_types.load_index(args.node_modules, args.types_cache)
+
+    loaded = []
+    for s in args.scenarios:
+        name, _, path = s.partition("=")
+        with open(path) as f:
+            objs = [d for d in yaml.safe_load_all(f) if d]
+        loaded.append((name, objs))
+
+    # One node process for every object of every scenario.
+    flat = [(name, o) for name, objs in loaded for o in objs if o.get("kind") != "DynamoCluster"]
+    results = run_node(args.node_modules, [o for _, o in flat])
+    schema_errors = {}
+    for (name, o), res in zip(flat, results):
+        if not res["ok"]:
+            schema_errors.setdefault(name, []).append((o, res["errors"]))
+
+    for name, objs in loaded:
+        print(f"rendered [{name}]: {len(objs)} objects: "
+              + ", ".join(sorted({f"{o['kind']}" for o in objs})))
+        seen = set()
+        for o in objs:
+            check_object_basics(name, o, seen)
+            if o.get("kind") == "DynamoCluster":
+                _, errors = dyn.validate(o)
+                expect(not errors, f"{name}: DynamoCluster/{o['metadata'].get('name')} against the CRD: {errors}")
+                continue
+            unknown = k8s_types.unknown_fields(index, o)
+            expect(unknown is not None, f"{name}: no schema for {o.get('apiVersion')} {o.get('kind')}")
+            expect(not unknown, f"{name}: {o['kind']}/{o['metadata'].get('name')}: unknown fields {unknown}")
+        for o, errs in schema_errors.get(name, []):
+            fail(f"{name}: {o['kind']}/{o['metadata'].get('name')} fails its Kubernetes schema: {errs}")
+        semantic_checks(name, objs, None, args.chart)
+
+    if failures:
+        print(f"check_rendered: {len(failures)} failure(s)")
+        return 1
+    print("check_rendered: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
