@@ -1,5 +1,7 @@
 #include "dynamo/core/config.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -11,6 +13,9 @@ absl::Status NodeConfig::Validate() const {
   if (node_id.size() > 128) return bad("node id must be at most 128 bytes");
   if (node_id.find('#') != std::string::npos) return bad("node id must not contain '#'");
   if (address.empty()) return bad("node address (host:port) must not be empty");
+  // Peers drop gossiped states with longer addresses or zones (membership.cc).
+  if (address.size() > 256) return bad("node address must be at most 256 bytes");
+  if (zone.size() > 128) return bad("zone must be at most 128 bytes");
   if (replicas_n < 1 || replicas_n > 16) return bad("N must be in 1..16, got ", replicas_n);
   if (read_quorum_r < 1 || read_quorum_r > replicas_n) {
     return bad("R must be in 1..N (N=", replicas_n, "), got ", read_quorum_r);
@@ -27,13 +32,24 @@ absl::Status NodeConfig::Validate() const {
     return bad("need 1 <= siblings_warn <= siblings_max");
   }
   if (clock_entries_max < 1) return bad("clock_entries_max must be at least 1");
-  if (key_bytes_max < 1 || value_bytes_max < 1) return bad("size limits must be positive");
-  if (hint_batch_keys_max < 1 || handoff_batch_keys_max < 1 ||
-      antientropy_keys_per_exchange_max < 1 || handoff_ranges_in_flight_max < 1) {
-    return bad("batch sizes must be at least 1");
+  if (key_bytes_max < 1) return bad("key_bytes_max must be at least 1");
+  if (value_bytes_max < 1) return bad("value_bytes_max must be at least 1");
+  if (hint_batch_keys_max < 1) return bad("hint_batch_keys_max must be at least 1");
+  if (handoff_batch_keys_max < 1) return bad("handoff_batch_keys_max must be at least 1");
+  if (antientropy_keys_per_exchange_max < 1) {
+    return bad("antientropy_keys_per_exchange_max must be at least 1");
   }
+  if (handoff_ranges_in_flight_max < 1) {
+    return bad("handoff_ranges_in_flight_max must be at least 1");
+  }
+  if (operations_in_flight_max < 1) return bad("operations_in_flight_max must be at least 1");
   if (background_bytes_per_s < 1) return bad("background_bytes_per_s must be positive");
+  if (!std::isfinite(phi_threshold) || phi_threshold <= 0) {
+    return bad("phi_threshold must be a positive number, got ", phi_threshold);
+  }
   if (absl::Status s = ValidateMerkleShape(merkle); !s.ok()) return s;
+  // Without a valid ring spec the node could never found or claim a ring.
+  if (absl::Status s = ValidateRingSpec(ring); !s.ok()) return bad("ring: ", s.message());
   return absl::OkStatus();
 }
 

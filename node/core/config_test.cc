@@ -73,9 +73,9 @@ std::vector<BadCase> BadCases() {
       {"phi threshold zero", [](NodeConfig& c) { c.phi_threshold = 0; }, "phi"},
       {"phi threshold NaN",
        [](NodeConfig& c) { c.phi_threshold = std::numeric_limits<double>::quiet_NaN(); }, "phi"},
-      {"merkle branching", [](NodeConfig& c) { c.merkle = {1, 2}; }, "Merkle"},
-      {"merkle depth", [](NodeConfig& c) { c.merkle = {16, 0}; }, "Merkle"},
-      {"merkle too many leaves", [](NodeConfig& c) { c.merkle = {256, 4}; }, "Merkle"},
+      {"merkle branching", [](NodeConfig& c) { c.merkle.branching = 1; }, "Merkle"},
+      {"merkle depth", [](NodeConfig& c) { c.merkle.depth = 0; }, "Merkle"},
+      {"merkle too many leaves", [](NodeConfig& c) { c.merkle.depth = 6; }, "Merkle"},
       // A ring spec no ring can be built from: the node could never found or
       // claim a ring, silently.
       {"ring partitions not a power of two", [](NodeConfig& c) { c.ring.partitions = 3; },

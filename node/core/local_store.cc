@@ -109,6 +109,10 @@ absl::StatusOr<StoredObject> LocalStore::Merge(std::string_view key, uint64_t po
                                                const VersionedObject& incoming, bool* changed) {
   absl::StatusOr<std::optional<StoredObject>> current = Get(key, position);
   if (!current.ok()) return current.status();
+  if (!*current && incoming.empty()) {  // nothing to store: no record of nothing
+    if (changed != nullptr) *changed = false;
+    return StoredObject{};
+  }
   VersionedObject merged = *current ? (*current)->object : VersionedObject();
   const bool did_change = merged.Merge(incoming) || !*current;
   if (changed != nullptr) *changed = did_change;
@@ -145,7 +149,11 @@ absl::Status LocalStore::ScanRange(const KeyRange& range, std::string_view after
     if (!parsed) return absl::InvalidArgumentError("scan resume key is malformed");
     const bool in_first = range.start < range.end || parsed->position >= range.start;
     if (!in_first) segments.erase(segments.begin());
-    segments.front().begin = std::string(after) + '\0';
+    if (segments.empty()) return absl::OkStatus();  // resume point past the range's end
+    // Never before the segment's start: a resume key outside the range must
+    // not widen the scan.
+    std::string resume = std::string(after) + '\0';
+    if (resume > segments.front().begin) segments.front().begin = std::move(resume);
   }
   bool stopped = false;
   for (const Segment& seg : segments) {
@@ -180,6 +188,7 @@ absl::StatusOr<StoredObject> LocalStore::MergeHint(std::string_view owner, std::
                                                    uint64_t position, const VersionedObject& incoming) {
   absl::StatusOr<std::optional<StoredObject>> current = GetHint(owner, key, position);
   if (!current.ok()) return current.status();
+  if (!*current && incoming.empty()) return StoredObject{};
   VersionedObject merged = *current ? (*current)->object : VersionedObject();
   merged.Merge(incoming);
   StoredObject next{merged, merged.Encode()};

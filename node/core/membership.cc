@@ -13,9 +13,14 @@ auto Newness(const v1::MemberState& s) {
   return std::make_tuple(s.generation(), s.version(), s.heartbeat());
 }
 
+// Generations are wall-clock milliseconds at start (plus one per restart), far
+// below this; a node could not jump past a larger state of itself (see Merge:
+// generation + 1 would wrap to 0 and the peer's state would win for good).
+constexpr uint64_t kGenerationMax = uint64_t{1} << 62;
+
 bool ValidMemberState(const v1::MemberState& s) {
   return !s.node_id().empty() && s.node_id().size() <= 128 && !s.address().empty() &&
-         s.address().size() <= 256 && s.zone().size() <= 128;
+         s.address().size() <= 256 && s.zone().size() <= 128 && s.generation() < kGenerationMax;
 }
 
 }  // namespace
@@ -130,6 +135,9 @@ bool Membership::AdoptRing(const v1::RingState& ring) {
     return false;
   }
   if (!RingFromState(ring).ok()) return false;  // a malformed ring never replaces a good one
+  // Nor does a ring without tokens: no claimant makes one (the last node
+  // cannot leave), and adopting it would leave the cluster without a ring.
+  if (ring.tokens().empty()) return false;
   SetRing(ring);
   return true;
 }
@@ -223,8 +231,10 @@ bool Membership::MaybeClaim(int64_t now_ms, const FailureDetector& fd, Random& r
   const v1::MemberState& me = self();
   std::vector<ClaimMember> desired;
   if (ring_.empty()) {
-    const bool only_own_seed = std::all_of(config_.seeds.begin(), config_.seeds.end(),
-                                           [&](const std::string& s) { return s == config_.address; });
+    const bool only_own_seed =
+        !config_.seeds.empty() &&
+        std::all_of(config_.seeds.begin(), config_.seeds.end(),
+                    [&](const std::string& s) { return s == config_.address; });
     if (me.intent() != v1::MEMBER_INTENT_JOIN || !only_own_seed) return false;
     desired.push_back({self_id_, me.zone(), me.vnodes()});
   } else {

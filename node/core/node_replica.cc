@@ -98,7 +98,7 @@ void Node::ServeWrite(const v1::Envelope& request, Outputs* out) {
     return;
   }
   if (write.hint_for().size() > kHintOwnerBytesMax) {
-    ReplyError(request, absl::InvalidArgumentError("replica write names a hint owner too long"), out);
+    ReplyError(request, absl::InvalidArgumentError("replica write: hint owner id too long"), out);
     return;
   }
   // Validate everything first: a malformed request changes nothing.

@@ -101,8 +101,8 @@ ClientRequest Get(const std::string& key, v1::Quorum q = {}) {
   return ClientRequest{g, 0};
 }
 
-ClientRequest Put(const std::string& key, const std::string& value,
-                  const std::string& context = "", v1::Quorum q = {}) {
+ClientRequest Put(const std::string& key, const std::string& value, const std::string& context = "",
+                  v1::Quorum q = {}) {
   v1::PutRequest p;
   p.set_key(key);
   p.set_value(value);
@@ -505,8 +505,8 @@ std::vector<BadEnvelope> BadEnvelopes(Node& node) {
     e.mutable_error()->set_code(3);
     cases.push_back({"an error sent as a request", e, kInvalid});
   }
-  cases.push_back({"sibling not covered by its clock", WriteOf({{"k", Record("x#1", 1, 2)}}),
-                   kInvalid});
+  cases.push_back(
+      {"sibling not covered by its clock", WriteOf({{"k", Record("x#1", 1, 2)}}), kInvalid});
   {
     v1::ObjectRecord r = Record("x#1", 5, 3);
     *r.add_siblings() = r.siblings(0);
@@ -524,9 +524,10 @@ std::vector<BadEnvelope> BadEnvelopes(Node& node) {
   cases.push_back(
       {"oversized actor", WriteOf({{"k", Record(std::string(300, 'x'), 3, 1)}}), kInvalid});
   cases.push_back({"empty key", WriteOf({{"", Record("x#1", 1, 1)}}), kInvalid});
-  cases.push_back({"oversized key",
-                   WriteOf({{std::string(node.config().key_bytes_max + 1, 'k'), Record("x#1", 1, 1)}}),
-                   kInvalid});
+  cases.push_back(
+      {"oversized key",
+       WriteOf({{std::string(node.config().key_bytes_max + 1, 'k'), Record("x#1", 1, 1)}}),
+       kInvalid});
   cases.push_back({"a good item, then a bad one",
                    WriteOf({{"good", Record("x#1", 1, 1)}, {"bad", Record("x#1", 1, 2)}}),
                    kInvalid});
@@ -612,7 +613,8 @@ TEST(NodeBadInputTest, MalformedPeerRequestsGetAnErrorReplyAndChangeNothing) {
     EXPECT_TRUE(m.envelope.is_reply()) << bad.name;
     EXPECT_EQ(m.envelope.request_id(), 4242u) << bad.name;
     EXPECT_EQ(m.envelope.from_node(), "n1") << bad.name;
-    ASSERT_TRUE(m.envelope.has_error()) << bad.name << ": " << m.envelope.ShortDebugString().substr(0, 200);
+    ASSERT_TRUE(m.envelope.has_error())
+        << bad.name << ": " << m.envelope.ShortDebugString().substr(0, 200);
     EXPECT_EQ(m.envelope.error().code(), static_cast<int32_t>(bad.code))
         << bad.name << ": " << m.envelope.error().message();
     EXPECT_FALSE(m.envelope.error().message().empty()) << bad.name;
@@ -653,7 +655,8 @@ TEST(NodeBadInputTest, WellFormedPeerRequestsAreServed) {
     ASSERT_EQ(out.messages.size(), 1u);
     EXPECT_TRUE(out.messages[0].envelope.is_reply());
     EXPECT_EQ(out.messages[0].envelope.request_id(), 4242u);
-    EXPECT_FALSE(out.messages[0].envelope.has_error()) << out.messages[0].envelope.error().message();
+    EXPECT_FALSE(out.messages[0].envelope.has_error())
+        << out.messages[0].envelope.error().message();
   }
   EXPECT_EQ(node.hint_backlog(), 1u);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -10,6 +11,14 @@ namespace dynamo::core {
 namespace {
 
 bool DotLess(const Sibling& a, const Sibling& b) { return a.dot < b.dot; }
+
+// A dot names one write, so replicas agree on its sibling; should two records
+// of one dot ever differ (corruption, a faulty peer), both sides of a merge
+// keep the same one: Merge stays commutative and replicas still converge.
+bool RecordLess(const Sibling& a, const Sibling& b) {
+  return std::tie(a.tombstone, a.timestamp_ms, a.value) <
+         std::tie(b.tombstone, b.timestamp_ms, b.value);
+}
 
 }  // namespace
 
@@ -37,7 +46,7 @@ bool VersionedObject::Merge(const VersionedObject& other) {
       if (!clock_.Covers(b->dot)) merged.push_back(*b);  // we have not seen it
       ++b;
     } else {
-      merged.push_back(*a);  // both hold it
+      merged.push_back(RecordLess(*a, *b) ? *b : *a);  // both hold it
       ++a;
       ++b;
     }

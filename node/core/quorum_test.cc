@@ -50,6 +50,7 @@ TEST(PlaceKeyTest, FallbacksStandInForDownOwnersInOrder) {
   const Placement p = PlaceKey(ring, 15, 3, AllBut({"a", "c"}));
   EXPECT_EQ(p.owners, (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(p.targets, (std::vector<Target>{{"b", ""}, {"d", "a"}, {"e", "c"}}));
+  EXPECT_TRUE(p.unplaced_owners.empty());
 }
 
 TEST(PlaceKeyTest, DownFallbacksAreSkipped) {
@@ -63,6 +64,7 @@ TEST(PlaceKeyTest, FewerHealthyNodesThanN) {
   const Placement p = PlaceKey(ring, 15, 3, AllBut({"a", "b", "d"}));
   EXPECT_EQ(p.owners, (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(p.targets, (std::vector<Target>{{"c", ""}}));
+  EXPECT_EQ(p.unplaced_owners, (std::vector<std::string>{"a", "b"})) << "no fallback for them";
   EXPECT_TRUE(PlaceKey(ring, 15, 3, AllBut({"a", "b", "c", "d"})).targets.empty());
 }
 
@@ -100,6 +102,7 @@ Placement NaivePlaceKey(const Ring& ring, uint64_t position, size_t n,
     if (!owner && next_down < down.size()) hint_for = down[next_down++];
     p.targets.push_back({node, hint_for});
   }
+  p.unplaced_owners.assign(down.begin() + static_cast<long>(next_down), down.end());
   return p;
 }
 
@@ -119,8 +122,8 @@ Ring RandomRing(Random& rng) {
   }
   absl::StatusOr<std::vector<RingToken>> tokens = Claim(spec, 3, {}, members, rng);
   EXPECT_TRUE(tokens.ok()) << tokens.status();
-  absl::StatusOr<Ring> ring = Ring::Create(spec, tokens.ok() ? *tokens : std::vector<RingToken>{},
-                                           nodes);
+  absl::StatusOr<Ring> ring =
+      Ring::Create(spec, tokens.ok() ? *tokens : std::vector<RingToken>{}, nodes);
   EXPECT_TRUE(ring.ok()) << ring.status();
   return ring.ok() ? *ring : Ring();
 }
@@ -145,6 +148,7 @@ TEST(PlaceKeyTest, MatchesTheNaiveDefinitionOnRandomRings) {
       ASSERT_TRUE(ring.ranges()[fast.range_index].Contains(position));
       ASSERT_EQ(fast.owners, naive.owners) << "round " << round;
       ASSERT_EQ(fast.targets, naive.targets) << "round " << round << " n=" << n;
+      ASSERT_EQ(fast.unplaced_owners, naive.unplaced_owners) << "round " << round;
       // Invariants users rely on, stated directly.
       std::set<std::string> hinted, nodes;
       for (const Target& t : fast.targets) {
@@ -225,7 +229,9 @@ TEST(WriteQuorumTest, RandomAnswerSequencesFollowTheArithmetic) {
       ASSERT_EQ(q.Complete(), first.size() == k);
       ASSERT_FALSE(q.Succeeded() && q.Failed());
       ASSERT_TRUE(q.Answered(node));
-      if (succeeded_before) ASSERT_TRUE(q.Succeeded()) << "success is final";
+      if (succeeded_before) {
+        ASSERT_TRUE(q.Succeeded()) << "success is final";
+      }
       succeeded_before = q.Succeeded();
     }
   }

@@ -19,9 +19,15 @@ std::string RandomBytes(Random& rng, size_t max_len) {
   std::string s(rng.Uniform(max_len + 1), '\0');
   for (char& c : s) {
     switch (rng.Uniform(4)) {
-      case 0: c = '\0'; break;
-      case 1: c = static_cast<char>(0xff); break;
-      default: c = static_cast<char>(rng.Uniform(256)); break;
+      case 0:
+        c = '\0';
+        break;
+      case 1:
+        c = static_cast<char>(0xff);
+        break;
+      default:
+        c = static_cast<char>(rng.Uniform(256));
+        break;
     }
   }
   return s;
@@ -29,20 +35,22 @@ std::string RandomBytes(Random& rng, size_t max_len) {
 
 uint64_t RandomPosition(Random& rng) {
   switch (rng.Uniform(4)) {
-    case 0: return 0;
-    case 1: return ~0ULL;
-    case 2: return rng.Uniform(300);  // near neighbours share high bytes
-    default: return rng.Next();
+    case 0:
+      return 0;
+    case 1:
+      return ~0ULL;
+    case 2:
+      return rng.Uniform(300);  // near neighbours share high bytes
+    default:
+      return rng.Next();
   }
 }
 
 // Bytewise (memcmp) order, which is what the storage engines promise.
 bool BytewiseLess(const std::string& a, const std::string& b) {
-  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
-                                      [](char x, char y) {
-                                        return static_cast<unsigned char>(x) <
-                                               static_cast<unsigned char>(y);
-                                      });
+  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return static_cast<unsigned char>(x) < static_cast<unsigned char>(y);
+  });
 }
 
 TEST(StorageKeysTest, BigEndianRoundTripsAndKeepsNumericOrder) {
@@ -55,7 +63,8 @@ TEST(StorageKeysTest, BigEndianRoundTripsAndKeepsNumericOrder) {
     EXPECT_EQ(BytewiseLess(ea, eb), a < b) << a << " vs " << b;
   }
   // Most significant byte first.
-  EXPECT_EQ(EncodeBigEndian64(0x0102030405060708ULL), std::string("\x01\x02\x03\x04\x05\x06\x07\x08"));
+  EXPECT_EQ(EncodeBigEndian64(0x0102030405060708ULL),
+            std::string("\x01\x02\x03\x04\x05\x06\x07\x08"));
 }
 
 TEST(StorageKeysTest, DataKeyRoundTrips) {
@@ -141,7 +150,8 @@ TEST(StorageKeysTest, OneOwnersHintsAreOneContiguousRangeInPositionOrder) {
     for (const Item& it : items) {
       const bool in_scan =
           !BytewiseLess(it.stored, begin) && (end.empty() || BytewiseLess(it.stored, end));
-      EXPECT_EQ(in_scan, it.owner == owner) << "owner '" << owner << "' item of '" << it.owner << "'";
+      EXPECT_EQ(in_scan, it.owner == owner)
+          << "owner '" << owner << "' item of '" << it.owner << "'";
       if (in_scan) positions.push_back(it.position);
     }
     EXPECT_TRUE(std::is_sorted(positions.begin(), positions.end())) << owner;

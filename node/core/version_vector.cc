@@ -85,6 +85,11 @@ absl::StatusOr<VersionVector> VersionVector::FromProto(
       return absl::InvalidArgumentError(
           absl::StrCat("version vector entry for actor '", e.actor(), "' has counter 0"));
     }
+    if (e.counter() > kMaxCounterDecoded) {
+      return absl::InvalidArgumentError(absl::StrCat("version vector entry for actor '", e.actor(),
+                                                     "' has counter ", e.counter(),
+                                                     ", above the limit of ", kMaxCounterDecoded));
+    }
     if (vv.entries_.contains(e.actor())) {
       return absl::InvalidArgumentError(
           absl::StrCat("version vector names actor '", e.actor(), "' twice"));

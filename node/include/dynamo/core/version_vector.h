@@ -30,6 +30,9 @@ enum class Causality { kEqual, kBefore, kAfter, kConcurrent };
 // Limits on what a decoded clock may hold; beyond them it is malformed.
 inline constexpr size_t kMaxActorBytes = 256;
 inline constexpr size_t kMaxClockEntriesDecoded = 1024;
+// Far above any real counter; a larger one could wrap when the coordinator
+// allocates the next dot (counter + 1), which would then be covered already.
+inline constexpr uint64_t kMaxCounterDecoded = uint64_t{1} << 62;
 
 // A map actor -> (counter, timestamp). Merge is the pointwise maximum of both
 // fields, which makes it a join semilattice (commutative, associative,
@@ -64,8 +67,8 @@ class VersionVector {
   const std::map<std::string, Entry, std::less<>>& entries() const { return entries_; }
 
   void ToProto(google::protobuf::RepeatedPtrField<v1::ClockEntry>* out) const;
-  // InvalidArgument on an empty or oversized actor, a zero counter, a
-  // duplicate actor or too many entries.
+  // InvalidArgument on an empty or oversized actor, a zero or oversized
+  // counter, a duplicate actor or too many entries.
   static absl::StatusOr<VersionVector> FromProto(
       const google::protobuf::RepeatedPtrField<v1::ClockEntry>& entries);
 
