@@ -1,0 +1,286 @@
+#include "dynamo/reconciler/objects.h"
+
+#include <charconv>
+
+#include "dynamo/base/strings.h"
+
+namespace dynamo::reconciler {
+namespace {
+
+using json::Value;
+
+constexpr char kDataDir[] = "/var/lib/dynamo";
+constexpr char kContainerName[] = "dynamo";
+constexpr int kRunAsUser = 65532;  // the image's non-root user
+
+Value Metadata(const Cluster& c, const std::string& name) {
+  return Value::Obj({{"name", name},
+                     {"namespace", c.ns},
+                     {"labels", Labels(c)},
+                     {"ownerReferences", Value::Arr({OwnerReference(c)})}});
+}
+
+Value EnvFromField(const char* name, const char* path) {
+  return Value::Obj(
+      {{"name", name},
+       {"valueFrom",
+        Value::Obj({{"fieldRef", Value::Obj({{"apiVersion", "v1"}, {"fieldPath", path}})}})}});
+}
+
+Value EnvFromConfigMap(const Cluster& c, const char* name, const char* key) {
+  return Value::Obj(
+      {{"name", name},
+       {"valueFrom", Value::Obj({{"configMapKeyRef",
+                                  Value::Obj({{"name", ConfigMapName(c)}, {"key", key}})}})}});
+}
+
+Value HttpProbe(const char* path, int period_s, int failure_threshold) {
+  return Value::Obj({{"httpGet", Value::Obj({{"path", path}, {"port", "metrics"}})},
+                     {"periodSeconds", period_s},
+                     {"failureThreshold", failure_threshold}});
+}
+
+Value SpreadConstraint(const Cluster& c, const std::string& key, bool required) {
+  return Value::Obj({{"maxSkew", 1},
+                     {"topologyKey", key},
+                     {"whenUnsatisfiable", required ? "DoNotSchedule" : "ScheduleAnyway"},
+                     {"labelSelector", Value::Obj({{"matchLabels", SelectorLabels(c)}})}});
+}
+
+std::string FormatSeconds(double s) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), s);
+  return std::string(buf, static_cast<size_t>(end - buf));
+}
+
+}  // namespace
+
+std::string HeadlessServiceName(const Cluster& c) { return c.name + "-headless"; }
+std::string ConfigMapName(const Cluster& c) { return c.name + "-config"; }
+std::string PodName(const Cluster& c, int ordinal) { return Cat(c.name, "-", ordinal); }
+std::string ClaimName(const Cluster& c, int ordinal) { return Cat("data-", c.name, "-", ordinal); }
+
+int OrdinalOf(const Cluster& c, const std::string& name, std::string_view prefix) {
+  const std::string head = Cat(prefix, c.name, "-");
+  if (name.size() <= head.size() || name.compare(0, head.size(), head) != 0) return -1;
+  int ordinal = -1;
+  const char* first = name.data() + head.size();
+  const char* last = name.data() + name.size();
+  const auto [end, ec] = std::from_chars(first, last, ordinal);
+  if (ec != std::errc() || end != last || ordinal < 0) return -1;
+  return ordinal;
+}
+
+std::string PodDnsAddress(const Cluster& c, int ordinal) {
+  return Cat(PodName(c, ordinal), ".", HeadlessServiceName(c), ".", c.ns, ".svc:", kGrpcPort);
+}
+
+Value Labels(const Cluster& c) {
+  return Value::Obj({{"app.kubernetes.io/name", "dynamo"},
+                     {"app.kubernetes.io/instance", c.name},
+                     {"app.kubernetes.io/managed-by", "dynamo-operator"}});
+}
+
+Value SelectorLabels(const Cluster& c) {
+  return Value::Obj({{"app.kubernetes.io/name", "dynamo"}, {"app.kubernetes.io/instance", c.name}});
+}
+
+std::string LabelSelector(const Cluster& c) {
+  return Cat("app.kubernetes.io/name=dynamo,app.kubernetes.io/instance=", c.name);
+}
+
+Value OwnerReference(const Cluster& c) {
+  return Value::Obj({{"apiVersion", kApiVersion},
+                     {"kind", kKind},
+                     {"name", c.name},
+                     {"uid", c.uid},
+                     {"controller", true},
+                     {"blockOwnerDeletion", true}});
+}
+
+Value HeadlessService(const Cluster& c) {
+  // Not-ready pods must resolve too: a node gossips and joins before it is
+  // ready (it is ready only once it is in a ring).
+  return Value::Obj(
+      {{"apiVersion", "v1"},
+       {"kind", "Service"},
+       {"metadata", Metadata(c, HeadlessServiceName(c))},
+       {"spec", Value::Obj({{"clusterIP", "None"},
+                            {"publishNotReadyAddresses", true},
+                            {"selector", SelectorLabels(c)},
+                            {"ports", Value::Arr({Value::Obj({{"name", "grpc"},
+                                                              {"port", kGrpcPort},
+                                                              {"targetPort", kGrpcPort}})})}})}});
+}
+
+Value ClientService(const Cluster& c) {
+  Value ports =
+      Value::Arr({Value::Obj({{"name", "grpc"}, {"port", kGrpcPort}, {"targetPort", kGrpcPort}})});
+  if (c.spec.metrics.enabled) {
+    ports.Append(Value::Obj(
+        {{"name", "metrics"}, {"port", c.spec.metrics.port}, {"targetPort", c.spec.metrics.port}}));
+  }
+  return Value::Obj(
+      {{"apiVersion", "v1"},
+       {"kind", "Service"},
+       {"metadata", Metadata(c, c.name)},
+       {"spec",
+        Value::Obj({{"type", "ClusterIP"}, {"selector", SelectorLabels(c)}, {"ports", ports}})}});
+}
+
+Value SeedsConfigMap(const Cluster& c, const std::string& seeds) {
+  return Value::Obj(
+      {{"apiVersion", "v1"},
+       {"kind", "ConfigMap"},
+       {"metadata", Metadata(c, ConfigMapName(c))},
+       {"data", Value::Obj({{"seeds", seeds}, {"vnodes", std::to_string(c.spec.virtual_nodes)}})}});
+}
+
+Value PodDisruptionBudget(const Cluster& c) {
+  return Value::Obj(
+      {{"apiVersion", "policy/v1"},
+       {"kind", "PodDisruptionBudget"},
+       {"metadata", Metadata(c, c.name)},
+       {"spec", Value::Obj({{"maxUnavailable", 1},
+                            {"selector", Value::Obj({{"matchLabels", SelectorLabels(c)}})}})}});
+}
+
+Value ServiceMonitor(const Cluster& c) {
+  Value selector = SelectorLabels(c);
+  return Value::Obj(
+      {{"apiVersion", "monitoring.coreos.com/v1"},
+       {"kind", "ServiceMonitor"},
+       {"metadata", Metadata(c, c.name)},
+       {"spec", Value::Obj({{"selector", Value::Obj({{"matchLabels", selector}})},
+                            {"endpoints", Value::Arr({Value::Obj({{"port", "metrics"},
+                                                                  {"path", "/metrics"},
+                                                                  {"interval", "15s"}})})}})}});
+}
+
+Value StatefulSet(const Cluster& c, int replicas, const std::optional<Value>& existing) {
+  const ClusterSpec& s = c.spec;
+  int partitions = s.partitions;
+  if (existing) {
+    const std::string& kept =
+        (*existing).At({"metadata", "annotations"})[kPartitionsAnnotation].AsString();
+    int parsed = 0;
+    if (std::from_chars(kept.data(), kept.data() + kept.size(), parsed).ec == std::errc() &&
+        parsed > 0) {
+      partitions = parsed;
+    }
+  }
+  const std::string advertise =
+      Cat("--advertise=$(POD_NAME).", HeadlessServiceName(c), ".$(POD_NAMESPACE).svc:", kGrpcPort);
+  Value args = Value::Arr({
+      "--node-id=$(POD_NAME)",
+      Value(Cat("--listen=0.0.0.0:", kGrpcPort)),
+      Value(advertise),
+      Value(Cat("--http=0.0.0.0:", s.metrics.port)),
+      Value(Cat("--data-dir=", kDataDir)),
+      "--storage=rocksdb",
+      Value(Cat("--durability=", s.storage.durability)),
+      "--seeds=$(DYNAMO_SEEDS)",
+      "--join=manual",
+      Value(Cat("--replicas=", s.replication.n)),
+      Value(Cat("--read-quorum=", s.replication.r)),
+      Value(Cat("--write-quorum=", s.replication.w)),
+      Value(Cat("--partitions=", partitions)),
+      "--vnodes=$(DYNAMO_VNODES)",
+      Value(Cat("--sla-seconds=", FormatSeconds(s.metrics.sla_seconds))),
+  });
+  // Zone-aware placement needs each node's zone, which the downward API
+  // cannot give (it is a label of the Kubernetes node, not of the pod).
+  if (s.zones.zone_aware) args.Append("--zone-aware=true");
+  Value ports = Value::Arr({Value::Obj({{"name", "grpc"}, {"containerPort", kGrpcPort}}),
+                            Value::Obj({{"name", "metrics"}, {"containerPort", s.metrics.port}})});
+  Value container = Value::Obj({
+      {"name", kContainerName},
+      {"image", s.image},
+      {"args", args},
+      {"env", Value::Arr({EnvFromField("POD_NAME", "metadata.name"),
+                          EnvFromField("POD_NAMESPACE", "metadata.namespace"),
+                          EnvFromField("POD_IP", "status.podIP"),
+                          EnvFromConfigMap(c, "DYNAMO_SEEDS", "seeds"),
+                          EnvFromConfigMap(c, "DYNAMO_VNODES", "vnodes")})},
+      {"ports", ports},
+      {"readinessProbe", HttpProbe("/readyz", 5, 3)},
+      {"livenessProbe", HttpProbe("/healthz", 10, 6)},
+      {"startupProbe", HttpProbe("/healthz", 5, 60)},
+      {"securityContext",
+       Value::Obj({{"allowPrivilegeEscalation", false},
+                   {"readOnlyRootFilesystem", true},
+                   {"runAsNonRoot", true},
+                   {"capabilities", Value::Obj({{"drop", Value::Arr({"ALL"})}})}})},
+      {"volumeMounts", Value::Arr({Value::Obj({{"name", "data"}, {"mountPath", kDataDir}}),
+                                   Value::Obj({{"name", "tmp"}, {"mountPath", "/tmp"}})})},
+  });
+  if (!s.image_pull_policy.empty()) container["imagePullPolicy"] = s.image_pull_policy;
+  if (s.resources.is_object() && s.resources.size() > 0) container["resources"] = s.resources;
+
+  Value template_meta = Value::Obj({{"labels", Labels(c)}});
+  if (s.metrics.enabled) {
+    template_meta["annotations"] =
+        Value::Obj({{"prometheus.io/scrape", "true"},
+                    {"prometheus.io/port", std::to_string(s.metrics.port)},
+                    {"prometheus.io/path", "/metrics"}});
+  }
+  Value pod_spec = Value::Obj({
+      {"terminationGracePeriodSeconds", 60},
+      {"securityContext",
+       Value::Obj({{"runAsNonRoot", true},
+                   {"runAsUser", kRunAsUser},
+                   {"runAsGroup", kRunAsUser},
+                   {"fsGroup", kRunAsUser},
+                   {"seccompProfile", Value::Obj({{"type", "RuntimeDefault"}})}})},
+      {"topologySpreadConstraints",
+       Value::Arr({SpreadConstraint(c, s.zones.topology_key, s.zones.zone_aware),
+                   SpreadConstraint(c, "kubernetes.io/hostname", false)})},
+      {"affinity",
+       Value::Obj(
+           {{"podAntiAffinity",
+             Value::Obj({{"preferredDuringSchedulingIgnoredDuringExecution",
+                          Value::Arr({Value::Obj(
+                              {{"weight", 100},
+                               {"podAffinityTerm",
+                                Value::Obj({{"topologyKey", "kubernetes.io/hostname"},
+                                            {"labelSelector",
+                                             Value::Obj({{"matchLabels",
+                                                          SelectorLabels(c)}})}})}})})}})}})},
+      {"containers", Value::Arr({container})},
+      {"volumes", Value::Arr({Value::Obj({{"name", "tmp"}, {"emptyDir", Value::Obj()}})})},
+  });
+
+  // Volume claim templates cannot change on a StatefulSet: keep what exists.
+  Value claims;
+  if (existing && (*existing).At({"spec", "volumeClaimTemplates"}).is_array()) {
+    claims = (*existing).At({"spec", "volumeClaimTemplates"});
+  } else {
+    Value claim_spec = Value::Obj(
+        {{"accessModes", Value::Arr({"ReadWriteOnce"})},
+         {"resources", Value::Obj({{"requests", Value::Obj({{"storage", s.storage.size}})}})}});
+    if (!s.storage.storage_class_name.empty()) {
+      claim_spec["storageClassName"] = s.storage.storage_class_name;
+    }
+    claims =
+        Value::Arr({Value::Obj({{"metadata", Value::Obj({{"name", "data"}, {"labels", Labels(c)}})},
+                                {"spec", claim_spec}})});
+  }
+
+  Value meta = Metadata(c, c.name);
+  meta["annotations"] = Value::Obj({{kPartitionsAnnotation, std::to_string(partitions)}});
+  return Value::Obj(
+      {{"apiVersion", "apps/v1"},
+       {"kind", "StatefulSet"},
+       {"metadata", meta},
+       {"spec",
+        Value::Obj({{"replicas", replicas},
+                    {"serviceName", HeadlessServiceName(c)},
+                    // The operator orders joins and leaves itself.
+                    {"podManagementPolicy", "Parallel"},
+                    {"selector", Value::Obj({{"matchLabels", SelectorLabels(c)}})},
+                    {"updateStrategy", Value::Obj({{"type", "RollingUpdate"}})},
+                    {"template", Value::Obj({{"metadata", template_meta}, {"spec", pod_spec}})},
+                    {"volumeClaimTemplates", claims}})}});
+}
+
+}  // namespace dynamo::reconciler
