@@ -20,6 +20,17 @@ int64_t WallMs() {
       .count();
 }
 
+// The core's clock: wall time at start, then advanced by the monotonic clock.
+// A wall clock stepped backwards (NTP, a restored VM) must not stall ticks,
+// deadlines and the failure detector; timestamps stay close to wall time.
+int64_t NowMs() {
+  static const int64_t wall_at_start = WallMs();
+  static const auto steady_at_start = std::chrono::steady_clock::now();
+  return wall_at_start + std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - steady_at_start)
+                             .count();
+}
+
 constexpr int64_t kSnapshotIntervalMs = 100;
 
 }  // namespace
@@ -67,14 +78,14 @@ absl::Status NodeServer::Impl::Start() {
   uint64_t seed = static_cast<uint64_t>(WallMs()) ^
                   static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   absl::StatusOr<std::unique_ptr<core::Node>> node =
-      core::Node::Open(options_.node, storage_.get(), seed, WallMs());
+      core::Node::Open(options_.node, storage_.get(), seed, NowMs());
   if (!node.ok()) return node.status();
   node_ = *std::move(node);
 
   absl::StatusOr<std::unique_ptr<NodeMetrics>> m = NodeMetrics::Create(options_.sla_seconds);
   if (!m.ok()) return m.status();
   metrics_ = *std::move(m);
-  PublishSnapshot(*node_, WallMs());
+  PublishSnapshot(*node_, NowMs());
 
   absl::StatusOr<Credentials> creds = MakeCredentials(options_);
   if (!creds.ok()) return creds.status();
@@ -154,7 +165,7 @@ void NodeServer::Impl::Loop() {
     std::deque<Task> batch;
     {
       absl::MutexLock lock(&mu_);
-      const int64_t wait_ms = std::max<int64_t>(0, next_tick - WallMs());
+      const int64_t wait_ms = std::max<int64_t>(0, next_tick - NowMs());
       mu_.AwaitWithTimeout(
           absl::Condition(
               +[](Impl* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -165,7 +176,7 @@ void NodeServer::Impl::Loop() {
       if (loop_stopping_ && tasks_.empty()) break;
       batch.swap(tasks_);
     }
-    const int64_t now = WallMs();
+    const int64_t now = NowMs();
     core::Outputs out;
     for (Task& task : batch) task(*node_, now, &out);
     if (now >= next_tick) {
