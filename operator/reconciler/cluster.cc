@@ -90,9 +90,20 @@ Cluster ParseCluster(const json::Value& object, std::vector<std::string>* proble
   read.Int(spec, "virtualNodes", "virtualNodes", &s.virtual_nodes);
   read.Int(spec, "partitions", "partitions", &s.partitions);
   const json::Value& repl = read.Object(spec, "replication", "replication");
-  read.Int(repl, "n", "replication.n", &s.replication.n);
-  read.Int(repl, "r", "replication.r", &s.replication.r);
-  read.Int(repl, "w", "replication.w", &s.replication.w);
+  read.Int(repl, "factor", "replication.factor", &s.replication.factor);
+  read.Int(repl, "readQuorum", "replication.readQuorum", &s.replication.read_quorum);
+  read.Int(repl, "writeQuorum", "replication.writeQuorum", &s.replication.write_quorum);
+  if (repl.is_object()) {
+    // An older CRD (fields n, r, w), or a bare YAML 1.1 `n` that arrived as
+    // "false": silently using the defaults instead would be wrong.
+    for (const auto& [key, value] : repl.AsObject()) {
+      if (key != "factor" && key != "readQuorum" && key != "writeQuorum") {
+        local.push_back(Cat("spec.replication.", key,
+                            " is not a field: the fields are factor, readQuorum and writeQuorum "
+                            "(is the installed DynamoCluster CRD out of date?)"));
+      }
+    }
+  }
   const json::Value& storage = read.Object(spec, "storage", "storage");
   read.String(storage, "size", "storage.size", &s.storage.size);
   read.String(storage, "storageClassName", "storage.storageClassName",
@@ -132,16 +143,21 @@ std::vector<std::string> Validate(const ClusterSpec& s) {
     p.push_back(Cat("spec.partitions must be a power of two from 16 to 65536, got ", s.partitions));
   }
   const ReplicationSpec& r = s.replication;
-  if (r.n < 1) p.push_back(Cat("spec.replication.n must be at least 1, got ", r.n));
-  if (r.r < 1 || r.r > r.n) {
-    p.push_back(Cat("spec.replication.r must be in 1..n (", r.n, "), got ", r.r));
+  if (r.factor < 1 || r.factor > kReplicationFactorMax) {
+    p.push_back(
+        Cat("spec.replication.factor must be in 1..", kReplicationFactorMax, ", got ", r.factor));
   }
-  if (r.w < 1 || r.w > r.n) {
-    p.push_back(Cat("spec.replication.w must be in 1..n (", r.n, "), got ", r.w));
+  if (r.read_quorum < 1 || r.read_quorum > r.factor) {
+    p.push_back(Cat("spec.replication.readQuorum must be in 1..factor (", r.factor, "), got ",
+                    r.read_quorum));
   }
-  if (r.n > s.replicas) {
-    p.push_back(Cat("spec.replication.n (", r.n, ") must not exceed spec.replicas (", s.replicas,
-                    "): every key needs n distinct nodes"));
+  if (r.write_quorum < 1 || r.write_quorum > r.factor) {
+    p.push_back(Cat("spec.replication.writeQuorum must be in 1..factor (", r.factor, "), got ",
+                    r.write_quorum));
+  }
+  if (r.factor > s.replicas) {
+    p.push_back(Cat("spec.replication.factor (", r.factor, ") must not exceed spec.replicas (",
+                    s.replicas, "): every key needs factor distinct nodes"));
   }
   if (s.storage.size.empty()) p.push_back("spec.storage.size must not be empty");
   if (s.storage.durability != "durable" && s.storage.durability != "buffered") {

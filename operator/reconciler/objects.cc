@@ -1,5 +1,6 @@
 #include "dynamo/reconciler/objects.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "dynamo/base/strings.h"
@@ -11,7 +12,6 @@ using json::Value;
 
 constexpr char kDataDir[] = "/var/lib/dynamo";
 constexpr char kContainerName[] = "dynamo";
-constexpr int kRunAsUser = 65532;  // the image's non-root user
 
 Value Metadata(const Cluster& c, const std::string& name) {
   return Value::Obj({{"name", name},
@@ -47,6 +47,26 @@ Value SpreadConstraint(const Cluster& c, const std::string& key, bool required) 
                      {"labelSelector", Value::Obj({{"matchLabels", SelectorLabels(c)}})}});
 }
 
+int ParsePositive(const std::string& text) {
+  int parsed = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+  return ec == std::errc() && end == text.data() + text.size() && parsed > 0 ? parsed : 0;
+}
+
+// The value of `--flag=` in the node container's args, or empty.
+std::string ArgOf(const Value& sts, std::string_view flag) {
+  for (const Value& container : sts.At({"spec", "template", "spec", "containers"}).AsArray()) {
+    if (container["name"].AsString() != kContainerName) continue;
+    for (const Value& arg : container["args"].AsArray()) {
+      const std::string& a = arg.AsString();
+      if (a.size() > flag.size() && a.compare(0, flag.size(), flag) == 0) {
+        return a.substr(flag.size());
+      }
+    }
+  }
+  return "";
+}
+
 std::string FormatSeconds(double s) {
   char buf[32];
   const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), s);
@@ -76,17 +96,31 @@ std::string PodDnsAddress(const Cluster& c, int ordinal) {
 }
 
 Value Labels(const Cluster& c) {
-  return Value::Obj({{"app.kubernetes.io/name", "dynamo"},
-                     {"app.kubernetes.io/instance", c.name},
-                     {"app.kubernetes.io/managed-by", "dynamo-operator"}});
+  return Value::Obj({{kNameLabel, kNodeName},
+                     {kInstanceLabel, c.name},
+                     {kComponentLabel, kNodeComponent},
+                     {kManagedByLabel, kManagedBy}});
 }
 
 Value SelectorLabels(const Cluster& c) {
-  return Value::Obj({{"app.kubernetes.io/name", "dynamo"}, {"app.kubernetes.io/instance", c.name}});
+  return Value::Obj(
+      {{kNameLabel, kNodeName}, {kInstanceLabel, c.name}, {kComponentLabel, kNodeComponent}});
 }
 
-std::string LabelSelector(const Cluster& c) {
-  return Cat("app.kubernetes.io/name=dynamo,app.kubernetes.io/instance=", c.name);
+std::string OwnedObjectsSelector() {
+  return Cat(kManagedByLabel, "=", kManagedBy, ",", kNameLabel, "=", kNodeName);
+}
+
+int KeptPartitions(const Value& sts) {
+  const int kept =
+      ParsePositive(sts.At({"metadata", "annotations"})[kPartitionsAnnotation].AsString());
+  return kept > 0 ? kept : ParsePositive(ArgOf(sts, "--partitions="));
+}
+
+int KeptReplicationFactor(const Value& sts) {
+  const int kept =
+      ParsePositive(sts.At({"metadata", "annotations"})[kReplicationFactorAnnotation].AsString());
+  return kept > 0 ? kept : ParsePositive(ArgOf(sts, "--replicas="));
 }
 
 Value OwnerReference(const Cluster& c) {
@@ -160,13 +194,20 @@ Value ServiceMonitor(const Cluster& c) {
 Value StatefulSet(const Cluster& c, int replicas, const std::optional<Value>& existing) {
   const ClusterSpec& s = c.spec;
   int partitions = s.partitions;
+  int factor = s.replication.factor;
+  std::string read_quorum = std::to_string(s.replication.read_quorum);
+  std::string write_quorum = std::to_string(s.replication.write_quorum);
   if (existing) {
-    const std::string& kept =
-        (*existing).At({"metadata", "annotations"})[kPartitionsAnnotation].AsString();
-    int parsed = 0;
-    if (std::from_chars(kept.data(), kept.data() + kept.size(), parsed).ec == std::errc() &&
-        parsed > 0) {
-      partitions = parsed;
+    if (const int kept = KeptPartitions(*existing); kept > 0) partitions = kept;
+    if (const int kept = KeptReplicationFactor(*existing); kept > 0 && kept != factor) {
+      // The ring keeps its replication factor (the reconciler reports the
+      // refused change). The quorums were checked against the spec's factor,
+      // not this one: they stay as they are until the factor is put back.
+      factor = kept;
+      const std::string r = ArgOf(*existing, "--read-quorum=");
+      const std::string w = ArgOf(*existing, "--write-quorum=");
+      read_quorum = r.empty() ? std::to_string(std::min(s.replication.read_quorum, kept)) : r;
+      write_quorum = w.empty() ? std::to_string(std::min(s.replication.write_quorum, kept)) : w;
     }
   }
   const std::string advertise =
@@ -181,9 +222,9 @@ Value StatefulSet(const Cluster& c, int replicas, const std::optional<Value>& ex
       Value(Cat("--durability=", s.storage.durability)),
       "--seeds=$(DYNAMO_SEEDS)",
       "--join=manual",
-      Value(Cat("--replicas=", s.replication.n)),
-      Value(Cat("--read-quorum=", s.replication.r)),
-      Value(Cat("--write-quorum=", s.replication.w)),
+      Value(Cat("--replicas=", factor)),
+      Value(Cat("--read-quorum=", read_quorum)),
+      Value(Cat("--write-quorum=", write_quorum)),
       Value(Cat("--partitions=", partitions)),
       "--vnodes=$(DYNAMO_VNODES)",
       Value(Cat("--sla-seconds=", FormatSeconds(s.metrics.sla_seconds))),
@@ -228,9 +269,9 @@ Value StatefulSet(const Cluster& c, int replicas, const std::optional<Value>& ex
       {"terminationGracePeriodSeconds", 60},
       {"securityContext",
        Value::Obj({{"runAsNonRoot", true},
-                   {"runAsUser", kRunAsUser},
-                   {"runAsGroup", kRunAsUser},
-                   {"fsGroup", kRunAsUser},
+                   {"runAsUser", kNodeUid},
+                   {"runAsGroup", kNodeUid},
+                   {"fsGroup", kNodeUid},
                    {"seccompProfile", Value::Obj({{"type", "RuntimeDefault"}})}})},
       {"topologySpreadConstraints",
        Value::Arr({SpreadConstraint(c, s.zones.topology_key, s.zones.zone_aware),
@@ -266,8 +307,15 @@ Value StatefulSet(const Cluster& c, int replicas, const std::optional<Value>& ex
                                 {"spec", claim_spec}})});
   }
 
+  // The selector cannot change on a StatefulSet either.
+  Value selector = Value::Obj({{"matchLabels", SelectorLabels(c)}});
+  if (existing && (*existing).At({"spec", "selector"}).is_object()) {
+    selector = (*existing).At({"spec", "selector"});
+  }
+
   Value meta = Metadata(c, c.name);
-  meta["annotations"] = Value::Obj({{kPartitionsAnnotation, std::to_string(partitions)}});
+  meta["annotations"] = Value::Obj({{kPartitionsAnnotation, std::to_string(partitions)},
+                                    {kReplicationFactorAnnotation, std::to_string(factor)}});
   return Value::Obj(
       {{"apiVersion", "apps/v1"},
        {"kind", "StatefulSet"},
@@ -277,7 +325,7 @@ Value StatefulSet(const Cluster& c, int replicas, const std::optional<Value>& ex
                     {"serviceName", HeadlessServiceName(c)},
                     // The operator orders joins and leaves itself.
                     {"podManagementPolicy", "Parallel"},
-                    {"selector", Value::Obj({{"matchLabels", SelectorLabels(c)}})},
+                    {"selector", selector},
                     {"updateStrategy", Value::Obj({{"type", "RollingUpdate"}})},
                     {"template", Value::Obj({{"metadata", template_meta}, {"spec", pod_spec}})},
                     {"volumeClaimTemplates", claims}})}});

@@ -34,7 +34,26 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
 struct Finding {
   std::string reason;
   std::string message;
+  // Whether it makes the cluster re-checked at the busy pace. A problem that
+  // only a person can fix (RBAC, a missing CRD) does not.
+  bool urgent = true;
 };
+
+std::string ServiceMonitorProblem(ServiceMonitorAccess access) {
+  switch (access) {
+    case ServiceMonitorAccess::kForbidden:
+      return "spec.metrics.serviceMonitor is true but the operator may not manage "
+             "ServiceMonitors (403 Forbidden): install the chart with "
+             "rbac.manageServiceMonitors=true, or scrape the nodes with the chart's own "
+             "monitors";
+    case ServiceMonitorAccess::kNotInstalled:
+      return "spec.metrics.serviceMonitor is true but the ServiceMonitor CRD "
+             "(monitoring.coreos.com/v1, prometheus-operator) is not installed";
+    case ServiceMonitorAccess::kAvailable:
+      break;
+  }
+  return "";
+}
 
 // One reconcile: reads the observation, appends actions, collects what the
 // conditions will say.
@@ -47,8 +66,10 @@ class Builder {
       const int ordinal = OrdinalOf(c_, pod.At({"metadata", "name"}).AsString());
       if (ordinal >= 0) pods_[ordinal] = &pod;
     }
+    factor_ = c_.spec.replication.factor;
     if (obs_.stateful_set) {
       current_ = static_cast<int>((*obs_.stateful_set).At({"spec", "replicas"}).AsInt(1));
+      if (const int kept = KeptReplicationFactor(*obs_.stateful_set); kept > 0) factor_ = kept;
     }
   }
 
@@ -138,10 +159,11 @@ class Builder {
     a.reason = std::move(why);
     plan_.actions.push_back(std::move(a));
   }
-  void Delete(ObjectRef ref, std::string why) {
+  void Delete(ObjectRef ref, std::string why, bool optional = false) {
     Action a;
     a.type = Action::Type::kDelete;
     a.ref = std::move(ref);
+    a.optional = optional;
     a.reason = std::move(why);
     plan_.actions.push_back(std::move(a));
   }
@@ -165,8 +187,14 @@ class Builder {
           std::move(why));
   }
 
-  void Degraded(std::string reason, std::string message) {
-    degraded_.push_back({std::move(reason), std::move(message)});
+  void Degraded(std::string reason, std::string message, bool urgent = true) {
+    degraded_.push_back({std::move(reason), std::move(message), urgent});
+  }
+  // Whether the last status already reported this problem.
+  bool Reported(std::string_view type, std::string_view message) const {
+    const Value& cond = FindCondition(c_.status, type);
+    return cond["status"].AsString() == "True" &&
+           cond["message"].AsString().find(message) != std::string::npos;
   }
   void Progressing(std::string reason, std::string message) {
     progressing_.push_back({std::move(reason), std::move(message)});
@@ -188,6 +216,7 @@ class Builder {
   ObjectRef cluster_ref_;
   std::map<int, const Value*> pods_;
   int current_ = 0;   // the StatefulSet's replicas as observed (0: none)
+  int factor_ = 0;    // the replication factor the ring runs with
   int leaving_ = -1;  // the ordinal whose leave is under way, if any
   Plan plan_;
   std::vector<Finding> degraded_;
@@ -317,10 +346,10 @@ int Builder::Scale() {
     return cur - 1;
   }
   const int remaining = cur - 1;
-  if (remaining < c_.spec.replication.n) {
-    const std::string msg = Cat("scale-down to ", target, " refused: ", remaining,
-                                " nodes would remain, fewer than the ", c_.spec.replication.n,
-                                " replicas of every key");
+  if (remaining < factor_) {
+    const std::string msg =
+        Cat("scale-down to ", target, " refused: ", remaining,
+            " nodes would remain, fewer than the ", factor_, " replicas of every key");
     Degraded("ScaleDownRefused", msg);
     Event("Warning", "ScaleDownRefused", msg);
     leaving_ = -1;
@@ -599,7 +628,11 @@ Value Builder::Condition(std::string_view type, bool status, const Finding& f) c
                      {"observedGeneration", c_.generation}});
 }
 
-Finding Merge(const std::vector<Finding>& findings) {
+// The reason of the first urgent finding (else the first), and every message,
+// urgent ones first.
+Finding Merge(std::vector<Finding> findings) {
+  std::stable_partition(findings.begin(), findings.end(),
+                        [](const Finding& x) { return x.urgent; });
   Finding f{findings.front().reason, ""};
   std::vector<std::string> messages;
   for (const Finding& x : findings) {
@@ -634,10 +667,10 @@ void Builder::Status(int replicas) {
                     {"ready", ready},
                     {"ownedPartitions", node && node->reachable ? node->owned_partitions : 0u},
                     {"keys", node && node->reachable ? node->keys : uint64_t{0}}});
-    // The CRD's enum has the node states only: a node without a pod, not
-    // started, or not answering has no state (the conditions say why).
-    if (node != nullptr && node->reachable && node->state != NodeState::kUnknown) {
-      m["state"] = StatusStateName(node->state);
+    // A node that was asked and did not answer is "unknown"; a pod that
+    // is missing or not started yet (not asked) has no state.
+    if (node != nullptr) {
+      m["state"] = StatusStateName(node->reachable ? node->state : NodeState::kUnknown);
     }
     members.Append(std::move(m));
     if (node != nullptr && node->reachable &&
@@ -674,9 +707,9 @@ void Builder::Status(int replicas) {
         bad.push_back(Cat(m.node_id, " not ready"));
       }
     }
-    if (in_ring < c_.spec.replication.n) {
+    if (in_ring < factor_) {
       available = {"TooFewMembers",
-                   Cat(in_ring, " ring members, fewer than N=", c_.spec.replication.n)};
+                   Cat(in_ring, " ring members, fewer than the replication factor ", factor_)};
     } else if (!bad.empty()) {
       available = {"MembersNotReady", Join(bad, ", ")};
     } else {
@@ -686,6 +719,8 @@ void Builder::Status(int replicas) {
   }
   const bool is_progressing = !progressing_.empty();
   const bool is_degraded = !degraded_.empty();
+  const bool urgent =
+      std::any_of(degraded_.begin(), degraded_.end(), [](const Finding& f) { return f.urgent; });
   Value conditions = Value::Arr(
       {Condition("Available", is_available, available),
        Condition("Progressing", is_progressing,
@@ -707,7 +742,7 @@ void Builder::Status(int replicas) {
     plan_.actions.push_back(std::move(a));
   }
   plan_.requeue_after_s =
-      is_progressing || is_degraded || !is_available ? opt_.requeue_busy_s : opt_.requeue_idle_s;
+      is_progressing || urgent || !is_available ? opt_.requeue_busy_s : opt_.requeue_idle_s;
 }
 
 Plan Builder::Run(const std::vector<std::string>& problems) {
@@ -722,12 +757,20 @@ Plan Builder::Run(const std::vector<std::string>& problems) {
     return std::move(plan_);
   }
   if (obs_.stateful_set) {
-    const std::string& kept =
-        (*obs_.stateful_set).At({"metadata", "annotations"})[kPartitionsAnnotation].AsString();
-    if (!kept.empty() && kept != std::to_string(c_.spec.partitions)) {
+    const int kept = KeptPartitions(*obs_.stateful_set);
+    if (kept > 0 && kept != c_.spec.partitions) {
       Degraded("PartitionsImmutable",
                Cat("spec.partitions is ", c_.spec.partitions, " but the ring was created with ",
                    kept, " partitions, which cannot change; keeping ", kept));
+    }
+    if (factor_ != c_.spec.replication.factor) {
+      const std::string msg = Cat(
+          "spec.replication.factor is ", c_.spec.replication.factor,
+          " but the ring was created with ", factor_, ", which cannot change in place; keeping ",
+          factor_, " (and readQuorum and writeQuorum as they are) until the spec says ", factor_,
+          " again");
+      Degraded("ReplicationFactorImmutable", msg);
+      if (!Reported("Degraded", msg)) Event("Warning", "ReplicationFactorImmutable", msg);
     }
   }
   if (!obs_.stateful_set) Progressing("Creating", "creating the cluster's objects");
@@ -745,10 +788,17 @@ Plan Builder::Run(const std::vector<std::string>& problems) {
   Apply(SeedsConfigMap(c_, Seeds()), obs_.config_map);
   Apply(PodDisruptionBudget(c_), obs_.pdb);
   if (c_.spec.metrics.enabled && c_.spec.metrics.service_monitor) {
-    Apply(ServiceMonitor(c_), obs_.service_monitor, /*optional=*/true);
+    if (obs_.service_monitors == ServiceMonitorAccess::kAvailable) {
+      Apply(ServiceMonitor(c_), obs_.service_monitor, /*optional=*/true);
+    } else {
+      // Reported once (an Event when it starts), re-checked at the idle pace.
+      const std::string msg = ServiceMonitorProblem(obs_.service_monitors);
+      Degraded("ServiceMonitorUnavailable", msg, /*urgent=*/false);
+      if (!Reported("Degraded", msg)) Event("Warning", "ServiceMonitorUnavailable", msg);
+    }
   } else if (obs_.service_monitor) {
     Delete({"monitoring.coreos.com/v1", "ServiceMonitor", c_.ns, c_.name},
-           "spec.metrics.serviceMonitor is off");
+           "spec.metrics.serviceMonitor is off", /*optional=*/true);
   }
   // Claim marks (a Patch) first, then the StatefulSet, then node calls.
   std::vector<Action> calls;
@@ -802,7 +852,7 @@ std::string_view StatusStateName(NodeState state) {
     case NodeState::kLeft:
       return "left";
     default:
-      return "";
+      return "unknown";
   }
 }
 

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <set>
+#include <sstream>
 
 #include "dynamo/base/strings.h"
 #include "dynamo/reconciler/objects.h"
@@ -223,9 +226,9 @@ TEST(ClusterSpecTest, DefaultsMatchTheCrd) {
   EXPECT_EQ(c.spec.image, "dynamo:0.1.0");
   EXPECT_EQ(c.spec.virtual_nodes, 64);
   EXPECT_EQ(c.spec.partitions, 256);
-  EXPECT_EQ(c.spec.replication.n, 3);
-  EXPECT_EQ(c.spec.replication.r, 2);
-  EXPECT_EQ(c.spec.replication.w, 2);
+  EXPECT_EQ(c.spec.replication.factor, 3);
+  EXPECT_EQ(c.spec.replication.read_quorum, 2);
+  EXPECT_EQ(c.spec.replication.write_quorum, 2);
   EXPECT_EQ(c.spec.storage.size, "10Gi");
   EXPECT_EQ(c.spec.storage.durability, "durable");
   EXPECT_EQ(c.spec.storage.delete_policy, "Retain");
@@ -243,13 +246,24 @@ TEST(ClusterSpecTest, ValidationNamesTheField) {
     const char* problem;
   };
   const Case cases[] = {
-      {R"({"replicas":0,"replication":{"n":1,"r":1,"w":1}})", "spec.replicas"},
+      {R"({"replicas":0,"replication":{"factor":1,"readQuorum":1,"writeQuorum":1}})",
+       "spec.replicas"},
       {R"({"replicas":"3"})", "spec.replicas must be an integer"},
       {R"({"virtualNodes":0})", "spec.virtualNodes"},
       {R"({"virtualNodes":4097})", "spec.virtualNodes"},
       {R"({"partitions":100})", "power of two"},
-      {R"({"replication":{"n":3,"r":4,"w":2}})", "spec.replication.r"},
-      {R"({"replication":{"n":3,"r":2,"w":0}})", "spec.replication.w"},
+      {R"({"replication":{"factor":3,"readQuorum":4,"writeQuorum":2}})",
+       "spec.replication.readQuorum must be in 1..factor (3), got 4"},
+      {R"({"replication":{"factor":3,"readQuorum":2,"writeQuorum":0}})",
+       "spec.replication.writeQuorum"},
+      {R"({"replicas":20,"replication":{"factor":17}})",
+       "spec.replication.factor must be in 1..16"},
+      {R"({"replication":{"factor":0,"readQuorum":1,"writeQuorum":1}})",
+       "spec.replication.factor must be in 1..16, got 0"},
+      {R"({"replication":{"factor":"3"}})", "spec.replication.factor must be an integer"},
+      // What an older CRD, or a bare YAML 1.1 n (read as false), leaves behind.
+      {R"({"replication":{"n":3,"r":2,"w":2}})", "spec.replication.n is not a field"},
+      {R"({"replication":{"false":5}})", "spec.replication.false is not a field"},
       {R"({"replicas":2})", "must not exceed spec.replicas"},
       {R"({"storage":{"durability":"fast"}})", "spec.storage.durability"},
       {R"({"storage":{"deletePolicy":"Keep"}})", "spec.storage.deletePolicy"},
@@ -311,7 +325,7 @@ TEST(ReconcileTest, AddsTheFinalizerFirstWithAResourceVersionPrecondition) {
 
 TEST(ReconcileTest, StatefulSetRunsTheNodeAsTheSpecSays) {
   Scene s(*json::Parse(R"({"replicas":4,"image":"reg/dynamo:1","imagePullPolicy":"Always",
-      "virtualNodes":32,"partitions":512,"replication":{"n":3,"r":1,"w":3},
+      "virtualNodes":32,"partitions":512,"replication":{"factor":3,"readQuorum":1,"writeQuorum":3},
       "storage":{"size":"5Gi","storageClassName":"fast","durability":"buffered"},
       "resources":{"requests":{"cpu":"1"}},
       "zones":{"topologyKey":"example.com/rack","zoneAware":true},
@@ -341,7 +355,11 @@ TEST(ReconcileTest, StatefulSetRunsTheNodeAsTheSpecSays) {
   EXPECT_TRUE(container.At({"securityContext", "readOnlyRootFilesystem"}).AsBool());
   EXPECT_FALSE(container.At({"securityContext", "allowPrivilegeEscalation"}).AsBool(true));
   EXPECT_TRUE(pod.At({"securityContext", "runAsNonRoot"}).AsBool());
-  EXPECT_NE(pod.At({"securityContext", "runAsUser"}).AsInt(), 0);
+  // The image's user (Dockerfile: useradd --uid 10001); fsGroup makes the
+  // data volume writable to it.
+  EXPECT_EQ(pod.At({"securityContext", "runAsUser"}).AsInt(), 10001);
+  EXPECT_EQ(pod.At({"securityContext", "runAsGroup"}).AsInt(), 10001);
+  EXPECT_EQ(pod.At({"securityContext", "fsGroup"}).AsInt(), 10001);
   bool data_mounted = false;
   for (const Value& m : container["volumeMounts"].AsArray()) {
     data_mounted |=
@@ -362,6 +380,7 @@ TEST(ReconcileTest, StatefulSetRunsTheNodeAsTheSpecSays) {
   EXPECT_EQ(claim.At({"spec", "resources", "requests", "storage"}).AsString(), "5Gi");
   EXPECT_EQ(claim.At({"spec", "storageClassName"}).AsString(), "fast");
   EXPECT_EQ(sts.At({"metadata", "annotations"})[kPartitionsAnnotation].AsString(), "512");
+  EXPECT_EQ(sts.At({"metadata", "annotations"})[kReplicationFactorAnnotation].AsString(), "3");
 
   const Value& pdb = Find(p, Type::kApply, "PodDisruptionBudget").front()->body;
   EXPECT_EQ(pdb.At({"spec", "maxUnavailable"}).AsInt(), 1);
@@ -458,7 +477,7 @@ TEST(ReconcileTest, OthersJoinThroughANormalNode) {
   for (const Action* j : joins) EXPECT_EQ(j->seed, "127.0.0.10:7000");
   EXPECT_TRUE(HasEvent(p, "JoinNode"));
   EXPECT_EQ(ConditionOf(p, "Progressing")["reason"].AsString(), "Joining");
-  // A ring of one with N=3 is not available.
+  // A ring of one with a replication factor of 3 is not available.
   EXPECT_EQ(ConditionOf(p, "Available")["reason"].AsString(), "TooFewMembers");
 }
 
@@ -679,20 +698,19 @@ TEST(ReconcileTest, ScaleDownRefusedWhenTheKeysWouldNotFit) {
 }
 
 TEST(ReconcileTest, ScaleDownRefusedWhenFewerThanNWouldRemain) {
-  // A spec that bypassed validation cannot make the operator go below N.
-  Scene s(Value::Obj({{"replicas", 3}}), 3);
-  s.obs.stateful_set = StatefulSet(s.c, 3, std::nullopt);
+  // A ring made with replication factor 2 on 3 nodes: leaving one keeps 2,
+  // allowed.
+  Scene s(
+      *json::Parse(R"({"replicas":3,"replication":{"factor":2,"readQuorum":1,"writeQuorum":1}})"),
+      3);
   s.cluster["spec"]["replicas"] = 2;
-  s.cluster["spec"]["replication"] = Value::Obj({{"n", 2}, {"r", 1}, {"w", 1}});
-  s.obs.stateful_set = [&] {
-    Value sts = *s.obs.stateful_set;
-    return sts;
-  }();
-  // n=2 with 3 pods: leaving one keeps 2 >= n, allowed; with n=3 refused.
   Plan p = s.Run();
   EXPECT_EQ(Targets(p, Type::kLeave), std::vector<std::string>{"dyn-2"}) << Dump(p);
-  s.cluster["spec"]["replication"] = Value::Obj({{"n", 3}, {"r", 2}, {"w", 2}});
-  p = s.Run();  // invalid spec (n > replicas): nothing is touched
+  // A spec that bypassed validation (factor 3 > 2 replicas) cannot make the
+  // operator go below the factor: nothing is touched.
+  s.cluster["spec"]["replication"] =
+      Value::Obj({{"factor", 3}, {"readQuorum", 2}, {"writeQuorum", 2}});
+  p = s.Run();
   EXPECT_TRUE(Find(p, Type::kLeave).empty());
   EXPECT_TRUE(Find(p, Type::kApply).empty());
   EXPECT_EQ(ConditionOf(p, "Degraded")["reason"].AsString(), "InvalidSpec");
@@ -785,7 +803,8 @@ TEST(ReconcileTest, UnreachableRingMemberIsDegradedAndNotAvailable) {
             std::string::npos);
   EXPECT_EQ(ConditionOf(p, "Available")["status"].AsString(), "False");
   EXPECT_EQ(ConditionOf(p, "Available")["reason"].AsString(), "MembersNotReady");
-  EXPECT_FALSE(StatusOf(p)->body["members"].AsArray()[1].Has("state"));  // not in the CRD's enum
+  // Its pod runs, its admin API does not answer.
+  EXPECT_EQ(StatusOf(p)->body["members"].AsArray()[1]["state"].AsString(), "unknown");
   EXPECT_FALSE(StatusOf(p)->body["members"].AsArray()[1]["ready"].AsBool(true));
   EXPECT_EQ(p.requeue_after_s, s.opt.requeue_busy_s);
 }
@@ -910,13 +929,13 @@ TEST(ReconcileTest, ConditionsCarryTheGeneration) {
 
 TEST(ReconcileTest, InvalidSpecTouchesNothingAndSaysWhy) {
   Scene s;
-  s.SetSpec(*json::Parse(R"({"replication":{"r":5}})"));
+  s.SetSpec(*json::Parse(R"({"replication":{"readQuorum":5}})"));
   const Plan p = s.Run();
   for (const Action& a : p.actions) {
     EXPECT_TRUE(a.type == Type::kUpdateStatus) << Describe(a);
   }
   EXPECT_EQ(ConditionOf(p, "Degraded")["reason"].AsString(), "InvalidSpec");
-  EXPECT_NE(ConditionOf(p, "Degraded")["message"].AsString().find("spec.replication.r"),
+  EXPECT_NE(ConditionOf(p, "Degraded")["message"].AsString().find("spec.replication.readQuorum"),
             std::string::npos);
   EXPECT_EQ(p.requeue_after_s, s.opt.requeue_busy_s);
 }
@@ -943,6 +962,155 @@ TEST(ReconcileTest, ServiceMonitorIsOptionalAndRemovedWhenTurnedOff) {
   s.SetSpec(*json::Parse(R"({"metrics":{"serviceMonitor":false}})"));
   p = s.Run();
   EXPECT_EQ(Targets(p, Type::kDelete), std::vector<std::string>{"dyn"});
+}
+
+TEST(ReconcileTest, ServiceMonitorThatCannotBeManagedIsReportedOnceWithoutHurry) {
+  for (const ServiceMonitorAccess access :
+       {ServiceMonitorAccess::kForbidden, ServiceMonitorAccess::kNotInstalled}) {
+    Scene s;
+    s.SetSpec(*json::Parse(R"({"metrics":{"serviceMonitor":true}})"));
+    s.obs.service_monitors = access;
+    Plan p = s.Run();
+    EXPECT_TRUE(Find(p, Type::kApply, "ServiceMonitor").empty()) << Dump(p);
+    EXPECT_EQ(ConditionOf(p, "Degraded")["status"].AsString(), "True");
+    EXPECT_EQ(ConditionOf(p, "Degraded")["reason"].AsString(), "ServiceMonitorUnavailable");
+    EXPECT_NE(ConditionOf(p, "Degraded")["message"].AsString().find(
+                  access == ServiceMonitorAccess::kForbidden ? "rbac.manageServiceMonitors"
+                                                             : "not installed"),
+              std::string::npos);
+    EXPECT_TRUE(HasEvent(p, "ServiceMonitorUnavailable"));
+    // Nothing a re-check can fix: the idle pace, not the busy one.
+    EXPECT_EQ(p.requeue_after_s, s.opt.requeue_idle_s);
+    // Once reported, neither the Event nor the status is written again.
+    s.cluster["status"] = StatusOf(p)->body;
+    s.opt.now = kLater;
+    p = s.Run();
+    EXPECT_TRUE(p.actions.empty()) << Dump(p);
+    // A real problem next to it still gets the busy pace.
+    s.node(1) = Unreachable();
+    s.obs.ring->push_back({"dyn-1", NodeState::kNormal, false});
+    p = s.Run();
+    EXPECT_EQ(p.requeue_after_s, s.opt.requeue_busy_s);
+    EXPECT_FALSE(HasEvent(p, "ServiceMonitorUnavailable"));
+  }
+  // Without a ServiceMonitor in the spec there is nothing to say.
+  Scene s;
+  s.obs.service_monitors = ServiceMonitorAccess::kForbidden;
+  EXPECT_EQ(ConditionOf(s.Run(), "Degraded")["status"].AsString(), "False");
+}
+
+TEST(ReconcileTest, ReplicationFactorCannotChange) {
+  Scene s;
+  s.SetSpec(*json::Parse(R"({"replication":{"factor":2,"readQuorum":1,"writeQuorum":1}})"));
+  Plan p = s.Run();
+  EXPECT_EQ(ConditionOf(p, "Degraded")["reason"].AsString(), "ReplicationFactorImmutable");
+  EXPECT_NE(ConditionOf(p, "Degraded")["message"].AsString().find("created with 3"),
+            std::string::npos);
+  EXPECT_TRUE(HasEvent(p, "ReplicationFactorImmutable"));
+  // No pod is rolled: the StatefulSet keeps --replicas=3 and its quorums.
+  EXPECT_TRUE(Find(p, Type::kApply, "StatefulSet").empty()) << Dump(p);
+  s.cluster["status"] = StatusOf(p)->body;
+  p = s.Run();
+  EXPECT_FALSE(HasEvent(p, "ReplicationFactorImmutable")) << Dump(p);
+
+  // Other changes still roll out, with the ring's factor and quorums.
+  s.SetSpec(
+      *json::Parse(R"({"replicas":5,"replication":{"factor":5,"readQuorum":4,"writeQuorum":4}})"));
+  p = s.Run();
+  EXPECT_EQ(ConditionOf(p, "Degraded")["reason"].AsString(), "ReplicationFactorImmutable");
+  const auto sts = Find(p, Type::kApply, "StatefulSet");
+  ASSERT_EQ(sts.size(), 1u) << Dump(p);
+  const std::vector<std::string> args = Args(sts[0]->body);
+  EXPECT_TRUE(Contains(args, "--replicas=3"));
+  EXPECT_TRUE(Contains(args, "--read-quorum=2"));
+  EXPECT_TRUE(Contains(args, "--write-quorum=2"));
+  EXPECT_EQ(sts[0]->body.At({"metadata", "annotations"})[kReplicationFactorAnnotation].AsString(),
+            "3");
+  EXPECT_EQ(sts[0]->body.At({"spec", "replicas"}).AsInt(), 5);
+
+  // A StatefulSet without the annotation: its node's flags say what it runs.
+  Scene old;
+  Value without = *old.obs.stateful_set;
+  without["metadata"]["annotations"].Erase(kReplicationFactorAnnotation);
+  old.obs.stateful_set = without;
+  old.SetSpec(*json::Parse(R"({"replication":{"factor":2,"readQuorum":1,"writeQuorum":1}})"));
+  EXPECT_EQ(ConditionOf(old.Run(), "Degraded")["reason"].AsString(), "ReplicationFactorImmutable");
+  EXPECT_EQ(KeptReplicationFactor(without), 3);
+}
+
+TEST(ReconcileTest, ReplicationFactorOfTheRingDecidesScaleDownAndAvailability) {
+  // The spec asks for factor 2 (refused); the ring keeps 3: leaving one of 3
+  // nodes would leave fewer than 3.
+  Scene s;
+  s.SetSpec(
+      *json::Parse(R"({"replicas":2,"replication":{"factor":2,"readQuorum":1,"writeQuorum":1}})"));
+  const Plan p = s.Run();
+  EXPECT_TRUE(Find(p, Type::kLeave).empty()) << Dump(p);
+  EXPECT_TRUE(HasEvent(p, "ScaleDownRefused"));
+  EXPECT_NE(ConditionOf(p, "Degraded")["message"].AsString().find("fewer than the 3 replicas"),
+            std::string::npos)
+      << ConditionOf(p, "Degraded").Pretty();
+}
+
+TEST(ReconcileTest, NodeLabelsLineUpWithTheChartsSelectors) {
+  Scene s;
+  s.obs = Observed{};
+  s.SetSpec(*json::Parse(R"({"metrics":{"serviceMonitor":true}})"));
+  const Plan p = s.Run();
+  const Value node_labels = Value::Obj({{"app.kubernetes.io/name", "dynamo"},
+                                        {"app.kubernetes.io/instance", "dyn"},
+                                        {"app.kubernetes.io/component", "node"}});
+  // Every object the cluster owns carries name, instance and component=node.
+  for (const Action* a : Find(p, Type::kApply)) {
+    EXPECT_TRUE(json::IsSubset(node_labels, a->body.At({"metadata", "labels"})))
+        << a->ref.kind << " " << a->body.At({"metadata", "labels"}).Dump();
+  }
+  const Value& sts = Find(p, Type::kApply, "StatefulSet").front()->body;
+  const Value& pod_labels = sts.At({"spec", "template", "metadata", "labels"});
+  EXPECT_TRUE(json::IsSubset(node_labels, pod_labels)) << pod_labels.Dump();
+  // Every selector selects the pods, and includes component=node.
+  EXPECT_EQ(sts.At({"spec", "selector", "matchLabels"}), node_labels);
+  for (const Action* svc : Find(p, Type::kApply, "Service")) {
+    EXPECT_EQ(svc->body.At({"spec", "selector"}), node_labels) << svc->ref.name;
+  }
+  EXPECT_EQ(Find(p, Type::kApply, "PodDisruptionBudget")
+                .front()
+                ->body.At({"spec", "selector", "matchLabels"}),
+            node_labels);
+  EXPECT_EQ(
+      Find(p, Type::kApply, "ServiceMonitor").front()->body.At({"spec", "selector", "matchLabels"}),
+      node_labels);
+  // The operator's own pods (the chart's Deployment) match none of them, nor
+  // what the operator lists and watches.
+  EXPECT_EQ(OwnedObjectsSelector(),
+            "app.kubernetes.io/managed-by=dynamo-operator,app.kubernetes.io/name=dynamo");
+  const Value operator_pod = Value::Obj({{"app.kubernetes.io/name", "dynamo-operator"},
+                                         {"app.kubernetes.io/instance", "dyn"},
+                                         {"app.kubernetes.io/component", "operator"},
+                                         {"app.kubernetes.io/managed-by", "dynamo-operator"}});
+  EXPECT_FALSE(json::IsSubset(node_labels, operator_pod));
+}
+
+TEST(ReconcileTest, SelectorOfAnExistingStatefulSetIsKept) {
+  // A StatefulSet's selector is immutable: one made before component=node
+  // was added keeps its selector (the pods get the new label all the same).
+  Scene s;
+  Value sts = *s.obs.stateful_set;
+  sts["spec"]["selector"]["matchLabels"].Erase("app.kubernetes.io/component");
+  s.obs.stateful_set = sts;
+  const Value desired = StatefulSet(s.c, 3, s.obs.stateful_set);
+  EXPECT_EQ(desired.At({"spec", "selector"}), sts.At({"spec", "selector"}));
+  EXPECT_EQ(desired.At({"spec", "template", "metadata", "labels"})["app.kubernetes.io/component"]
+                .AsString(),
+            "node");
+  EXPECT_TRUE(Find(s.Run(), Type::kApply, "StatefulSet").empty());
+}
+
+TEST(ReconcileTest, NodeAnsweringWithoutAStateIsUnknown) {
+  Scene s;
+  s.node(2).state = NodeState::kUnknown;
+  const Plan p = s.Run();
+  EXPECT_EQ(StatusOf(p)->body["members"].AsArray()[2]["state"].AsString(), "unknown");
 }
 
 // ---------------------------------------------------------------------------
@@ -1198,7 +1366,7 @@ class World {
     }
     if (available) {
       EXPECT_TRUE(all_up) << status.Pretty();
-      EXPECT_GE(members, c.spec.replication.n);
+      EXPECT_GE(members, c.spec.replication.factor);
     }
     if (!all_up) {
       EXPECT_TRUE(degraded) << status.Pretty();
@@ -1340,6 +1508,48 @@ TEST(ReconcileScenarioTest, UpDownUpWhileLeaving) {
   for (const auto& [i, n] : w.nodes()) EXPECT_EQ(n.state, NodeState::kNormal) << i;
   EXPECT_EQ(w.lost_keys(), 0u);
 }
+
+// ---------------------------------------------------------------------------
+// The packaging's golden file: what the operator creates for the sample
+// DynamoCluster. scripts/check-packaging.sh checks that the chart's
+// ServiceMonitor, PodMonitor and NetworkPolicy select these node pods and
+// Services and that none of these selectors matches the operator's pods; this
+// test keeps the file equal to what the code renders.
+
+#ifdef DYNAMO_OPERATOR_GOLDEN
+TEST(PackagingGoldenTest, ObjectsAreWhatTheReconcilerRenders) {
+  const char* path = DYNAMO_OPERATOR_GOLDEN;
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<Value> golden = json::Parse(text.str());
+  ASSERT_TRUE(golden.ok()) << path << ": " << golden.status();
+  const Value& cluster = (*golden)["cluster"];
+  std::vector<std::string> problems;
+  const Cluster c = ParseCluster(cluster, &problems);
+  ASSERT_TRUE(problems.empty()) << problems.front();
+  Value rendered = *golden;
+  rendered["ownedObjectsSelector"] = OwnedObjectsSelector();
+  rendered["objects"] = Value::Arr({
+      HeadlessService(c),
+      ClientService(c),
+      SeedsConfigMap(c, PodDnsAddress(c, 0)),
+      PodDisruptionBudget(c),
+      ServiceMonitor(c),
+      StatefulSet(c, c.spec.replicas, std::nullopt),
+  });
+  if (const char* update = std::getenv("DYNAMO_UPDATE_GOLDEN"); update && *update == '1') {
+    std::ofstream(path) << rendered.Pretty() << "\n";
+    GTEST_SKIP() << "rewrote " << path;
+  }
+  EXPECT_TRUE(rendered == *golden)
+      << path << " is not what the reconciler renders; rewrite it with\n"
+      << "  DYNAMO_UPDATE_GOLDEN=1 <build>/operator/dynamo_reconciler_test "
+         "--gtest_filter=PackagingGoldenTest.*\n"
+      << "and run scripts/check-packaging.sh. Rendered:\n"
+      << rendered.Pretty();
+}
+#endif
 
 }  // namespace
 }  // namespace dynamo::reconciler

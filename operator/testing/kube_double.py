@@ -193,7 +193,9 @@ def fields_match(selector, obj):
 class CrdValidator:
     """Validates DynamoCluster writes against the CRD as the API server would
     (schema, defaults, CEL rules), using tests/packaging/crd_schema.py when it
-    and its dependencies (PyYAML, jsonschema) are available."""
+    and its dependencies (Debian's python3-yaml and python3-jsonschema, which
+    scripts/install-deps.sh installs) are available. The operator's tests
+    count on it (TheCrdRefusesBadReplicationAndAFactorChange fails without)."""
 
     def __init__(self, crd_path, helpers_dir):
         self.validator = None

@@ -5,9 +5,12 @@
 // shutdown.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "double_process.h"
 #include "dynamo/base/strings.h"
@@ -105,6 +108,31 @@ class OperatorTest : public ::testing::Test {
     std::set<std::string> out;
     for (const Value& e : List(k8s::Events())) out.insert(e["reason"].AsString());
     return out;
+  }
+  // How many times an event was recorded (repeats are counted on one Event).
+  int64_t EventCount(const std::string& reason) {
+    int64_t n = 0;
+    for (const Value& e : List(k8s::Events())) {
+      if (e["reason"].AsString() == reason) n += e["count"].AsInt(1);
+    }
+    return n;
+  }
+  int RequestsTo(const std::string& path_part) {
+    auto requests = double_->Requests();
+    int n = 0;
+    if (!requests.ok()) return -1;
+    for (const Value& r : *requests) n += r["path"].AsString().find(path_part) != std::string::npos;
+    return n;
+  }
+  void RestartDouble(bool validate_crd) {
+    testing::DoubleOptions options;
+    options.validate_crd = validate_crd;
+    double_.reset();
+    auto d = KubeDouble::Start(options);
+    ASSERT_TRUE(d.ok()) << d.status();
+    double_ = *std::move(d);
+    client_ = double_->NewClient();
+    kubeconfig_ = testing::WriteKubeconfig(double_->work_dir(), double_->url());
   }
 
   std::unique_ptr<KubeDouble> double_;
@@ -272,14 +300,7 @@ TEST_F(OperatorTest, NeverRemovesAPodWhoseNodeDidNotConfirmItsHandoff) {
 TEST_F(OperatorTest, InvalidSpecIsReportedAndNothingIsCreated) {
   // The CRD refuses this spec; an operator must not rely on the installed
   // CRD being the current one, so the double runs without it here.
-  testing::DoubleOptions no_crd;
-  no_crd.validate_crd = false;
-  double_.reset();
-  auto d = KubeDouble::Start(no_crd);
-  ASSERT_TRUE(d.ok()) << d.status();
-  double_ = *std::move(d);
-  client_ = double_->NewClient();
-  kubeconfig_ = testing::WriteKubeconfig(double_->work_dir(), double_->url());
+  RestartDouble(/*validate_crd=*/false);
   StartOperator();
   ASSERT_TRUE(client_
                   ->Create(k8s::DynamoClusters(), kNs,
@@ -288,6 +309,162 @@ TEST_F(OperatorTest, InvalidSpecIsReportedAndNothingIsCreated) {
   ASSERT_TRUE(WaitFor([&] { return Condition("bad", "Degraded", "reason") == "InvalidSpec"; }));
   EXPECT_NE(Condition("bad", "Degraded", "message").find("power of two"), std::string::npos);
   EXPECT_FALSE(Get(k8s::StatefulSets(), "bad").has_value());
+}
+
+TEST_F(OperatorTest, TheCrdRefusesBadReplicationAndAFactorChange) {
+  // The double validates DynamoClusters against charts/dynamo/crds (schema,
+  // defaults, CEL rules) with PyYAML and python3-jsonschema, which
+  // scripts/install-deps.sh installs.
+  const auto create = [&](const std::string& name, Value spec) {
+    return client_->Create(k8s::DynamoClusters(), kNs, ClusterObject(name, std::move(spec)))
+        .status();
+  };
+  absl::Status s = create("toobig", *json::Parse(R"({"replicas":3,"replication":{"factor":4}})"));
+  ASSERT_FALSE(s.ok()) << "the API double did not validate against the CRD: are python3-yaml and "
+                          "python3-jsonschema installed (scripts/install-deps.sh)?";
+  EXPECT_NE(s.message().find("spec.replication.factor must not exceed spec.replicas"),
+            std::string::npos)
+      << s;
+  s = create("old", *json::Parse(R"({"replication":{"n":3,"r":2,"w":2}})"));
+  EXPECT_FALSE(s.ok());
+  s = create("quorum", *json::Parse(R"({"replication":{"factor":3,"writeQuorum":4}})"));
+  EXPECT_NE(s.message().find("writeQuorum"), std::string::npos) << s;
+
+  ASSERT_TRUE(create("dyn", *json::Parse(R"({"replicas":5})")).ok());
+  auto cluster = Get(k8s::DynamoClusters(), "dyn");
+  ASSERT_TRUE(cluster.has_value());
+  EXPECT_EQ(cluster->At({"spec", "replication", "factor"}).AsInt(), 3);  // defaulted
+  EXPECT_EQ(cluster->At({"spec", "replication", "readQuorum"}).AsInt(), 2);
+  auto patched = client_->MergePatch(
+      k8s::DynamoClusters(), kNs, "dyn",
+      *json::Parse(R"({"spec":{"replication":{"factor":5,"readQuorum":3,"writeQuorum":3}}})"));
+  ASSERT_FALSE(patched.ok());
+  EXPECT_NE(patched.status().message().find("spec.replication.factor is immutable"),
+            std::string::npos)
+      << patched.status();
+  EXPECT_TRUE(client_
+                  ->MergePatch(k8s::DynamoClusters(), kNs, "dyn",
+                               *json::Parse(R"({"spec":{"replication":{"readQuorum":1}}})"))
+                  .ok());
+}
+
+TEST_F(OperatorTest, AReplicationFactorChangeIsRefusedWithoutRollingPods) {
+  // An API server with an older CRD lets the change through: the operator
+  // keeps the ring's factor and says why.
+  RestartDouble(/*validate_crd=*/false);
+  StartOperator();
+  ASSERT_TRUE(
+      client_
+          ->Create(k8s::DynamoClusters(), kNs, ClusterObject("dyn", Value::Obj({{"replicas", 3}})))
+          .ok());
+  ASSERT_TRUE(WaitFor([&] { return List(k8s::Pods()).size() == 3; }));
+  const auto args = [&] {
+    std::vector<std::string> out;
+    auto sts = Get(k8s::StatefulSets(), "dyn");
+    if (!sts) return out;
+    for (const Value& a :
+         (*sts).At({"spec", "template", "spec", "containers"}).AsArray()[0]["args"].AsArray()) {
+      out.push_back(a.AsString());
+    }
+    return out;
+  };
+  const std::vector<std::string> before = args();
+  EXPECT_NE(std::find(before.begin(), before.end(), "--replicas=3"), before.end());
+  const int64_t generation =
+      Get(k8s::StatefulSets(), "dyn")->At({"metadata", "generation"}).AsInt();
+  ASSERT_TRUE(
+      client_
+          ->MergePatch(k8s::DynamoClusters(), kNs, "dyn", *json::Parse(R"({"spec":{"replication":{
+                                   "factor":2,"readQuorum":1,"writeQuorum":1}}})"))
+          .ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return Condition("dyn", "Degraded", "reason") == "ReplicationFactorImmutable";
+  })) << Condition("dyn", "Degraded", "message");
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(args(), before);
+  EXPECT_EQ(Get(k8s::StatefulSets(), "dyn")->At({"metadata", "generation"}).AsInt(), generation);
+  EXPECT_EQ(EventCount("ReplicationFactorImmutable"), 1);
+}
+
+TEST_F(OperatorTest, ServiceMonitorsItMayNotManageAreReportedOnceWithoutRetryStorm) {
+  for (const bool forbidden : {false, true}) {
+    SCOPED_TRACE(forbidden ? "403 Forbidden" : "404: no ServiceMonitor CRD");
+    if (forbidden) {
+      // The double serves no ServiceMonitors (404, as without the CRD); RBAC
+      // without rbac.manageServiceMonitors answers 403 to every method.
+      RestartDouble(/*validate_crd=*/true);
+      ASSERT_TRUE(double_
+                      ->InjectFault(Value::Obj({{"path_contains", "/servicemonitors"},
+                                                {"status", 403},
+                                                {"reason", "Forbidden"},
+                                                {"count", 100000}}))
+                      .ok());
+    }
+    ChildProcess* op = StartOperator();
+    ASSERT_TRUE(
+        client_
+            ->Create(k8s::DynamoClusters(), kNs, ClusterObject("dyn", *json::Parse(R"({"replicas":3,
+                                 "metrics":{"serviceMonitor":true}})")))
+            .ok());
+    ASSERT_TRUE(WaitFor([&] {
+      return Condition("dyn", "Degraded", "reason") == "ServiceMonitorUnavailable";
+    })) << Condition("dyn", "Degraded", "message");
+    EXPECT_NE(Condition("dyn", "Degraded", "message")
+                  .find(forbidden ? "rbac.manageServiceMonitors" : "not installed"),
+              std::string::npos);
+    // The cluster's other objects are there all the same.
+    EXPECT_TRUE(WaitFor([&] { return Get(k8s::StatefulSets(), "dyn").has_value(); }));
+    // Several reconciles later (fake pods: the busy pace of 1 s): asked
+    // once, reported once, still running.
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    EXPECT_EQ(RequestsTo("/servicemonitors"), 1);
+    EXPECT_EQ(EventCount("ServiceMonitorUnavailable"), 1);
+    EXPECT_TRUE(op->Running());
+    EXPECT_EQ(op->Terminate(10000), 0);
+    operators_.clear();
+  }
+}
+
+TEST_F(OperatorTest, NodeObjectsAreLabelledAndTheOperatorsOwnPodsAreNotWatched) {
+  StartOperator();
+  // A pod labelled as the chart labels the operator's pods, with a name the
+  // cluster's ordinals would claim: the operator must not take it for a node.
+  ASSERT_TRUE(
+      client_
+          ->Create(k8s::Pods(), kNs, *json::Parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{
+                               "name":"dyn-7","labels":{
+                               "app.kubernetes.io/name":"dynamo-operator",
+                               "app.kubernetes.io/instance":"dyn",
+                               "app.kubernetes.io/component":"operator",
+                               "app.kubernetes.io/managed-by":"dynamo-operator"}},
+                               "spec":{"containers":[{"name":"operator","image":"x:1"}]}})"))
+          .ok());
+  ASSERT_TRUE(
+      client_
+          ->Create(k8s::DynamoClusters(), kNs, ClusterObject("dyn", Value::Obj({{"replicas", 3}})))
+          .ok());
+  ASSERT_TRUE(WaitFor([&] {
+    auto c = Get(k8s::DynamoClusters(), "dyn");
+    return c && (*c).At({"status", "members"}).size() == 3;
+  }));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(Get(k8s::DynamoClusters(), "dyn")->At({"status", "members"}).size(), 3u);
+  EXPECT_EQ(Get(k8s::DynamoClusters(), "dyn")->At({"status", "replicas"}).AsInt(), 3);
+  const std::vector<std::pair<const k8s::ResourceType*, std::string>> objects = {
+      {&k8s::StatefulSets(), "dyn"},         {&k8s::Services(), "dyn"},
+      {&k8s::Services(), "dyn-headless"},    {&k8s::ConfigMaps(), "dyn-config"},
+      {&k8s::PodDisruptionBudgets(), "dyn"}, {&k8s::Pods(), "dyn-0"}};
+  for (const auto& [type, name] : objects) {
+    auto o = Get(*type, name);
+    ASSERT_TRUE(o.has_value()) << type->kind << " " << name;
+    const Value& labels = (*o).At({"metadata", "labels"});
+    EXPECT_EQ(labels["app.kubernetes.io/name"].AsString(), "dynamo") << type->kind;
+    EXPECT_EQ(labels["app.kubernetes.io/instance"].AsString(), "dyn") << type->kind;
+    EXPECT_EQ(labels["app.kubernetes.io/component"].AsString(), "node") << type->kind;
+  }
+  auto pod = Get(k8s::Pods(), "dyn-0");
+  EXPECT_EQ((*pod).At({"spec", "securityContext", "runAsUser"}).AsInt(), 10001);
+  EXPECT_EQ((*pod).At({"spec", "securityContext", "fsGroup"}).AsInt(), 10001);
 }
 
 TEST_F(OperatorTest, SurvivesWatchExpiryAndStatusConflicts) {

@@ -39,7 +39,7 @@ SPEC_FIELDS = {
     "zones": ("object", {}), "metrics": ("object", {}),
 }
 NESTED = {
-    "replication": {"n": ("integer", 3), "r": ("integer", 2), "w": ("integer", 2)},
+    "replication": {"factor": ("integer", 3), "readQuorum": ("integer", 2), "writeQuorum": ("integer", 2)},
     "storage": {"size": ("string", "10Gi"), "storageClassName": ("string", None),
                 "durability": ("string", "durable"), "deletePolicy": ("string", "Retain")},
     "zones": {"topologyKey": ("string", "topology.kubernetes.io/zone"),
@@ -47,21 +47,24 @@ NESTED = {
     "metrics": {"enabled": ("boolean", True), "port": ("integer", 9100),
                 "serviceMonitor": ("boolean", False), "slaSeconds": ("number", 0.3)},
 }
+MEMBER_STATES = ["standby", "joining", "normal", "leaving", "left", "unknown"]
 STATUS_FIELDS = {"observedGeneration", "replicas", "readyMembers", "conditions", "members", "handoffs"}
 CONDITION_FIELDS = {"type", "status", "reason", "message", "lastTransitionTime", "observedGeneration"}
 MEMBER_FIELDS = {"name", "nodeId", "state", "ready", "ownedPartitions", "keys"}
 HANDOFF_FIELDS = {"node", "keysRemaining", "keysSent", "bytesSent", "ranges"}
 PRINTER_COLUMNS = [
     ("Replicas", ".spec.replicas"), ("Ready", ".status.readyMembers"),
-    ("N", ".spec.replication.n"), ("R", ".spec.replication.r"), ("W", ".spec.replication.w"),
+    ("Factor", ".spec.replication.factor"), ("ReadQuorum", ".spec.replication.readQuorum"),
+    ("WriteQuorum", ".spec.replication.writeQuorum"),
     ("Available", '.status.conditions[?(@.type=="Available")].status'),
     ("Age", ".metadata.creationTimestamp"),
 ]
 EXPECTED_RULES = {
-    (("spec",), "self.replication.n <= self.replicas"),
+    (("spec",), "self.replication.factor <= self.replicas"),
     (("spec", "partitions"), "self == oldSelf"),
-    (("spec", "replication"), "self.r >= 1 && self.r <= self.n"),
-    (("spec", "replication"), "self.w >= 1 && self.w <= self.n"),
+    (("spec", "replication", "factor"), "self == oldSelf"),
+    (("spec", "replication"), "self.readQuorum >= 1 && self.readQuorum <= self.factor"),
+    (("spec", "replication"), "self.writeQuorum >= 1 && self.writeQuorum <= self.factor"),
 }
 
 
@@ -114,8 +117,9 @@ def check_contract(crd, app_version):
            "deletePolicy enum Retain|Delete")
     vn = spec["properties"]["virtualNodes"]
     expect((vn.get("minimum"), vn.get("maximum")) == (1, 4096), "virtualNodes 1..4096")
-    rep = spec["properties"]["replication"]["properties"]["n"]
-    expect((rep.get("minimum"), rep.get("maximum")) == (1, 16), "replication.n 1..16")
+    for name in ("factor", "readQuorum", "writeQuorum"):
+        rep = spec["properties"]["replication"]["properties"][name]
+        expect((rep.get("minimum"), rep.get("maximum")) == (1, 16), f"replication.{name} 1..16")
     parts = spec["properties"]["partitions"]
     expect(parts.get("enum") == [2 ** i for i in range(4, 17)], "partitions: powers of two 16..65536")
     status = root["properties"]["status"]["properties"]
@@ -124,6 +128,8 @@ def check_contract(crd, app_version):
     expect(set(cond) == CONDITION_FIELDS, f"condition fields {sorted(cond)}")
     expect(cond["type"].get("enum") == ["Available", "Progressing", "Degraded"], "condition types")
     expect(set(status["members"]["items"]["properties"]) == MEMBER_FIELDS, "member fields")
+    expect(status["members"]["items"]["properties"]["state"].get("enum") == MEMBER_STATES,
+           f"member states {MEMBER_STATES} (the operator's StatusStateName)")
     expect(set(status["handoffs"]["items"]["properties"]) == HANDOFF_FIELDS, "handoff fields")
     rules = {(p, r) for p, r, _ in crd_schema.collect_rules(root)}
     expect(rules == EXPECTED_RULES, f"CEL rules {sorted(rules)}")
@@ -184,7 +190,10 @@ def cases(base):
             {"type": "Degraded", "status": "False", "reason": "AllMembersUp",
              "lastTransitionTime": "2026-01-02T03:04:05.123+01:00"}],
         "members": [{"name": "dynamo-0", "nodeId": "n0", "state": "normal", "ready": True,
-                     "ownedPartitions": 192, "keys": 1000}],
+                     "ownedPartitions": 192, "keys": 1000},
+                    {"name": "dynamo-1", "nodeId": "dynamo-1", "state": "unknown", "ready": False,
+                     "ownedPartitions": 0, "keys": 0},
+                    {"name": "dynamo-2", "nodeId": "dynamo-2", "ready": False}],
         "handoffs": [{"node": "n3", "keysRemaining": 10, "keysSent": 90, "bytesSent": 9000, "ranges": 4}],
     }
     minimal = {"apiVersion": base["apiVersion"], "kind": base["kind"],
@@ -192,23 +201,40 @@ def cases(base):
     no_spec = {"apiVersion": base["apiVersion"], "kind": base["kind"], "metadata": {"name": "nospec"}}
     status_bad = copy.deepcopy(full_status)
     status_bad["conditions"][0]["type"] = "Ready"
+    state_bad = copy.deepcopy(full_status)
+    state_bad["members"][1]["state"] = "down"
     return [
         ("minimal spec {} (all defaults)", minimal, None, True),
         ("no spec at all (defaulted to {})", no_spec, None, True),
-        ("5 nodes, N=5 R=3 W=3, zone-aware, buffered", with_spec(
-            base, replicas=5, replication={"n": 5, "r": 3, "w": 3}, zones__zoneAware=True,
+        ("5 nodes, factor 5, quorums 3, zone-aware, buffered", with_spec(
+            base, replicas=5, replication={"factor": 5, "readQuorum": 3, "writeQuorum": 3},
+            zones__zoneAware=True,
             storage__durability="buffered", resources={"requests": {"cpu": "500m", "memory": "1Gi"},
                                                       "limits": {"memory": 2147483648}}), None, True),
-        ("1 node, N=R=W=1", with_spec(base, replicas=1, replication={"n": 1, "r": 1, "w": 1}), None, True),
+        ("1 node, factor and quorums 1", with_spec(
+            base, replicas=1, replication={"factor": 1, "readQuorum": 1, "writeQuorum": 1}), None, True),
+        ("replication {} (all defaulted)", with_spec(base, replication={}), None, True),
         ("with a full status", dict(with_spec(base), status=full_status), None, True),
         ("replicas 0", with_spec(base, replicas=0), None, False),
-        ("r > n", with_spec(base, replication={"n": 3, "r": 4, "w": 2}), None, False),
-        ("w > n", with_spec(base, replication={"n": 2, "r": 1, "w": 3}), None, False),
-        ("r = 0", with_spec(base, replication__r=0), None, False),
-        ("n > replicas", with_spec(base, replicas=2, replication={"n": 3, "r": 2, "w": 2}), None, False),
-        ("n = 5 with replicas defaulted to 3", with_spec(base, replicas=DELETE, replication={"n": 5, "r": 3, "w": 3}),
-         None, False),
-        ("n = 17", with_spec(base, replicas=20, replication={"n": 17, "r": 2, "w": 2}), None, False),
+        ("readQuorum > factor", with_spec(
+            base, replication={"factor": 3, "readQuorum": 4, "writeQuorum": 2}), None, False),
+        ("writeQuorum > factor", with_spec(
+            base, replication={"factor": 2, "readQuorum": 1, "writeQuorum": 3}), None, False),
+        ("readQuorum = 0", with_spec(base, replication__readQuorum=0), None, False),
+        ("writeQuorum > defaulted factor 3", with_spec(
+            base, replicas=5, replication={"writeQuorum": 4}), None, False),
+        ("factor > replicas", with_spec(
+            base, replicas=2, replication={"factor": 3, "readQuorum": 2, "writeQuorum": 2}), None, False),
+        ("factor = 5 with replicas defaulted to 3", with_spec(
+            base, replicas=DELETE, replication={"factor": 5, "readQuorum": 3, "writeQuorum": 3}), None, False),
+        ("factor = 17", with_spec(
+            base, replicas=20, replication={"factor": 17, "readQuorum": 2, "writeQuorum": 2}), None, False),
+        ("factor = 0", with_spec(
+            base, replication={"factor": 0, "readQuorum": 1, "writeQuorum": 1}), None, False),
+        ("the old fields n, r, w", with_spec(base, replication={"n": 3, "r": 2, "w": 2}), None, False),
+        ("a bare YAML 1.1 n, read as false", with_spec(
+            base, replication={"false": 3, "readQuorum": 2, "writeQuorum": 2}), None, False),
+        ("member state 'down'", dict(with_spec(base), status=state_bad), None, False),
         ("durability 'sometimes'", with_spec(base, storage__durability="sometimes"), None, False),
         ("deletePolicy 'delete' (lower case)", with_spec(base, storage__deletePolicy="delete"), None, False),
         ("partitions 100 (not a power of two)", with_spec(base, partitions=100), None, False),
@@ -230,6 +256,17 @@ def cases(base):
         ("update: partitions 256 -> 512 (immutable)", with_spec(base, partitions=512),
          with_spec(base, partitions=256), False),
         ("update: scale 3 -> 5", with_spec(base, replicas=5), with_spec(base, replicas=3), True),
+        ("update: factor unchanged, quorums changed", with_spec(
+            base, replication={"factor": 3, "readQuorum": 1, "writeQuorum": 3}),
+         with_spec(base, replication={"factor": 3, "readQuorum": 2, "writeQuorum": 2}), True),
+        ("update: factor defaulted both times", with_spec(base, replication={"readQuorum": 1}),
+         with_spec(base, replication=DELETE), True),
+        ("update: factor 3 -> 5 (immutable)", with_spec(
+            base, replicas=5, replication={"factor": 5, "readQuorum": 3, "writeQuorum": 3}),
+         with_spec(base, replicas=5, replication={"factor": 3, "readQuorum": 2, "writeQuorum": 2}), False),
+        ("update: factor defaulted 3 -> 1 (immutable)", with_spec(
+            base, replication={"factor": 1, "readQuorum": 1, "writeQuorum": 1}),
+         with_spec(base, replication=DELETE), False),
     ]
 
 

@@ -3,8 +3,10 @@
 
 - Stages: build on debian:bookworm, runtime on debian:bookworm-slim, targets
   `operator` and `node`, node last (the default target).
-- The build stage installs exactly scripts/install-deps.sh's packages, and
-  configures and builds without presets the targets dynamo-node, dynamoctl and
+- The build stage installs exactly scripts/install-deps.sh's BUILD_PACKAGES
+  (its TEST_PACKAGES and NODE_PACKAGES are for running tests, which no image
+  does, and must include what the tests import or run), and configures and
+  builds without presets the targets dynamo-node, dynamoctl and
   dynamo-operator.
 - Every COPY source exists in the build context and .dockerignore does not
   exclude it, nor any directory the CMake build adds.
@@ -117,12 +119,19 @@ def apt_packages(run_text):
     return pkgs
 
 
-def install_deps_packages(path):
+# What the test suites need from Debian beyond the build: the operator tests'
+# API double and check-packaging validate DynamoClusters with PyYAML and
+# jsonschema; check-packaging runs yamllint, unzip and promtool.
+TEST_NEEDS = {"python3-yaml", "python3-jsonschema", "yamllint", "unzip", "prometheus"}
+
+
+def install_deps_packages(path, array="BUILD_PACKAGES"):
     with open(path) as f:
         text = f.read()
-    m = re.search(r"PACKAGES=\((.*?)\n\)", text, re.S)
+    m = (re.search(r"^" + array + r"=\(\n(.*?)\n\)", text, re.S | re.M)
+         or re.search(r"^" + array + r"=\(([^\n]*)\)", text, re.M))
     if not m:
-        fail("scripts/install-deps.sh: no PACKAGES=( ... ) array")
+        fail(f"scripts/install-deps.sh: no {array}=( ... ) array")
         return []
     pkgs = []
     for line in m.group(1).split("\n"):
@@ -215,10 +224,19 @@ def main():
     # The build stage: install-deps.sh's packages, configure without presets, the three targets.
     if build:
         pkgs = [p for a, _ in build.own("RUN") for p in apt_packages(a)]
-        want = install_deps_packages(os.path.join(root, "scripts", "install-deps.sh"))
+        deps = os.path.join(root, "scripts", "install-deps.sh")
+        want = install_deps_packages(deps)
         expect(sorted(pkgs) == sorted(want),
-               f"build stage installs scripts/install-deps.sh's packages: missing {sorted(set(want) - set(pkgs))}, "
-               f"extra {sorted(set(pkgs) - set(want))}")
+               f"build stage installs scripts/install-deps.sh's BUILD_PACKAGES: missing "
+               f"{sorted(set(want) - set(pkgs))}, extra {sorted(set(pkgs) - set(want))}")
+        tests = install_deps_packages(deps, "TEST_PACKAGES")
+        node = install_deps_packages(deps, "NODE_PACKAGES")
+        expect(not (set(tests) | set(node)) & set(want),
+               f"install-deps.sh: test-only packages also in BUILD_PACKAGES: "
+               f"{sorted((set(tests) | set(node)) & set(want))}")
+        expect(TEST_NEEDS <= set(tests) | set(want),
+               f"install-deps.sh installs what the tests need: missing {sorted(TEST_NEEDS - set(tests) - set(want))}")
+        expect({"nodejs", "npm"} <= set(node), "install-deps.sh: NODE_PACKAGES are nodejs and npm")
         runs = " ".join(a for a, _ in build.own("RUN"))
         expect("--preset" not in runs, "build stage configures without CMake presets")
         expect(re.search(r"cmake -S \S+ -B \S+", runs), "build stage runs a plain cmake -S/-B configure")

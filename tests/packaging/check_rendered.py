@@ -11,8 +11,20 @@ operator pod, least-privilege RBAC, selectors that select, NetworkPolicies that
 never allow everyone, monitors on the node labels, dashboards labelled for
 Grafana.
 
+What the operator creates for a cluster is not templated by the chart; the
+reconciler's tests keep golden/operator-objects.json equal to what it renders
+for the sample DynamoCluster, and --golden checks those objects too: their
+Kubernetes schemas, node pods that run as the image's user, and labels that
+line up with the chart (its node ServiceMonitor, PodMonitor and NetworkPolicy
+select the node pods and Services; nothing the operator selects or watches
+by matches the operator's own pods). The operator Deployment's flags must be
+ones `dynamo-operator --help` lists (--operator-help, or the usage text of
+operator/main.cc).
+
 usage: check_rendered.py --node-modules DIR --crd FILE --chart DIR
-                         [--types-cache FILE] SCENARIO=FILE...
+                         [--types-cache FILE] [--golden FILE --sample FILE]
+                         [--operator-source main.cc [--operator-help FILE]]
+                         SCENARIO=FILE...
 """
 import argparse
 import json
@@ -48,6 +60,9 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 LABEL_KEY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 NODE_LABELS = {"app.kubernetes.io/name": "dynamo", "app.kubernetes.io/component": "node"}
+NODE_UID = 10001  # the image's user (Dockerfile: useradd --uid 10001; check_dockerfile.py)
+# Flags the operator Deployment's args use; filled from --operator-help.
+OPERATOR_FLAGS = set()
 
 # The operator's rules (the contract): (apiGroup, resource) -> verbs.
 OPERATOR_RULES = {
@@ -59,13 +74,15 @@ OPERATOR_RULES = {
     ("", "configmaps"): {"create", "get", "list", "watch", "patch", "update", "delete"},
     ("policy", "poddisruptionbudgets"): {"create", "get", "list", "watch", "patch", "update", "delete"},
     ("", "pods"): {"get", "list", "watch"},
-    ("", "persistentvolumeclaims"): {"get", "list", "watch", "delete"},
+    # patch: the dynamo.dev/node-left mark on a left node's claim.
+    ("", "persistentvolumeclaims"): {"get", "list", "watch", "patch", "delete"},
     ("", "events"): {"create", "patch"},
 }
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 # Only with rbac.manageServiceMonitors (the all-on scenario).
+# list: a 404 then tells a missing CRD; create and patch: server-side apply.
 SERVICE_MONITOR_RULES = {("monitoring.coreos.com", "servicemonitors"):
-                         {"create", "get", "list", "watch", "patch", "update", "delete"}}
+                         {"list", "create", "patch", "delete"}}
 
 # What each scenario must (True) or must not (False) render.
 SCENARIO_KINDS = {
@@ -191,6 +208,11 @@ def semantic_checks(scenario, objs, values_hint, chart_dir):
             expect(len(ns_args) == 1, f"{where}: namespaced operator needs --namespace")
         for flag in args:
             expect(flag.startswith("--"), f"{where}: argument {flag!r} is a flag")
+            name = flag[2:].split("=", 1)[0]
+            if OPERATOR_FLAGS:
+                expect(name in OPERATOR_FLAGS,
+                       f"{where}: --{name} is not a flag `dynamo-operator --help` lists "
+                       f"(it would refuse to start): {sorted(OPERATOR_FLAGS)}")
 
     for s in by_kind.get("Service", []):
         where = f"{scenario}: Service/{s['metadata']['name']}"
@@ -296,6 +318,142 @@ def semantic_checks(scenario, objs, values_hint, chart_dir):
             expect(size < 1_000_000, f"{where}: {size} bytes fits a ConfigMap")
 
 
+def selector_matches(selector, labels):
+    """matchLabels (a dict) or an equality selector string "k=v,k2=v2"."""
+    if isinstance(selector, str):
+        selector = dict(p.split("=", 1) for p in selector.split(",") if p)
+    return bool(selector) and all((labels or {}).get(k) == v for k, v in selector.items())
+
+
+def operator_flags(source, help_file):
+    """The flags of dynamo-operator: those its --help lists (the binary's
+    output if given, else the usage text in main.cc), checked against the
+    flags main.cc accepts."""
+    with open(source) as f:
+        text = f.read()
+    usage = re.search(r'kUsage\[\] =\s*R"\((.*?)\)"', text, re.S)
+    known = re.search(r"kKnown\[\] = \{(.*?)\};", text, re.S)
+    if not expect(usage and known, f"{source}: no kUsage or kKnown to read the flags from"):
+        return set()
+    accepted = set(re.findall(r'"([a-z0-9-]+)"', known.group(1)))
+    help_text = usage.group(1)
+    if help_file:
+        with open(help_file) as f:
+            help_text = f.read()
+    listed = set(re.findall(r"^\s+--([a-z0-9-]+)", help_text, re.M))
+    expect(listed and listed | {"help"} == accepted,
+           f"dynamo-operator --help lists {sorted(listed)} but main.cc accepts {sorted(accepted)}")
+    print(f"dynamo-operator flags ({'--help of the binary' if help_file else 'usage in ' + source}): "
+          f"{len(listed)}")
+    return listed
+
+
+def golden_checks(golden, sample_path, loaded):
+    """The operator's objects (golden) against the chart's rendered scenarios."""
+    where = "golden"
+    if sample_path:
+        with open(sample_path) as f:
+            sample = next(d for d in yaml.safe_load_all(f) if d)
+        expect(golden["cluster"]["spec"] == sample["spec"],
+               f"{where}: cluster.spec {golden['cluster']['spec']} is not {sample_path}'s "
+               f"{sample['spec']}: regenerate the golden file (see its 'about')")
+    objs = golden["objects"]
+    by_kind = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    stss = by_kind.get("StatefulSet", [])
+    if not expect(len(stss) == 1 and len(by_kind.get("Service", [])) == 2,
+                  f"{where}: one StatefulSet and two Services"):
+        return
+    sts = stss[0]
+    pod = sts["spec"]["template"]
+    pod_labels = pod["metadata"].get("labels") or {}
+    container = pod["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    expect(all(pod_labels.get(k) == v for k, v in NODE_LABELS.items()),
+           f"{where}: node pods carry {NODE_LABELS}, got {pod_labels}")
+    psc = pod["spec"].get("securityContext") or {}
+    for k in ("runAsUser", "runAsGroup", "fsGroup"):
+        expect(psc.get(k) == NODE_UID, f"{where}: node pods' {k} is {NODE_UID} (the image's user), "
+                                       f"got {psc.get(k)}")
+    expect(psc.get("runAsNonRoot") is True, f"{where}: node pods runAsNonRoot")
+    sc = container.get("securityContext") or {}
+    expect(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False
+           and "ALL" in ((sc.get("capabilities") or {}).get("drop") or []),
+           f"{where}: node container hardened (read-only root, no escalation, no capabilities)")
+    args = container.get("args", [])
+    for flag in ("--replicas=", "--read-quorum=", "--write-quorum="):
+        expect(any(a.startswith(flag) for a in args), f"{where}: node args pass {flag}")
+
+    # Every selector of the operator's objects selects the node pods.
+    selectors = [("StatefulSet selector", sts["spec"]["selector"]["matchLabels"])]
+    for svc in by_kind["Service"]:
+        selectors.append((f"Service/{svc['metadata']['name']} selector", svc["spec"]["selector"]))
+    for pdb in by_kind.get("PodDisruptionBudget", []):
+        selectors.append(("PodDisruptionBudget selector", pdb["spec"]["selector"]["matchLabels"]))
+    for c in pod["spec"].get("topologySpreadConstraints", []):
+        selectors.append(("topology spread selector", c["labelSelector"]["matchLabels"]))
+    for t in ((pod["spec"].get("affinity") or {}).get("podAntiAffinity") or {}).get(
+            "preferredDuringSchedulingIgnoredDuringExecution", []):
+        selectors.append(("anti-affinity selector", t["podAffinityTerm"]["labelSelector"]["matchLabels"]))
+    for name, sel in selectors:
+        expect(selector_matches(sel, pod_labels), f"{where}: {name} {sel} selects the node pods")
+    client = [s for s in by_kind["Service"] if s["spec"].get("clusterIP") != "None"]
+    for sm in by_kind.get("ServiceMonitor", []):
+        expect(client and selector_matches(sm["spec"]["selector"]["matchLabels"], client[0]["metadata"]["labels"]),
+               f"{where}: the operator's ServiceMonitor selects the client Service")
+    owned = golden["ownedObjectsSelector"]
+    for o in objs:
+        expect(selector_matches(owned, o["metadata"].get("labels")),
+               f"{where}: {o['kind']}/{o['metadata']['name']} is matched by the operator's watch "
+               f"selector {owned!r}")
+    for t in sts["spec"].get("volumeClaimTemplates", []):
+        expect(selector_matches(owned, t["metadata"].get("labels")),
+               f"{where}: the claims are matched by the operator's watch selector {owned!r}")
+    selectors.append(("the operator's watch selector", owned))
+    for sm in by_kind.get("ServiceMonitor", []):
+        selectors.append(("the operator's ServiceMonitor selector", sm["spec"]["selector"]["matchLabels"]))
+
+    for scenario, chart_objs in loaded:
+        if scenario.startswith("crd"):
+            continue
+        # No selector of the operator matches the operator's own pods.
+        for d in (o for o in chart_objs if o["kind"] == "Deployment"):
+            labels = d["spec"]["template"]["metadata"].get("labels") or {}
+            for name, sel in selectors:
+                expect(not selector_matches(sel, labels),
+                       f"{scenario}: {name} {sel} matches the operator's pods {labels}")
+        # The chart's node monitors and policies select the node pods and Services.
+        for o in chart_objs:
+            kind, spec = o["kind"], o.get("spec") or {}
+            w = f"{scenario}: {kind}/{o['metadata']['name']}"
+            if kind == "ServiceMonitor":
+                sel = spec["selector"].get("matchLabels") or {}
+                if sel.get("app.kubernetes.io/component") == "operator":
+                    continue
+                picked = [s for s in by_kind["Service"] if selector_matches(sel, s["metadata"].get("labels"))]
+                expect(picked, f"{w}: selects no Service the operator creates ({sel})")
+                for e in spec.get("endpoints", []):
+                    expect(any(p.get("name") == e.get("port") for s in picked for p in s["spec"]["ports"]),
+                           f"{w}: no selected node Service has a port named {e.get('port')!r}")
+            elif kind == "PodMonitor":
+                sel = spec["selector"].get("matchLabels") or {}
+                expect(selector_matches(sel, pod_labels), f"{w}: selects no node pod ({sel})")
+                for e in spec.get("podMetricsEndpoints", []):
+                    expect(e.get("port") in ports, f"{w}: node pods have no port named {e.get('port')!r}")
+            elif kind == "NetworkPolicy" and o["metadata"]["name"].endswith("-nodes"):
+                sel = spec["podSelector"].get("matchLabels") or {}
+                expect(selector_matches(sel, pod_labels), f"{w}: does not select the node pods ({sel})")
+                opened = sorted(p["port"] for r in spec.get("ingress") or [] for p in r.get("ports", []))
+                expect(opened == sorted(ports.values()),
+                       f"{w}: opens {opened}, the node pods listen on {sorted(ports.values())}")
+                peers = [p.get("podSelector", {}).get("matchLabels") for r in spec.get("ingress") or []
+                         for p in r.get("from", []) if "namespaceSelector" not in p]
+                expect(any(selector_matches(p, pod_labels) for p in peers if p),
+                       f"{w}: node pods may not reach each other")
+    print(f"golden: {len(objs)} objects the operator renders line up with the chart")
+
+
 def run_node(node_modules, objs):
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "k8s_validate.mjs")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -314,8 +472,14 @@ def main():
     ap.add_argument("--crd", required=True)
     ap.add_argument("--chart", required=True)
     ap.add_argument("--types-cache")
+    ap.add_argument("--golden", help="the operator's objects (golden/operator-objects.json)")
+    ap.add_argument("--sample", help="the sample DynamoCluster the golden file is rendered from")
+    ap.add_argument("--operator-source", help="operator/main.cc (its flags)")
+    ap.add_argument("--operator-help", help="the output of `dynamo-operator --help`")
     ap.add_argument("scenarios", nargs="+", help="NAME=FILE")
     args = ap.parse_args()
+    if args.operator_source:
+        OPERATOR_FLAGS.update(operator_flags(args.operator_source, args.operator_help))
 
     with open(args.crd) as f:
         crd = next(d for d in yaml.safe_load_all(f) if d)
@@ -328,6 +492,12 @@ def main():
         with open(path) as f:
             objs = [d for d in yaml.safe_load_all(f) if d]
         loaded.append((name, objs))
+
+    golden = None
+    if args.golden:
+        with open(args.golden) as f:
+            golden = json.load(f)
+        loaded.append(("golden", golden["objects"]))
 
     # One node process for every object of every scenario.
     flat = [(name, o) for name, objs in loaded for o in objs if o.get("kind") != "DynamoCluster"]
@@ -352,7 +522,10 @@ def main():
             expect(not unknown, f"{name}: {o['kind']}/{o['metadata'].get('name')}: unknown fields {unknown}")
         for o, errs in schema_errors.get(name, []):
             fail(f"{name}: {o['kind']}/{o['metadata'].get('name')} fails its Kubernetes schema: {errs}")
-        semantic_checks(name, objs, None, args.chart)
+        if name != "golden":
+            semantic_checks(name, objs, None, args.chart)
+    if golden is not None:
+        golden_checks(golden, args.sample, [(n, o) for n, o in loaded if n != "golden"])
 
     if failures:
         print(f"check_rendered: {len(failures)} failure(s)")

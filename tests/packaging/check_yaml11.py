@@ -2,9 +2,10 @@
 """Checks that the YAML we ship means to Helm and kubectl what it means to us.
 
 Helm and kubectl parse YAML 1.1 with go-yaml, where a bare `n` or `y` is a
-boolean: the CRD's spec.replication.n written as `n: 3` reaches the API
-server as {"false": 3}, and a CRD property declared as `n:` becomes a
-property named "false". yamllint's truthy rule does not flag y and n.
+boolean: a field written as `n: 3` reaches the API server as {"false": 3},
+and a CRD property declared as `n:` becomes a property named "false" (why
+spec.replication's fields are factor, readQuorum and writeQuorum, not n, r
+and w). yamllint's truthy rule does not flag y and n.
 
 1. Every plain scalar y, Y, n or N is reported with its line.
 2. Every file is parsed by Helm itself (fromYaml in a scratch chart, the same

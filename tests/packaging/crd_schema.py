@@ -15,12 +15,12 @@ import jsonschema
 # rule text -> (self, oldSelf or None) -> bool. Transition rules (those that
 # mention oldSelf) are evaluated only on updates, as by the API server.
 RULES = {
-    "self.replication.n <= self.replicas":
-        lambda s, o: s["replication"]["n"] <= s["replicas"],
-    "self.r >= 1 && self.r <= self.n":
-        lambda s, o: 1 <= s["r"] <= s["n"],
-    "self.w >= 1 && self.w <= self.n":
-        lambda s, o: 1 <= s["w"] <= s["n"],
+    "self.replication.factor <= self.replicas":
+        lambda s, o: s["replication"]["factor"] <= s["replicas"],
+    "self.readQuorum >= 1 && self.readQuorum <= self.factor":
+        lambda s, o: 1 <= s["readQuorum"] <= s["factor"],
+    "self.writeQuorum >= 1 && self.writeQuorum <= self.factor":
+        lambda s, o: 1 <= s["writeQuorum"] <= s["factor"],
     "self == oldSelf":
         lambda s, o: s == o,
 }

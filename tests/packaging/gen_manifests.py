@@ -130,8 +130,8 @@ def main():
         "resources": ["servicemonitors.yaml", "dashboards.yaml"]}]),
         HEADER + "#\n# ServiceMonitors (prometheus-operator) and the Grafana dashboards as ConfigMaps.\n")
     write(os.path.join(out, "samples", "dynamocluster.yaml"), dump(groups["sample"]),
-          HEADER + "#\n# A 3-node cluster (N=3, R=2, W=2) in the namespace the operator watches.\n"
-                   "# \"n\" is quoted: YAML 1.1 parsers (kubectl's, Helm's) read a bare n as false.\n")
+          HEADER + "#\n# A 3-node cluster in the namespace the operator watches: replication factor 3\n"
+                   "# (fixed at creation), read and write quorums 2.\n")
     return 0
 
 

@@ -43,6 +43,7 @@ def mutate_rendered(path, out):
             c["readinesProbe"] = c.pop("readinessProbe")                   # a typo
             pod["securityContext"]["readOnlyRootFilesystem"] = True        # the wrong level
             c["ports"][0]["containerPort"] = str(c["ports"][0]["containerPort"])  # a string port
+            c["args"].append("--verbose")                                  # not a flag it has
         elif kind == "ClusterRole" and name.endswith("-operator"):
             d["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})
         elif kind == "NetworkPolicy" and name.endswith("-nodes"):
@@ -52,9 +53,23 @@ def mutate_rendered(path, out):
         elif kind == "Service":
             d["spec"]["selector"] = {"app": "nothing"}
         elif kind == "DynamoCluster":
-            d["spec"]["replication"] = {"false": 3, "r": 2, "w": 2}          # what a bare n becomes
+            d["spec"]["replication"] = {"false": 3, "readQuorum": 2, "writeQuorum": 2}  # a bare n
     with open(out, "w") as f:
         yaml.safe_dump_all(docs, f)
+
+
+def mutate_golden(path, out):
+    with open(path) as f:
+        golden = json.load(f)
+    for o in golden["objects"]:
+        if o["kind"] == "StatefulSet":
+            pod = o["spec"]["template"]
+            pod["metadata"]["labels"]["app.kubernetes.io/component"] = "db"  # not what the chart selects
+            pod["spec"]["securityContext"]["runAsUser"] = 65532               # not the image's user
+        elif o["kind"] == "Service" and o["metadata"]["name"].endswith("-headless"):
+            o["spec"]["selector"] = {"app.kubernetes.io/instance": "dynamo"}  # the operator's pods too
+    with open(out, "w") as f:
+        json.dump(golden, f)
 
 
 def main():
@@ -69,9 +84,20 @@ def main():
 
     bad = os.path.join(work, "all-on-mistakes.yaml")
     mutate_rendered(args.rendered, bad)
+    bad_golden = os.path.join(work, "golden-mistakes.json")
+    mutate_golden(os.path.join(HERE, "golden", "operator-objects.json"), bad_golden)
     run_expecting("check_rendered", [
         PY, os.path.join(HERE, "check_rendered.py"), "--node-modules", args.node_modules,
-        "--chart", chart, "--crd", os.path.join(chart, "crds", "dynamoclusters.yaml"), f"all-on={bad}"], [
+        "--chart", chart, "--crd", os.path.join(chart, "crds", "dynamoclusters.yaml"),
+        "--golden", bad_golden, "--operator-source", os.path.join(root, "operator", "main.cc"),
+        f"all-on={bad}"], [
+        "--verbose is not a flag `dynamo-operator --help` lists",
+        "node pods carry",
+        "node pods' runAsUser is 10001",
+        "PodMonitor/dynamo-nodes: selects no node pod",
+        "NetworkPolicy/dynamo-nodes: does not select the node pods",
+        "ServiceMonitor/dynamo-nodes: selects no Service the operator creates",
+        "matches the operator's pods",
         "unknown fields ['spec.template.spec.containers[0].readinesProbe', "
         "'spec.template.spec.securityContext.readOnlyRootFilesystem']",
         "containerPort must be integer",

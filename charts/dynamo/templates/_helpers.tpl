@@ -52,13 +52,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-Selector labels of the operator's pods. Their name is "<chart>-operator", not
-"dynamo": the storage pods the operator creates are selected by
-app.kubernetes.io/name=dynamo and app.kubernetes.io/instance=<cluster>, and a
-DynamoCluster named like the release must not select the operator's pods.
+Selector labels of the operator's pods. Their name is always "dynamo-operator"
+(nameOverride does not change it), never "dynamo": the storage pods the
+operator creates carry app.kubernetes.io/name=dynamo,
+app.kubernetes.io/instance=<cluster> and app.kubernetes.io/component=node, the
+operator selects and watches its objects by name=dynamo, and a DynamoCluster
+named like the release must not select the operator's pods.
 */}}
 {{- define "dynamo.operatorSelectorLabels" -}}
-app.kubernetes.io/name: {{ include "dynamo.name" . }}-operator
+app.kubernetes.io/name: dynamo-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end }}
@@ -68,7 +70,11 @@ app.kubernetes.io/component: operator
 {{ include "dynamo.commonLabels" . }}
 {{- end }}
 
-{{/* Selector labels of the storage pods (set by the operator). */}}
+{{/*
+Selector labels of the storage pods and their Services, as the operator sets
+them (operator/reconciler/objects.cc; tests/packaging/golden/ holds what it
+renders, and check-packaging checks these selectors against it).
+*/}}
 {{- define "dynamo.nodeSelectorLabels" -}}
 app.kubernetes.io/name: dynamo
 app.kubernetes.io/component: node

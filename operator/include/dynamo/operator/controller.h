@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,13 +37,14 @@ struct ControllerOptions {
   int workers = 2;
   int watch_timeout_s = 300;
   int resync_s = 300;             // every cluster is reconciled at least this often
+  // After a 403 or 404 on ServiceMonitors, they are not asked for again
+  // (every cluster is told why) until this much time has passed.
+  int service_monitor_retry_s = 300;
   reconciler::Options reconcile;  // `now` is filled in per reconcile
 };
 
 class Controller {
  public:
-  static constexpr char kManagedBySelector[] = "app.kubernetes.io/managed-by=dynamo-operator";
-
   Controller(k8s::Client* client, NodeAdmin* nodes, k8s::EventRecorder* events,
              metrics::Registry* registry, ControllerOptions options);
   ~Controller();
@@ -67,6 +69,13 @@ class Controller {
                        const reconciler::Observed& observed);
   std::string NodeAddress(const reconciler::Cluster& c, const reconciler::Observed& observed,
                           const std::string& pod) const;
+  // ServiceMonitors are not watched (their CRD may be missing, or RBAC may
+  // not grant them): each reconcile lists the cluster's one, unless a 403 or
+  // 404 said recently that it is no use. Transitions are logged once.
+  void ObserveServiceMonitor(const reconciler::Cluster& c, reconciler::Observed* obs);
+  // Records what an answer about ServiceMonitors says; true if it was a 403
+  // or a 404 of the resource type (then already logged).
+  bool NoteServiceMonitorAnswer(const absl::Status& status, bool listing);
 
   k8s::Client* const client_;
   NodeAdmin* const nodes_;
@@ -79,6 +88,10 @@ class Controller {
   std::unique_ptr<k8s::Reflector> clusters_;
   std::vector<std::unique_ptr<k8s::Reflector>> owned_;  // sts, services, cms, pdbs, pvcs, pods
   std::vector<std::thread> threads_;
+
+  std::mutex sm_mu_;
+  reconciler::ServiceMonitorAccess sm_access_ = reconciler::ServiceMonitorAccess::kAvailable;
+  int64_t sm_retry_at_ms_ = 0;  // steady clock; while unavailable
 
   metrics::Family<metrics::IntCounter>* reconciles_ = nullptr;
   metrics::Family<metrics::IntCounter>* actions_ = nullptr;

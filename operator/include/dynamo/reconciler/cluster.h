@@ -24,16 +24,21 @@ inline constexpr char kFieldManager[] = "dynamo-operator";
 // LEFT (owns no ranges, holds no data or hints): only such a claim is ever
 // deleted while its cluster lives.
 inline constexpr char kLeftAnnotation[] = "dynamo.dev/node-left";
-// The ring's partition count is fixed at creation; the StatefulSet keeps it.
+// The ring's partition count and replication factor are fixed at creation;
+// the StatefulSet keeps them in these annotations.
 inline constexpr char kPartitionsAnnotation[] = "dynamo.dev/partitions";
+inline constexpr char kReplicationFactorAnnotation[] = "dynamo.dev/replication-factor";
 
 inline constexpr int kGrpcPort = 7000;
 inline constexpr int kVirtualNodesMax = 4096;
+inline constexpr int kReplicationFactorMax = 16;
 
+// spec.replication. The fields are not named n, r and w: YAML 1.1 (Helm,
+// kubectl) reads a bare `n` as the boolean false.
 struct ReplicationSpec {
-  int n = 3;
-  int r = 2;
-  int w = 2;
+  int factor = 3;        // N: copies of each key (--replicas of the node)
+  int read_quorum = 2;   // R (--read-quorum)
+  int write_quorum = 2;  // W (--write-quorum)
 };
 
 struct StorageSpec {
@@ -88,8 +93,9 @@ struct Cluster {
 // the fields in question so that deletion still works.
 Cluster ParseCluster(const json::Value& object, std::vector<std::string>* problems);
 
-// Checks the rules the CRD's schema states (ranges, R and W within N, N at
-// most replicas, partitions a power of two). Empty when valid.
+// Checks the rules the CRD's schema states (ranges, readQuorum and
+// writeQuorum within factor, factor at most replicas, partitions a power of
+// two). Empty when valid.
 std::vector<std::string> Validate(const ClusterSpec& spec);
 
 }  // namespace dynamo::reconciler

@@ -14,8 +14,12 @@
 //    shrink the StatefulSet only once that node's own admin API says LEFT and
 //    it owns no partitions and holds no keys or hints;
 //  - a raise of replicas while a node is leaving waits for the leave to end;
-//  - before a leave starts: enough nodes must remain for N replicas, every
-//    remaining node must be NORMAL and ready, and the keys must fit.
+//  - before a leave starts: enough nodes must remain for the replication
+//    factor, every remaining node must be NORMAL and ready, and the keys
+//    must fit.
+//  - the partitions and the replication factor are those the ring was
+//    created with (kept on the StatefulSet); a change is refused (Degraded)
+//    rather than rolled out to the pods.
 
 #include <cstdint>
 #include <map>
@@ -31,7 +35,8 @@ namespace dynamo::reconciler {
 // Mirrors dynamo.v1.NodeState (the reconciler does not link the protos).
 enum class NodeState { kUnknown, kStandby, kJoining, kNormal, kLeaving, kLeft };
 std::string_view NodeStateName(NodeState state);  // "Normal", "Leaving", ... for messages
-// The CRD's status.members[].state enum: "normal", "leaving", ...; empty for kUnknown.
+// The CRD's status.members[].state enum: "normal", "leaving", ...; "unknown"
+// for kUnknown (the node does not answer its admin API, or gives no state).
 std::string_view StatusStateName(NodeState state);
 
 // One node's answer to Admin.Status, or why there was none.
@@ -67,12 +72,20 @@ struct RingMemberView {
   bool alive = false;
 };
 
+// Whether the operator can manage prometheus-operator ServiceMonitors.
+enum class ServiceMonitorAccess {
+  kAvailable,     // yes (or not known to be otherwise)
+  kForbidden,     // 403: RBAC does not grant them (the chart's rbac.manageServiceMonitors)
+  kNotInstalled,  // 404: the ServiceMonitor CRD is not installed
+};
+
 struct Observed {
   std::optional<json::Value> headless_service;
   std::optional<json::Value> client_service;
   std::optional<json::Value> config_map;
   std::optional<json::Value> pdb;
   std::optional<json::Value> service_monitor;
+  ServiceMonitorAccess service_monitors = ServiceMonitorAccess::kAvailable;
   std::optional<json::Value> stateful_set;
   std::vector<json::Value> pods;  // the cluster's pods (by label)
   std::vector<json::Value> pvcs;  // the cluster's claims (by label)
