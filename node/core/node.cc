@@ -321,6 +321,10 @@ bool Node::Ready(std::string* why) const {
     if (why) *why = "no ring known yet: waiting to found or join a cluster";
     return false;
   }
+  if (membership_->StateOf(config_.node_id) == v1::NODE_STATE_LEFT) {
+    if (why) *why = "this node has left the cluster";
+    return false;
+  }
   return true;
 }
 
