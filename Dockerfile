@@ -22,6 +22,7 @@ RUN apt-get update \
       libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
       librocksdb-dev libcpprest-dev libssl-dev \
       libgtest-dev libgmock-dev librapidcheck-dev \
+      libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . /src

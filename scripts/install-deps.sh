@@ -14,6 +14,7 @@ BUILD_PACKAGES=(
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   librocksdb-dev libcpprest-dev libssl-dev
   libgtest-dev libgmock-dev librapidcheck-dev
+  libhiredis-dev                               # dynamo-bench's Redis driver
 )
 
 # TEST_PACKAGES: what only running the tests needs. No image carries these.
