@@ -121,29 +121,42 @@ class DynamoDriver final : public Driver {
   absl::Status Prepare() override {
     // The ring must be formed (and, client-driven, learned) before the clock
     // starts; a cluster still joining would make the first seconds errors.
+    // Every target's own view counts: a node whose ring still lacks members
+    // refuses writes it cannot place (server-driven requests reach them all).
     const size_t want = options_.wait_nodes > 0 ? options_.wait_nodes : options_.targets.size();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    absl::Status last;
-    while (std::chrono::steady_clock::now() < deadline) {
-      absl::StatusOr<std::shared_ptr<const client::Topology>> t = client_->RefreshTopology();
-      if (t.ok()) {
-        size_t owning = 0;
-        for (size_t i = 0; i < (*t)->ring.nodes().size(); ++i) {
-          if (!(*t)->ring.RangesReplicatedBy((*t)->ring.nodes()[i].id, 1).empty()) ++owning;
+    for (const std::string& target : options_.targets) {
+      client::ClientOptions one;
+      one.seeds = {target};
+      one.deadline_ms = one.attempt_timeout_ms = options_.timeout_ms;
+      absl::StatusOr<std::unique_ptr<client::Client>> c = client::Client::Create(one);
+      if (!c.ok()) return c.status();
+      absl::Status last;
+      while (true) {
+        absl::StatusOr<std::shared_ptr<const client::Topology>> t = (*c)->RefreshTopology();
+        if (t.ok()) {
+          size_t owning = 0;
+          for (size_t i = 0; i < (*t)->ring.nodes().size(); ++i) {
+            if (!(*t)->ring.RangesReplicatedBy((*t)->ring.nodes()[i].id, 1).empty()) ++owning;
+          }
+          if (owning >= want) {
+            topology_line_ = Cat((*t)->nodes.size(), " nodes, ", owning, " owning ranges, N=",
+                                 (*t)->replicas, ", ring v", (*t)->ring_version);
+            break;
+          }
+          last = absl::UnavailableError(Cat(target, "'s ring has ", owning,
+                                            " owning nodes, want ", want));
+        } else {
+          last = t.status();
         }
-        if (owning >= want) {
-          topology_line_ = Cat((*t)->nodes.size(), " nodes, ", owning, " owning ranges, N=",
-                               (*t)->replicas, ", ring v", (*t)->ring_version);
-          return absl::OkStatus();
+        if (std::chrono::steady_clock::now() >= deadline) {
+          return absl::DeadlineExceededError(
+              Cat("cluster not ready after 60 s: ", last.message()));
         }
-        last = absl::UnavailableError(Cat("ring has ", owning, " owning nodes, want ", want));
-      } else {
-        last = t.status();
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    return absl::DeadlineExceededError(
-        Cat("cluster not ready after 60 s: ", last.message()));
+    return client_->RefreshTopology().status();
   }
 
   absl::StatusOr<std::unique_ptr<Session>> NewSession(int) override {
