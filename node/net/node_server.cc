@@ -140,6 +140,7 @@ absl::Status NodeServer::Impl::Start() {
   if (absl::Status s = http_->Start(); !s.ok()) return s;
 
   loop_ = std::thread([this] { Loop(); });
+  if (sync_in_background_) syncer_ = std::thread([this] { SyncLoop(); });
   return absl::OkStatus();
 }
 
@@ -163,19 +164,25 @@ void NodeServer::Impl::Loop() {
   int64_t next_tick = 0;
   while (true) {
     std::deque<Task> batch;
+    std::deque<SyncResult> synced;
     {
       absl::MutexLock lock(&mu_);
+      loop_holds_outputs_ = !held_.empty();
       const int64_t wait_ms = std::max<int64_t>(0, next_tick - NowMs());
       mu_.AwaitWithTimeout(
           absl::Condition(
               +[](Impl* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                return !self->tasks_.empty() || self->loop_stopping_;
+                return !self->tasks_.empty() || !self->sync_results_.empty() ||
+                       (self->loop_stopping_ && !self->loop_holds_outputs_);
               },
               this),
           absl::Milliseconds(wait_ms));
-      if (loop_stopping_ && tasks_.empty()) break;
+      // Stops once nothing is left to answer: held outputs wait for their sync.
+      if (loop_stopping_ && tasks_.empty() && sync_results_.empty() && held_.empty()) break;
       batch.swap(tasks_);
+      synced.swap(sync_results_);
     }
+    for (const SyncResult& result : synced) OnSynced(result);
     const int64_t now = NowMs();
     core::Outputs out;
     for (Task& task : batch) task(*node_, now, &out);
@@ -183,7 +190,7 @@ void NodeServer::Impl::Loop() {
       node_->Tick(now, &out);
       next_tick = now + options_.tick_ms;
     }
-    Dispatch(out, now);
+    Release(std::move(out));
     if (now >= next_snapshot_ms_) {
       next_snapshot_ms_ = now + kSnapshotIntervalMs;
       PublishSnapshot(*node_, now);
@@ -192,19 +199,74 @@ void NodeServer::Impl::Loop() {
   }
 }
 
-void NodeServer::Impl::Dispatch(core::Outputs& out, int64_t now_ms) {
+void NodeServer::Impl::SyncLoop() {
+  while (true) {
+    uint64_t through = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Impl* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return self->syncs_requested_ > self->syncs_taken_ || self->syncer_stopping_;
+          },
+          this));
+      if (syncs_requested_ == syncs_taken_) return;  // stopping, nothing asked
+      through = syncs_taken_ = syncs_requested_;
+    }
+    // Covers every write made before the request was counted: the loop
+    // counts a request after the writes of its batch returned.
+    absl::Status status = storage_->Sync();
+    absl::MutexLock lock(&mu_);
+    sync_results_.push_back({through, std::move(status)});
+  }
+}
+
+namespace {
+
+// A failed sync: nothing that may depend on the unsynced writes leaves, not
+// an answer, not a replica write carrying a version this node may not have
+// kept (persist before send).
+void FailUnsynced(core::Outputs& out, const absl::Status& status) {
+  for (core::ClientReply& r : out.replies) {
+    r.status = absl::Status(status.code(), Cat("storage could not sync: ", status.message()));
+    r.response = std::monostate();
+  }
+  out.messages.clear();
+}
+
+}  // namespace
+
+void NodeServer::Impl::Release(core::Outputs out) {
   if (out.sync) {
-    // Group commit: one sync for the whole batch, before anything leaves.
-    if (absl::Status s = storage_->Sync(); !s.ok()) {
-      // Nothing of the batch leaves: not an answer, not a replica write
-      // carrying a version this node may not have kept (persist before send).
-      for (core::ClientReply& r : out.replies) {
-        r.status = absl::Status(s.code(), Cat("storage could not sync: ", s.message()));
-        r.response = std::monostate();
-      }
-      out.messages.clear();
+    if (sync_in_background_) {
+      ++syncs_requested_by_loop_;
+      absl::MutexLock lock(&mu_);
+      syncs_requested_ = syncs_requested_by_loop_;
+    } else if (absl::Status s = storage_->Sync(); !s.ok()) {
+      // Not a real fsync (memory, or buffered: a check that writes still
+      // work), so it is done here, in line.
+      FailUnsynced(out, s);
     }
   }
+  // Outputs without writes of their own still wait for earlier syncs: a read
+  // may return a value whose write is not durable yet.
+  const uint64_t after_sync = syncs_requested_by_loop_;
+  if (held_.empty() && after_sync <= syncs_done_) {
+    Dispatch(out);
+  } else {
+    held_.push_back({after_sync, std::move(out)});
+  }
+}
+
+void NodeServer::Impl::OnSynced(const SyncResult& result) {
+  syncs_done_ = result.through;
+  while (!held_.empty() && held_.front().after_sync <= result.through) {
+    if (!result.status.ok()) FailUnsynced(held_.front().out, result.status);
+    Dispatch(held_.front().out);
+    held_.pop_front();
+  }
+}
+
+void NodeServer::Impl::Dispatch(core::Outputs& out) {
   const auto now = std::chrono::steady_clock::now();
   for (core::OutMessage& m : out.messages) {
     if (!m.envelope.is_reply()) {
@@ -242,7 +304,6 @@ void NodeServer::Impl::Dispatch(core::Outputs& out, int64_t now_ms) {
                             std::chrono::duration<double>(now - p.start).count());
     p.reactor->Finish(status);
   }
-  (void)now_ms;
 }
 
 void NodeServer::Impl::SendRequest(core::OutMessage message) {
@@ -338,6 +399,11 @@ void NodeServer::Impl::Shutdown() {
     loop_stopping_ = true;
   }
   if (loop_.joinable()) loop_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    syncer_stopping_ = true;
+  }
+  if (syncer_.joinable()) syncer_.join();
   if (http_) http_->Stop();
   if (storage_) (void)storage_->Sync();
   // Calls the loop will never answer now.

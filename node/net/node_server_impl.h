@@ -81,7 +81,13 @@ class NodeServer::Impl {
 
  private:
   void Loop();
-  void Dispatch(core::Outputs& out, int64_t now_ms);
+  void SyncLoop();
+  // Sends what stepping the core produced, once every write it may depend on
+  // is durable: at once, or held until the syncer reports (see Loop()).
+  void Release(core::Outputs out);
+  struct SyncResult;
+  void OnSynced(const SyncResult& result);
+  void Dispatch(core::Outputs& out);
   void SendRequest(core::OutMessage message);
   void PublishSnapshot(core::Node& node, int64_t now_ms);
   void ExpireInbound();
@@ -105,6 +111,23 @@ class NodeServer::Impl {
   bool loop_stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   std::thread loop_;
+
+  // Pipelined group commit (durable RocksDB only). The loop counts the syncs
+  // it asks for; the syncer thread syncs everything written up to the latest
+  // request and reports (count, status); the loop keeps stepping the core
+  // meanwhile, so the next batch forms during the fsync.
+  struct SyncResult {
+    uint64_t through;  // every sync request up to this one is answered
+    absl::Status status;
+  };
+  const bool sync_in_background_ =
+      options_.storage != "memory" && options_.durability != "buffered";
+  uint64_t syncs_requested_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t syncs_taken_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<SyncResult> sync_results_ ABSL_GUARDED_BY(mu_);
+  bool syncer_stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool loop_holds_outputs_ ABSL_GUARDED_BY(mu_) = false;  // held_ is not empty
+  std::thread syncer_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> ready_{false};
   std::string not_ready_why_ ABSL_GUARDED_BY(mu_);
@@ -114,6 +137,16 @@ class NodeServer::Impl {
   std::map<uint64_t, PendingClient> pending_clients_;
   std::map<InboundKey, PendingInbound> pending_inbound_;
   int64_t next_snapshot_ms_ = 0;
+  // Outputs waiting for a sync, in the order the core produced them: each
+  // leaves once the syncs requested up to `after_sync` are done, never before
+  // anything produced earlier.
+  struct HeldOutputs {
+    uint64_t after_sync;
+    core::Outputs out;
+  };
+  std::deque<HeldOutputs> held_;
+  uint64_t syncs_requested_by_loop_ = 0;
+  uint64_t syncs_done_ = 0;
 };
 
 // The KV, Replica and Admin services of `impl` (services.cc).
