@@ -82,6 +82,21 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
     requests_->WithLabels({op, "OK"});
   }
   for (const char* op : {"read", "write"}) replica_duration_->WithLabels({op});
+  auto calls = registry_.AddIntCounterFamily(
+      "dynamo_peer_calls_total", "Calls this node made to other nodes, by RPC (call, batch).",
+      {"rpc"});
+  if (!calls.ok()) return calls.status();
+  peer_calls_ = *calls;
+  auto sent = registry_.AddIntCounterFamily(
+      "dynamo_peer_requests_total",
+      "Requests this node sent to other nodes, by the RPC that carried them (call, batch).",
+      {"rpc"});
+  if (!sent.ok()) return sent.status();
+  peer_requests_ = *sent;
+  for (const char* rpc : {"call", "batch"}) {
+    peer_calls_->WithLabels({rpc});
+    peer_requests_->WithLabels({rpc});
+  }
 
   using metrics::LabeledValue;
   auto counter = [&](const char* name, const char* help, uint64_t core::NodeCounters::*field) {
@@ -169,6 +184,11 @@ void NodeMetrics::ClientRequest(const std::string& op, const std::string& code, 
 
 void NodeMetrics::ReplicaRequest(const std::string& op, double seconds) {
   replica_duration_->WithLabels({op}).Observe(seconds);
+}
+
+void NodeMetrics::PeerCall(const std::string& rpc, size_t requests) {
+  peer_calls_->WithLabels({rpc}).Increment();
+  peer_requests_->WithLabels({rpc}).Increment(requests);
 }
 
 void NodeMetrics::SiblingsRead(size_t siblings) { siblings_->Observe(static_cast<double>(siblings)); }

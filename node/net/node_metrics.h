@@ -40,6 +40,8 @@ class NodeMetrics {
   void ClientRequest(const std::string& op, const std::string& code, double seconds);
   // op: read, write.
   void ReplicaRequest(const std::string& op, double seconds);
+  // rpc: call (one request) or batch (several to one node).
+  void PeerCall(const std::string& rpc, size_t requests);
   void SiblingsRead(size_t siblings);
   void Publish(CoreSnapshot snapshot);
 
@@ -53,6 +55,8 @@ class NodeMetrics {
   metrics::Family<metrics::IntCounter>* requests_ = nullptr;
   metrics::Family<metrics::Histogram>* replica_duration_ = nullptr;
   metrics::Histogram* siblings_ = nullptr;
+  metrics::Family<metrics::IntCounter>* peer_calls_ = nullptr;
+  metrics::Family<metrics::IntCounter>* peer_requests_ = nullptr;
   mutable absl::Mutex mu_;
   CoreSnapshot snapshot_ ABSL_GUARDED_BY(mu_);
 };

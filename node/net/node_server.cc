@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "dynamo/base/strings.h"
@@ -157,7 +159,15 @@ bool NodeServer::Impl::Post(Task task, Priority priority) {
 }
 
 void NodeServer::Impl::AddInbound(const v1::Envelope& request, PendingInbound pending) {
-  pending_inbound_[{request.from_address(), request.from_node(), request.request_id()}] = pending;
+  auto [it, inserted] = pending_inbound_.try_emplace(
+      {request.from_address(), request.from_node(), request.request_id()}, pending);
+  if (!inserted) {
+    // The same request again while the first waits (a peer's bug or a
+    // replay): the first call ends, so that no call is left without an end.
+    FinishInbound(it->second, grpc::Status(grpc::StatusCode::ABORTED,
+                                           "superseded by a request with the same id"));
+    it->second = std::move(pending);
+  }
 }
 
 void NodeServer::Impl::Loop() {
@@ -268,20 +278,35 @@ void NodeServer::Impl::OnSynced(const SyncResult& result) {
 
 void NodeServer::Impl::Dispatch(core::Outputs& out) {
   const auto now = std::chrono::steady_clock::now();
+  // Replica reads and writes for one node leave together (see CallBatch).
+  std::map<std::string, std::vector<core::OutMessage>> batched;
   for (core::OutMessage& m : out.messages) {
     if (!m.envelope.is_reply()) {
-      SendRequest(std::move(m));
+      if (Batchable(m.envelope)) {
+        auto& [address, batch] = *batched.try_emplace(m.to_address).first;
+        batch.push_back(std::move(m));
+        if (batch.size() == kBatchMax) SendRequests(address, std::exchange(batch, {}));
+      } else {
+        const std::string address = m.to_address;
+        std::vector<core::OutMessage> one;
+        one.push_back(std::move(m));
+        SendRequests(address, std::move(one));
+      }
       continue;
     }
     auto it = pending_inbound_.find({m.to_address, m.to_node, m.envelope.request_id()});
     if (it == pending_inbound_.end()) continue;  // the caller gave up
-    PendingInbound p = it->second;
+    PendingInbound p = std::move(it->second);
     pending_inbound_.erase(it);
+    if (p.batch != nullptr && p.batch->finished) continue;  // the batch's call ended
     *p.response = std::move(m.envelope);
     if (!p.op.empty()) {
       metrics_->ReplicaRequest(p.op, std::chrono::duration<double>(now - p.start).count());
     }
-    p.reactor->Finish(grpc::Status::OK);
+    FinishInbound(p, grpc::Status::OK);
+  }
+  for (auto& [address, messages] : batched) {
+    if (!messages.empty()) SendRequests(address, std::move(messages));
   }
   for (core::ClientReply& r : out.replies) {
     auto it = pending_clients_.find(r.client_id);
@@ -306,26 +331,70 @@ void NodeServer::Impl::Dispatch(core::Outputs& out) {
   }
 }
 
-void NodeServer::Impl::SendRequest(core::OutMessage message) {
-  const std::string to_node = message.to_node;
-  const uint64_t request_id = message.envelope.request_id();
-  peers_->Call(message.to_address, std::move(message.envelope),
-               options_.node.request_timeout_ms + 100,
-               [this, to_node, request_id](const grpc::Status& status, v1::Envelope reply) {
-                 if (status.ok() && reply.body_case() != v1::Envelope::BODY_NOT_SET) {
-                   (void)Post(
-                       [reply = std::move(reply)](core::Node& n, int64_t now, core::Outputs* out) {
-                         n.HandleMessage(reply, now, out);
-                       },
-                       Priority::kAnswer);
-                 } else if (!status.ok() && request_id != 0) {
-                   (void)Post(
-                       [to_node, request_id](core::Node& n, int64_t now, core::Outputs* out) {
-                         n.HandleSendFailure(to_node, request_id, now, out);
-                       },
-                       Priority::kAnswer);
-                 }
-               });
+void NodeServer::Impl::SendRequests(const std::string& address,
+                                    std::vector<core::OutMessage> messages) {
+  // What the answers go to: the node and request id of each request.
+  std::vector<std::pair<std::string, uint64_t>> sent;
+  for (const core::OutMessage& m : messages) sent.emplace_back(m.to_node, m.envelope.request_id());
+  auto answered = [this, sent = std::move(sent)](const grpc::Status& status,
+                                                 std::vector<v1::Envelope> replies) {
+    if (status.ok()) {
+      std::erase_if(replies, [](const v1::Envelope& r) {
+        return r.body_case() == v1::Envelope::BODY_NOT_SET;  // no reply: the request times out
+      });
+      if (replies.empty()) return;
+      (void)Post(
+          [replies = std::move(replies)](core::Node& n, int64_t now, core::Outputs* out) {
+            for (const v1::Envelope& reply : replies) n.HandleMessage(reply, now, out);
+          },
+          Priority::kAnswer);
+    } else {
+      (void)Post(
+          [sent](core::Node& n, int64_t now, core::Outputs* out) {
+            for (const auto& [to_node, request_id] : sent) {
+              if (request_id != 0) n.HandleSendFailure(to_node, request_id, now, out);
+            }
+          },
+          Priority::kAnswer);
+    }
+  };
+  const int64_t timeout_ms = options_.node.request_timeout_ms + 100;
+  metrics_->PeerCall(messages.size() == 1 ? "call" : "batch", messages.size());
+  if (messages.size() == 1) {
+    peers_->Call(address, std::move(messages[0].envelope), timeout_ms,
+                 [answered = std::move(answered)](const grpc::Status& status, v1::Envelope reply) {
+                   std::vector<v1::Envelope> replies;
+                   replies.push_back(std::move(reply));
+                   answered(status, std::move(replies));
+                 });
+    return;
+  }
+  v1::EnvelopeBatch batch;
+  for (core::OutMessage& m : messages) *batch.add_envelopes() = std::move(m.envelope);
+  peers_->CallBatch(address, std::move(batch), timeout_ms,
+                    [answered = std::move(answered)](const grpc::Status& status,
+                                                     v1::EnvelopeBatch batch) {
+                      std::vector<v1::Envelope> replies;
+                      for (v1::Envelope& r : *batch.mutable_envelopes()) {
+                        replies.push_back(std::move(r));
+                      }
+                      answered(status, std::move(replies));
+                    });
+}
+
+void NodeServer::Impl::FinishInbound(PendingInbound& pending, const grpc::Status& status) {
+  if (pending.batch == nullptr) {
+    pending.reactor->Finish(status);
+    return;
+  }
+  InboundBatch& batch = *pending.batch;
+  if (batch.finished) return;
+  // A failure ends the whole call: the caller treats every request in it as
+  // unanswered, as it would a lost message.
+  if (!status.ok() || --batch.unanswered == 0) {
+    batch.finished = true;
+    pending.reactor->Finish(status);
+  }
 }
 
 void NodeServer::Impl::ExpireInbound() {
@@ -335,7 +404,7 @@ void NodeServer::Impl::ExpireInbound() {
                      std::chrono::milliseconds(4 * options_.node.request_timeout_ms + 1000);
   for (auto it = pending_inbound_.begin(); it != pending_inbound_.end();) {
     if (it->second.start < limit) {
-      it->second.reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no answer"));
+      FinishInbound(it->second, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no answer"));
       it = pending_inbound_.erase(it);
     } else {
       ++it;
@@ -412,7 +481,7 @@ void NodeServer::Impl::Shutdown() {
   }
   pending_clients_.clear();
   for (auto& [key, p] : pending_inbound_) {
-    p.reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node shutting down"));
+    FinishInbound(p, grpc::Status(grpc::StatusCode::UNAVAILABLE, "node shutting down"));
   }
   pending_inbound_.clear();
   if (server_) server_->Wait();

@@ -58,13 +58,26 @@ class NodeServer::Impl {
     std::string op;
     std::chrono::steady_clock::time_point start;
   };
+  // A CallBatch from a peer: its call ends when every request has its reply,
+  // or at the first failure (loop thread only).
+  struct InboundBatch {
+    size_t unanswered;
+    bool finished = false;
+  };
   // A peer's request waiting for the core's reply (loop thread only).
   struct PendingInbound {
     grpc::ServerUnaryReactor* reactor;
-    v1::Envelope* response;
-    std::string op;  // "read" or "write" for latency metrics, else empty
+    v1::Envelope* response;  // the call's response, or its slot in a batch's
+    std::string op;          // "read" or "write" for latency metrics, else empty
     std::chrono::steady_clock::time_point start;
+    std::shared_ptr<InboundBatch> batch;  // null for a single Call
   };
+  // Requests with these bodies may share a CallBatch: the core answers them
+  // in the step that receives them. At most this many per batch.
+  static bool Batchable(const v1::Envelope& request) {
+    return request.request_id() != 0 && (request.has_read() || request.has_write());
+  }
+  static constexpr int kBatchMax = 64;
   using InboundKey = std::tuple<std::string, std::string, uint64_t>;  // address, node, request id
 
   uint64_t AddClient(PendingClient pending) { pending_clients_[next_client_id_] = pending; return next_client_id_++; }
@@ -88,7 +101,10 @@ class NodeServer::Impl {
   struct SyncResult;
   void OnSynced(const SyncResult& result);
   void Dispatch(core::Outputs& out);
-  void SendRequest(core::OutMessage message);
+  // Sends requests to one node: one Call, or one CallBatch for several.
+  void SendRequests(const std::string& address, std::vector<core::OutMessage> messages);
+  // Ends a peer's call with this status; a batch's ends once (loop thread).
+  void FinishInbound(PendingInbound& pending, const grpc::Status& status);
   void PublishSnapshot(core::Node& node, int64_t now_ms);
   void ExpireInbound();
 

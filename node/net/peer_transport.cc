@@ -9,11 +9,12 @@ namespace {
 // could flood.
 constexpr size_t kChannelsMax = 4096;
 
+template <typename Message, typename Done>
 struct InFlight {
   grpc::ClientContext context;
-  v1::Envelope request;
-  v1::Envelope reply;
-  PeerTransport::Done done;
+  Message request;
+  Message reply;
+  Done done;
 };
 
 }  // namespace
@@ -38,25 +39,46 @@ std::shared_ptr<v1::Replica::Stub> PeerTransport::StubFor(const std::string& add
   return stub;
 }
 
-void PeerTransport::Call(const std::string& address, v1::Envelope request, int64_t timeout_ms,
-                         Done done) {
+template <typename Message, typename DoneFn, typename Method>
+void PeerTransport::Start(const std::string& address, Message request, int64_t timeout_ms,
+                          DoneFn done, Method method) {
   std::shared_ptr<v1::Replica::Stub> stub = StubFor(address);
   if (stub == nullptr) {
-    done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport closed"), v1::Envelope());
+    done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport closed"), Message());
     return;
   }
-  auto* call = new InFlight;
+  auto* call = new InFlight<Message, DoneFn>;
   call->request = std::move(request);
   call->done = std::move(done);
   call->context.set_deadline(std::chrono::system_clock::now() +
                              std::chrono::milliseconds(timeout_ms));
-  stub->async()->Call(&call->context, &call->request, &call->reply,
-                      [this, call](grpc::Status status) {
-                        call->done(status, std::move(call->reply));
-                        delete call;
-                        absl::MutexLock lock(&mu_);
-                        --in_flight_;
-                      });
+  method(stub->async(), &call->context, &call->request, &call->reply,
+         [this, call](grpc::Status status) {
+           call->done(status, std::move(call->reply));
+           delete call;
+           CallEnded();
+         });
+}
+
+void PeerTransport::Call(const std::string& address, v1::Envelope request, int64_t timeout_ms,
+                         Done done) {
+  Start(address, std::move(request), timeout_ms, std::move(done),
+        [](auto* async, auto* context, auto* request, auto* reply, auto callback) {
+          async->Call(context, request, reply, std::move(callback));
+        });
+}
+
+void PeerTransport::CallBatch(const std::string& address, v1::EnvelopeBatch requests,
+                              int64_t timeout_ms, BatchDone done) {
+  Start(address, std::move(requests), timeout_ms, std::move(done),
+        [](auto* async, auto* context, auto* request, auto* reply, auto callback) {
+          async->CallBatch(context, request, reply, std::move(callback));
+        });
+}
+
+void PeerTransport::CallEnded() {
+  absl::MutexLock lock(&mu_);
+  --in_flight_;
 }
 
 void PeerTransport::Close() {

@@ -1,8 +1,8 @@
 #pragma once
 
 // Sends replica-protocol envelopes to other nodes over gRPC (one unary Call
-// per request; the reply comes back as the call's response). Channels are
-// cached per address. Thread-safe.
+// per request, or one CallBatch for several; the reply comes back as the
+// call's response). Channels are cached per address. Thread-safe.
 
 #include <cstdint>
 #include <functional>
@@ -21,17 +21,25 @@ class PeerTransport {
  public:
   // Called on a gRPC thread with the RPC's status and the reply envelope.
   using Done = std::function<void(const grpc::Status&, v1::Envelope reply)>;
+  // The same for a batch: the replies in the requests' order.
+  using BatchDone = std::function<void(const grpc::Status&, v1::EnvelopeBatch replies)>;
 
   PeerTransport(size_t message_bytes_max, std::shared_ptr<grpc::ChannelCredentials> credentials)
       : message_bytes_max_(message_bytes_max), credentials_(std::move(credentials)) {}
 
   void Call(const std::string& address, v1::Envelope request, int64_t timeout_ms, Done done);
+  void CallBatch(const std::string& address, v1::EnvelopeBatch requests, int64_t timeout_ms,
+                 BatchDone done);
   // Refuses new calls and waits until those in flight have ended (each has a
   // deadline), so no callback runs after Close returns.
   void Close();
 
  private:
   std::shared_ptr<v1::Replica::Stub> StubFor(const std::string& address);  // counts a call in flight
+  void CallEnded();
+  template <typename Message, typename DoneFn, typename Method>
+  void Start(const std::string& address, Message request, int64_t timeout_ms, DoneFn done,
+             Method method);
 
   const size_t message_bytes_max_;
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;

@@ -2,6 +2,7 @@
 // thread (which owns the core) and finish calls from there.
 
 #include <chrono>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "node_server_impl.h"
@@ -96,6 +97,13 @@ class KvService final : public v1::KV::CallbackService {
   NodeServer::Impl* impl_;
 };
 
+// The latency metric a replica request counts in ("read", "write"), if any.
+std::string OpName(const v1::Envelope& request) {
+  if (request.has_read()) return "read";
+  if (request.has_write()) return "write";
+  return {};
+}
+
 class ReplicaService final : public v1::Replica::CallbackService {
  public:
   explicit ReplicaService(NodeServer::Impl* impl) : impl_(impl) {}
@@ -110,16 +118,58 @@ class ReplicaService final : public v1::Replica::CallbackService {
       return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT, "a reply cannot be sent as a call");
     }
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    std::string op;
-    if (request->has_read()) op = "read";
-    if (request->has_write()) op = "write";
     NodeServer::Impl* impl = impl_;
     const auto start = Clock::now();
     return Enqueue(impl_, reactor,
-                   [impl, reactor, request, response, op, start](core::Node& node, int64_t now,
-                                                                 core::Outputs* out) {
-                     impl->AddInbound(*request, {reactor, response, op, start});
+                   [impl, reactor, request, response, start](core::Node& node, int64_t now,
+                                                             core::Outputs* out) {
+                     impl->AddInbound(*request, {reactor, response, OpName(*request), start, {}});
                      node.HandleMessage(*request, now, out);
+                   });
+  }
+
+  grpc::ServerUnaryReactor* CallBatch(grpc::CallbackServerContext* context,
+                                      const v1::EnvelopeBatch* request,
+                                      v1::EnvelopeBatch* response) override {
+    if (!impl_->AllowsPeer(context)) {
+      return Refuse(context, grpc::StatusCode::PERMISSION_DENIED,
+                    "node-to-node calls need a client certificate signed by the cluster CA");
+    }
+    const int n = request->envelopes_size();
+    if (n == 0 || n > NodeServer::Impl::kBatchMax) {
+      return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT,
+                    absl::StrCat("a batch holds 1 to ", NodeServer::Impl::kBatchMax,
+                                 " requests, got ", n));
+    }
+    std::set<std::pair<std::string, uint64_t>> ids;
+    for (const v1::Envelope& e : request->envelopes()) {
+      if (!NodeServer::Impl::Batchable(e) || e.is_reply()) {
+        return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT,
+                      "a batch holds only replica reads and writes with a request id");
+      }
+      if (!ids.emplace(e.from_node(), e.request_id()).second) {
+        return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT,
+                      absl::StrCat("request id ", e.request_id(), " appears twice in the batch"));
+      }
+    }
+    // One reply slot per request, filled by the loop as the core answers.
+    for (int i = 0; i < n; ++i) response->add_envelopes();
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    NodeServer::Impl* impl = impl_;
+    const auto start = Clock::now();
+    return Enqueue(impl_, reactor,
+                   [impl, reactor, request, response, start, n](core::Node& node, int64_t now,
+                                                                core::Outputs* out) {
+                     auto batch = std::make_shared<NodeServer::Impl::InboundBatch>();
+                     batch->unanswered = static_cast<size_t>(n);
+                     for (int i = 0; i < n; ++i) {
+                       const v1::Envelope& e = request->envelopes(i);
+                       impl->AddInbound(e, {reactor, response->mutable_envelopes(i), OpName(e),
+                                            start, batch});
+                     }
+                     for (const v1::Envelope& e : request->envelopes()) {
+                       node.HandleMessage(e, now, out);
+                     }
                    });
   }
 

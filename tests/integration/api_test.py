@@ -84,6 +84,47 @@ class BadInput(unittest.TestCase):
         self.assertTrue(n0.get(b"k", r=1).found)
 
 
+class ReplicaBatch(unittest.TestCase):
+    """Replica.CallBatch: what one node sends another in one step, in one call."""
+
+    def test_replies_come_in_request_order_and_bad_batches_are_refused(self):
+        c = Cluster(3).start()
+        try:
+            stubs()
+            from dynamo.v1 import replica_pb2, replica_pb2_grpc
+            n = c.nodes[0]
+            n.put(b"present", b"v1")
+            stub = replica_pb2_grpc.ReplicaStub(grpc.insecure_channel(n.address))
+
+            def read(request_id, key):
+                return replica_pb2.Envelope(from_node="tester", from_address="127.0.0.1:1",
+                                            request_id=request_id,
+                                            read=replica_pb2.ReplicaRead(keys=[key]))
+            got = stub.CallBatch(replica_pb2.EnvelopeBatch(
+                envelopes=[read(11, b"missing"), read(12, b"present")]), timeout=5)
+            self.assertEqual([e.request_id for e in got.envelopes], [11, 12])
+            self.assertTrue(all(e.is_reply for e in got.envelopes))
+            self.assertFalse(got.envelopes[0].read_reply.items[0].found)
+            self.assertTrue(got.envelopes[1].read_reply.items[0].found)
+
+            def refused(batch, words):
+                with self.assertRaises(grpc.RpcError) as e:
+                    stub.CallBatch(replica_pb2.EnvelopeBatch(envelopes=batch), timeout=5)
+                self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+                self.assertIn(words, e.exception.details())
+            refused([], "1 to 64")
+            refused([read(i + 1, b"k") for i in range(65)], "got 65")
+            refused([read(5, b"a"), read(5, b"b")], "appears twice")
+            refused([read(0, b"a")], "only replica reads and writes")
+            gossip = replica_pb2.Envelope(from_node="tester", request_id=9,
+                                          gossip=replica_pb2.Gossip())
+            refused([gossip], "only replica reads and writes")
+            self.assertTrue(n.alive())
+            self.assertEqual(n.get(b"present").siblings[0].value, b"v1")
+        finally:
+            c.close()
+
+
 class Operations(unittest.TestCase):
     def test_metrics_health_and_graceful_shutdown(self):
         c = Cluster(3).start()
