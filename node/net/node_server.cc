@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <utility>
@@ -348,7 +349,8 @@ void NodeServer::Impl::SendRequests(const std::string& address,
             for (const v1::Envelope& reply : replies) n.HandleMessage(reply, now, out);
           },
           Priority::kAnswer);
-    } else {
+    } else if (std::any_of(sent.begin(), sent.end(), [](const auto& s) { return s.second != 0; })) {
+      // Requests without an id (gossip to a seed's address) await no answer.
       (void)Post(
           [sent](core::Node& n, int64_t now, core::Outputs* out) {
             for (const auto& [to_node, request_id] : sent) {
