@@ -74,6 +74,7 @@ absl::Status NodeServer::Impl::Start() {
     ro.path = (std::filesystem::path(options_.data_dir) / "db").string();
     ro.durability = options_.durability == "buffered" ? storage::RocksDbOptions::Durability::kBuffered
                                                       : storage::RocksDbOptions::Durability::kDurable;
+    ro.block_cache_bytes = options_.block_cache_mib << 20;
     absl::StatusOr<std::unique_ptr<storage::StorageEngine>> db = storage::OpenRocksDb(ro);
     if (!db.ok()) return db.status();
     storage_ = *std::move(db);

@@ -104,6 +104,11 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                         o->durability = v;
                         return absl::OkStatus();
                       }}},
+      {"block-cache-mib", {"RocksDB block cache in MiB: data, index and filter blocks (default 64); "
+                           "reads of data beyond it cost a block read from the page cache or disk",
+                           [](auto& n, auto& v, ServerOptions* o) {
+                             return ParseInt<size_t>(n, v, 8, size_t{1} << 20, &o->block_cache_mib);
+                           }}},
       {"seeds", {"comma-separated host:port of nodes to gossip with first",
                  [](auto& n, auto& v, ServerOptions* o) {
                    o->node.seeds.clear();
