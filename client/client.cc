@@ -242,7 +242,8 @@ class Client::Impl {
     absl::MutexLock lock(&mu_);
     if (options_.routing == Routing::kClientDriven && topology_ != nullptr &&
         !topology_->ring.empty()) {
-      std::vector<std::string> plan = internal::PlanClientDriven(*topology_, key, health_, now_ms);
+      std::vector<std::string> plan = internal::PlanClientDriven(*topology_, key, health_, now_ms,
+                                                                     rotation_++);
       if (!plan.empty()) return plan;
     }
     // Server-driven, or client-driven without a ring yet.

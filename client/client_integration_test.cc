@@ -1,5 +1,5 @@
 // The client library against a real 3-node cluster on loopback: both routing
-// modes, client-driven placement seen in the nodes' metrics, siblings and
+// modes, client-driven placement seen in the nodes' metrics (on N = 2), siblings and
 // their resolution, and failover after kill -9.
 
 #include <algorithm>
@@ -227,49 +227,92 @@ INSTANTIATE_TEST_SUITE_P(Routing, ClientClusterTest,
                          ::testing::Values(Routing::kServerDriven, Routing::kClientDriven),
                          RoutingName);
 
-// The paper's client-driven coordination: each write goes straight to the
-// first node of its key's preference list, which coordinates it. Seen from
-// outside: every node's count of coordinated puts (and gets) grows by exactly
-// the number of keys it is first for.
-TEST_F(ClusterTest, ClientDrivenRequestsGoToTheFirstNodeOfThePreferenceList) {
+// The paper's client-driven coordination, on 3 nodes with N = 2 (so that
+// some node is not a replica of a key): each request goes straight to one of
+// its key's replicas, which coordinates it (nothing is forwarded), and
+// successive requests for one key take its replicas in turn (a hot key is
+// not all on one coordinator). Seen from outside, in each node's counts of
+// coordinated requests.
+class TwoReplicaClusterTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    LocalClusterOptions options;
+    options.replicas = 2;
+    absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(options);
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = *std::move(c);
+  }
+
+  std::vector<double> Forwarded() {
+    std::vector<double> out;
+    for (int i = 0; i < cluster_->size(); ++i) {
+      absl::StatusOr<std::string> m = testing::HttpGet(cluster_->http(i), "/metrics", 5000);
+      EXPECT_TRUE(m.ok()) << m.status();
+      out.push_back(m.ok() ? testing::MetricSum(*m, "dynamo_forwarded_total", {}) : -1);
+    }
+    return out;
+  }
+};
+
+TEST_F(TwoReplicaClusterTest, ClientDrivenRequestsGoToTheKeysReplicasInTurn) {
   std::unique_ptr<Client> client = MakeClient(Routing::kClientDriven);
   ASSERT_NE(client, nullptr);
   absl::StatusOr<std::shared_ptr<const Topology>> topology = client->RefreshTopology();
   ASSERT_TRUE(topology.ok()) << topology.status();
   ASSERT_EQ((*topology)->nodes.size(), 3u);
+  ASSERT_EQ((*topology)->replicas, 2u);
+  auto replicas_of = [&](const std::string& key) {
+    std::vector<const Topology::Node*> order = (*topology)->PreferenceOrder(key);
+    return std::vector<std::string>{order[0]->address, order[1]->address};
+  };
 
-  constexpr int kKeysPerNode = 6;
-  std::map<std::string, std::vector<std::string>> keys_by_first;  // address -> keys
-  for (int i = 0; keys_by_first.size() < 3 ||
-                  std::any_of(keys_by_first.begin(), keys_by_first.end(),
-                              [](const auto& e) { return e.second.size() < kKeysPerNode; });
-       ++i) {
-    const std::string key = Cat("routed-", i);
-    std::vector<std::string>& keys = keys_by_first[(*topology)->PreferenceOrder(key)[0]->address];
-    if (keys.size() < kKeysPerNode) keys.push_back(key);
-  }
-
+  // Many keys, one put and one get each: a node coordinates only requests
+  // for keys it replicates, and all of them are coordinated somewhere.
+  constexpr int kKeys = 30;
+  std::map<std::string, int> replicated;  // address -> requests for keys it replicates
+  const std::vector<double> forwarded_before = Forwarded();
   const std::vector<double> puts_before = RequestsOk("put");
   const std::vector<double> gets_before = RequestsOk("get");
   const ClientStats stats_before = client->stats();
-  for (const auto& [address, keys] : keys_by_first) {
-    for (const std::string& key : keys) {
-      ASSERT_TRUE(client->Put(key, "v").ok()) << key;
-      ASSERT_TRUE(client->Get(key).ok()) << key;
-    }
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string key = Cat("routed-", i);
+    ASSERT_TRUE(client->Put(key, "v").ok()) << key;
+    ASSERT_TRUE(client->Get(key).ok()) << key;
+    for (const std::string& a : replicas_of(key)) replicated[a] += 2;
   }
   ASSERT_EQ(client->stats().retries, stats_before.retries)
       << "a request was retried elsewhere: the counts below would not be exact";
   const std::vector<double> puts_after = RequestsOk("put");
   const std::vector<double> gets_after = RequestsOk("get");
+  double coordinated = 0;
   for (int i = 0; i < cluster_->size(); ++i) {
-    EXPECT_EQ(puts_after[i] - puts_before[i], kKeysPerNode) << cluster_->node_id(i);
-    EXPECT_EQ(gets_after[i] - gets_before[i], kKeysPerNode) << cluster_->node_id(i);
+    const double mine = puts_after[i] - puts_before[i] + gets_after[i] - gets_before[i];
+    EXPECT_LE(mine, replicated[cluster_->address(i)]) << cluster_->node_id(i);
+    coordinated += mine;
+  }
+  EXPECT_EQ(coordinated, 2 * kKeys);
+  EXPECT_EQ(Forwarded(), forwarded_before) << "a request went to a node outside its key's replicas";
+
+  // One hot key: both its replicas coordinate its puts, the third node none.
+  const std::string hot = "routed-hot";
+  const std::vector<std::string> hot_replicas = replicas_of(hot);
+  const std::vector<double> hot_before = RequestsOk("put");
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(client->Put(hot, Cat("v", i)).ok());
+  const std::vector<double> hot_after = RequestsOk("put");
+  for (int i = 0; i < cluster_->size(); ++i) {
+    const double mine = hot_after[i] - hot_before[i];
+    const bool replica =
+        std::count(hot_replicas.begin(), hot_replicas.end(), cluster_->address(i)) > 0;
+    if (replica) {
+      EXPECT_GE(mine, 5) << cluster_->node_id(i) << " replicates the hot key";
+    } else {
+      EXPECT_EQ(mine, 0) << cluster_->node_id(i) << " does not replicate the hot key";
+    }
   }
 }
 
 // A node that comes back is used again: after its failure mark expires the
-// client sends it the requests of the keys it is first for, over a connection
+// client sends it again the requests of keys it replicates, over a connection
 // made at once (not after gRPC's reconnect wait).
 TEST_F(ClusterTest, ClientDrivenReturnsToARestartedNode) {
   ClientOptions options;

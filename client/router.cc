@@ -28,15 +28,25 @@ bool HealthTracker::Healthy(const std::string& address, int64_t now_ms) const {
 }
 
 std::vector<std::string> PlanClientDriven(const Topology& topology, std::string_view key,
-                                          const HealthTracker& tracker, int64_t now_ms) {
-  std::vector<std::string> healthy, unhealthy;
+                                          const HealthTracker& tracker, int64_t now_ms,
+                                          uint64_t rotation) {
+  std::vector<std::string> replicas, others, unhealthy;
+  size_t position = 0;
   for (const Topology::Node* node : topology.PreferenceOrder(key)) {
+    const bool replica = position++ < topology.replicas;
     if (node == nullptr || node->address.empty()) continue;
-    const bool ok = node->alive && tracker.Healthy(node->address, now_ms);
-    (ok ? healthy : unhealthy).push_back(node->address);
+    if (!node->alive || !tracker.Healthy(node->address, now_ms)) {
+      unhealthy.push_back(node->address);
+    } else {
+      (replica ? replicas : others).push_back(node->address);
+    }
   }
-  healthy.insert(healthy.end(), unhealthy.begin(), unhealthy.end());
-  return healthy;
+  if (!replicas.empty()) {
+    std::rotate(replicas.begin(), replicas.begin() + rotation % replicas.size(), replicas.end());
+  }
+  replicas.insert(replicas.end(), others.begin(), others.end());
+  replicas.insert(replicas.end(), unhealthy.begin(), unhealthy.end());
+  return replicas;
 }
 
 std::vector<std::string> PlanRoundRobin(const std::vector<std::string>& addresses,

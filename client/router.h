@@ -33,14 +33,17 @@ class HealthTracker {
 };
 
 // Client-driven routing (the paper's section 6.4): the key's preference
-// order, healthy nodes first. Within each group the ring's order is kept, so
-// the first entry is the first healthy node of the preference list: the node
-// that coordinates the write itself instead of forwarding it. A node is
-// healthy when the topology says it is alive and `tracker` has no recent
-// failure for it. Every ring node appears once; nodes without an address are
-// left out.
+// order, healthy nodes first. The first entry is a healthy node among the
+// key's N replicas, so it coordinates the request itself instead of
+// forwarding it; `rotation` picks which one (rotation % their number), so
+// that a hot key's traffic is shared by its replicas instead of falling on
+// one coordinator. After them come the other healthy nodes in ring order,
+// then the unhealthy ones. A node is healthy when the topology says it is
+// alive and `tracker` has no recent failure for it. Every ring node appears
+// once; nodes without an address are left out.
 std::vector<std::string> PlanClientDriven(const Topology& topology, std::string_view key,
-                                          const HealthTracker& tracker, int64_t now_ms);
+                                          const HealthTracker& tracker, int64_t now_ms,
+                                          uint64_t rotation);
 
 // Server-driven routing: every address once, rotated to start at
 // `rotation % size` (round robin), healthy addresses first.

@@ -43,7 +43,7 @@ TEST(RouterTest, ClientDrivenStartsAtTheFirstNodeOfThePreferenceList) {
     const std::string key = KeyOwnedBy(t, first);
     std::vector<std::string> want;
     for (int i = 0; i < 4; ++i) want.push_back(Cat("h", (first - 1 + i) % 4 + 1, ":7000"));
-    EXPECT_EQ(PlanClientDriven(t, key, health, 0), want) << key;
+    EXPECT_EQ(PlanClientDriven(t, key, health, 0, 0), want) << key;
   }
 }
 
@@ -52,19 +52,39 @@ TEST(RouterTest, ClientDrivenSkipsNodesThatFailedOrAreDown) {
   const std::string key = KeyOwnedBy(t, 2);  // order n2 n3 n4 n1
   HealthTracker health(1000);
   health.MarkFailed("h2:7000", 100);
-  EXPECT_EQ(PlanClientDriven(t, key, health, 500),
+  EXPECT_EQ(PlanClientDriven(t, key, health, 500, 0),
             (std::vector<std::string>{"h3:7000", "h4:7000", "h1:7000", "h2:7000"}));
   // The topology says n3 is down too: the first healthy node is n4.
   for (Topology::Node& n : t.nodes) {
     if (n.id == "n3") n.alive = false;
   }
-  EXPECT_EQ(PlanClientDriven(t, key, health, 500),
+  EXPECT_EQ(PlanClientDriven(t, key, health, 500, 0),
             (std::vector<std::string>{"h4:7000", "h1:7000", "h2:7000", "h3:7000"}));
   // The failure mark expires: n2 is tried first again.
-  EXPECT_EQ(PlanClientDriven(t, key, health, 1100)[0], "h2:7000");
+  EXPECT_EQ(PlanClientDriven(t, key, health, 1100, 0)[0], "h2:7000");
   health.MarkFailed("h2:7000", 1100);
   health.MarkSucceeded("h2:7000");
-  EXPECT_EQ(PlanClientDriven(t, key, health, 1200)[0], "h2:7000");
+  EXPECT_EQ(PlanClientDriven(t, key, health, 1200, 0)[0], "h2:7000");
+}
+
+TEST(RouterTest, ClientDrivenRotatesAmongTheKeysHealthyReplicas) {
+  Topology t = FourNodes();  // N = 3
+  const std::string key = KeyOwnedBy(t, 2);  // order n2 n3 n4 n1: replicas n2 n3 n4
+  HealthTracker health(1000);
+  using Plan = std::vector<std::string>;
+  EXPECT_EQ(PlanClientDriven(t, key, health, 0, 1), (Plan{"h3:7000", "h4:7000", "h2:7000", "h1:7000"}));
+  EXPECT_EQ(PlanClientDriven(t, key, health, 0, 2), (Plan{"h4:7000", "h2:7000", "h3:7000", "h1:7000"}));
+  EXPECT_EQ(PlanClientDriven(t, key, health, 0, 3), PlanClientDriven(t, key, health, 0, 0));
+  // Every rotation starts at a replica: n1, not a replica of the key, is never first.
+  for (uint64_t r = 0; r < 6; ++r) EXPECT_NE(PlanClientDriven(t, key, health, 0, r)[0], "h1:7000");
+  // A failed replica is left out of the rotation and tried last.
+  health.MarkFailed("h3:7000", 0);
+  EXPECT_EQ(PlanClientDriven(t, key, health, 10, 1), (Plan{"h4:7000", "h2:7000", "h1:7000", "h3:7000"}));
+  // With every replica down the healthy non-replica comes first.
+  for (Topology::Node& n : t.nodes) {
+    if (n.id == "n2" || n.id == "n4") n.alive = false;
+  }
+  EXPECT_EQ(PlanClientDriven(t, key, health, 10, 7), (Plan{"h1:7000", "h2:7000", "h3:7000", "h4:7000"}));
 }
 
 TEST(RouterTest, ClientDrivenWithEveryNodeDownStillTriesThemInRingOrder) {
@@ -72,7 +92,7 @@ TEST(RouterTest, ClientDrivenWithEveryNodeDownStillTriesThemInRingOrder) {
   const std::string key = KeyOwnedBy(t, 4);
   HealthTracker health(1000);
   for (int i = 1; i <= 4; ++i) health.MarkFailed(Cat("h", i, ":7000"), 0);
-  EXPECT_EQ(PlanClientDriven(t, key, health, 10),
+  EXPECT_EQ(PlanClientDriven(t, key, health, 10, 0),
             (std::vector<std::string>{"h4:7000", "h1:7000", "h2:7000", "h3:7000"}));
 }
 
