@@ -234,6 +234,7 @@ void Node::DispatchAnswer(const PendingRequest& pending, uint64_t request_id,
     case RequestKind::kGossip:
       if (reply != nullptr && reply->has_gossip_reply()) OnGossip(reply->gossip_reply(), now_ms, out);
       break;
+    case RequestKind::kAeDigests:
     case RequestKind::kAeRoots:
     case RequestKind::kAeMerkle:
     case RequestKind::kAeLeafKeys:

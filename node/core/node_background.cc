@@ -4,6 +4,7 @@
 // section 6.5: background tasks must not hurt client requests).
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "dynamo/core/hash.h"
@@ -15,6 +16,9 @@ namespace dynamo::core {
 namespace {
 
 constexpr size_t kAeLeavesPerExchangeMax = 256;
+// Ranges per digest of an exchange's first step: 256 shared ranges are 16
+// digests (~150 bytes) instead of 256 roots (~7 KB).
+constexpr uint32_t kAeGroupRanges = 16;
 constexpr size_t kReapsPerTickMax = 1000;
 
 }  // namespace
@@ -256,6 +260,27 @@ void Node::OnHandoffAnswer(const PendingRequest& pending, const v1::Envelope* re
 
 // ---------------------------------------------------------------- anti-entropy
 
+std::vector<size_t> Node::RangesSharedWith(const std::string& peer) const {
+  std::vector<size_t> shared;
+  for (size_t i = 0; i < store_.range_count(); ++i) {
+    if (!Owns(i)) continue;
+    const std::vector<std::string> owners = OwnersOf(i);
+    if (std::find(owners.begin(), owners.end(), peer) != owners.end()) shared.push_back(i);
+  }
+  return shared;
+}
+
+std::vector<uint64_t> Node::RangeGroupDigests(const std::vector<size_t>& ranges,
+                                              uint32_t group_ranges) const {
+  std::vector<uint64_t> digests((ranges.size() + group_ranges - 1) / group_ranges, 0);
+  for (size_t j = 0; j < ranges.size(); ++j) {
+    const KeyRange& r = store_.range(ranges[j]);
+    uint64_t& d = digests[j / group_ranges];
+    d = HashCombine(HashCombine(HashCombine(d, r.start), r.end), store_.tree(ranges[j]).Root());
+  }
+  return digests;
+}
+
 void Node::StartAntiEntropy(int64_t now_ms, Outputs* out) {
   if (ae_ || membership_->ring().empty() || store_.range_count() == 0) return;
   // Peers in turn: every live node this one shares a range with.
@@ -265,26 +290,34 @@ void Node::StartAntiEntropy(int64_t now_ms, Outputs* out) {
   }
   if (peers.empty()) return;
   const std::string peer = peers[ae_next_peer_++ % peers.size()];
+  const std::vector<size_t> shared = RangesSharedWith(peer);
+  if (shared.empty()) return;
+  v1::Envelope env;
+  v1::RangeDigestsRequest* req = env.mutable_range_digests();
+  req->set_group_ranges(kAeGroupRanges);
+  req->set_ranges(static_cast<uint32_t>(shared.size()));
+  for (uint64_t d : RangeGroupDigests(shared, kAeGroupRanges)) req->add_digests(d);
+  ae_ = std::make_unique<AeSession>();
+  ae_->id = next_ae_session_++;
+  ae_->peer = peer;
+  ae_->stage = AeSession::Stage::kDigests;
+  ae_->differing_ranges.assign(shared.begin(), shared.end());  // narrowed by the replies
+  Send(peer, RequestKind::kAeDigests, ae_->id, std::move(env), now_ms, out);
+}
+
+void Node::AeSendRoots(int64_t now_ms, Outputs* out) {
+  AeSession& s = *ae_;
+  if (s.differing_ranges.empty()) return AeNextRange(now_ms, out);  // in sync: done
   v1::Envelope env;
   v1::RangeRootsRequest* req = env.mutable_range_roots();
-  std::vector<size_t> shared;
-  for (size_t i = 0; i < store_.range_count(); ++i) {
-    if (!Owns(i)) continue;
-    const std::vector<std::string> owners = OwnersOf(i);
-    if (std::find(owners.begin(), owners.end(), peer) == owners.end()) continue;
-    shared.push_back(i);
+  for (size_t i : s.differing_ranges) {
     v1::RangeRoot* root = req->add_roots();
     root->set_range_start(store_.range(i).start);
     root->set_range_end(store_.range(i).end);
     root->set_root(store_.tree(i).Root());
   }
-  if (shared.empty()) return;
-  ae_ = std::make_unique<AeSession>();
-  ae_->id = next_ae_session_++;
-  ae_->peer = peer;
-  ae_->stage = AeSession::Stage::kRoots;
-  ae_->differing_ranges.assign(shared.begin(), shared.end());  // narrowed by the reply
-  Send(peer, RequestKind::kAeRoots, ae_->id, std::move(env), now_ms, out);
+  s.stage = AeSession::Stage::kRoots;
+  Send(s.peer, RequestKind::kAeRoots, s.id, std::move(env), now_ms, out);
 }
 
 void Node::AeNextRange(int64_t now_ms, Outputs* out) {
@@ -338,11 +371,31 @@ void Node::OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, 
   AeSession& s = *ae_;
   // The current range is done (or failed): on to the next differing one.
   auto end = [&] { AeNextRange(now_ms, out); };
+  if (pending.kind == RequestKind::kAeDigests && reply != nullptr && reply->has_error()) {
+    // A peer of an older version does not know digests: compare every root.
+    return AeSendRoots(now_ms, out);
+  }
   if (reply == nullptr || reply->has_error()) {
     ae_.reset();  // the peer is gone or refuses: the next round tries again
     return;
   }
   switch (pending.kind) {
+    case RequestKind::kAeDigests: {
+      if (!reply->has_range_digests_reply()) {
+        ae_.reset();
+        return;
+      }
+      const auto& groups = reply->range_digests_reply().differing();
+      const std::set<uint32_t> differing(groups.begin(), groups.end());  // a peer may repeat one
+      std::vector<size_t> shared(s.differing_ranges.begin(), s.differing_ranges.end());
+      s.differing_ranges.clear();
+      for (size_t j = 0; j < shared.size(); ++j) {
+        if (differing.contains(static_cast<uint32_t>(j / kAeGroupRanges))) {
+          s.differing_ranges.push_back(shared[j]);
+        }
+      }
+      return AeSendRoots(now_ms, out);
+    }
     case RequestKind::kAeRoots: {
       if (!reply->has_range_roots_reply()) {
         ae_.reset();

@@ -58,16 +58,17 @@ struct Node::Transfer {
   std::string last_stored_key;  // resume point after this batch
 };
 
-// One anti-entropy round with one peer: compare the roots of every range
-// both replicate, then walk the trees of the ranges that differ, one by one.
+// One anti-entropy round with one peer: compare digests of groups of the
+// ranges both replicate, then the roots of the ranges in differing groups,
+// then walk the trees of the ranges that differ, one by one.
 struct Node::AeSession {
-  enum class Stage { kRoots, kMerkle, kLeafKeys, kRead, kPush };
+  enum class Stage { kDigests, kRoots, kMerkle, kLeafKeys, kRead, kPush };
   uint64_t id = 0;
   std::deque<size_t> differing_ranges;  // still to compare after the current one
   size_t range = 0;
   KeyRange key_range;
   std::string peer;
-  Stage stage = Stage::kRoots;
+  Stage stage = Stage::kDigests;
   std::optional<MerkleComparison> comparison;
   std::vector<uint32_t> leaves;
   std::vector<std::string> keys;

@@ -48,6 +48,9 @@ void Node::ServeRequest(const v1::Envelope& request, int64_t now_ms, Outputs* ou
     case v1::Envelope::kRangeRoots:
       ServeRangeRoots(request, out);
       break;
+    case v1::Envelope::kRangeDigests:
+      ServeRangeDigests(request, out);
+      break;
     default:
       ReplyError(request,
                  absl::InvalidArgumentError(absl::StrCat(
@@ -243,6 +246,27 @@ void Node::ServeRangeRoots(const v1::Envelope& request, Outputs* out) {
     std::optional<size_t> range =
         store_.FindRange(KeyRange{roots[i].range_start(), roots[i].range_end()});
     if (!range || store_.tree(*range).Root() != roots[i].root()) r->add_differing(i);
+  }
+  Reply(request, std::move(reply), out);
+}
+
+void Node::ServeRangeDigests(const v1::Envelope& request, Outputs* out) {
+  const v1::RangeDigestsRequest& req = request.range_digests();
+  const uint32_t group = req.group_ranges();
+  if (group == 0 || req.ranges() > store_.range_count() ||
+      static_cast<uint64_t>(req.digests_size()) != (uint64_t{req.ranges()} + group - 1) / group) {
+    ReplyError(request, absl::InvalidArgumentError("malformed range digests"), out);
+    return;
+  }
+  // The same groups from this node's side; a different number of shared
+  // ranges (the two views of the ring differ) makes every group differ.
+  const std::vector<size_t> shared = RangesSharedWith(request.from_node());
+  const std::vector<uint64_t> mine =
+      shared.size() == req.ranges() ? RangeGroupDigests(shared, group) : std::vector<uint64_t>();
+  v1::Envelope reply;
+  v1::RangeDigestsReply* r = reply.mutable_range_digests_reply();
+  for (int i = 0; i < req.digests_size(); ++i) {
+    if (mine.empty() || mine[i] != req.digests(i)) r->add_differing(i);
   }
   Reply(request, std::move(reply), out);
 }

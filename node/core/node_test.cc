@@ -156,6 +156,11 @@ class Cluster {
   size_t size() const { return members_.size(); }
   int64_t now() const { return now_; }
   std::set<size_t> down;
+  // Requests delivered, by body (v1::Envelope::BodyCase).
+  std::map<int, size_t> requests_by_body;
+  // Nodes that answer range digests as a node of an older version does: an
+  // error for an unknown body.
+  std::set<size_t> without_digests;
 
   // Advances time tick by tick until every node is a ring member of one ring.
   bool Form(int64_t max_ms = 20000) {
@@ -250,6 +255,18 @@ class Cluster {
           node(f.from).HandleSendFailure(f.message.to_node, env.request_id(), now_, &out);
           Process(f.from, std::move(out));
         }
+        continue;
+      }
+      if (!env.is_reply()) ++requests_by_body[env.body_case()];
+      if (env.has_range_digests() && without_digests.contains(*to)) {
+        v1::Envelope reply;
+        reply.set_from_node(members_[*to].id);
+        reply.set_from_address(members_[*to].config.address);
+        reply.set_request_id(env.request_id());
+        reply.set_is_reply(true);
+        reply.mutable_error()->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+        reply.mutable_error()->set_message("unexpected request body 26");
+        queue_.push_back({*to, OutMessage{env.from_node(), env.from_address(), std::move(reply)}});
         continue;
       }
       Outputs out;
@@ -578,6 +595,19 @@ std::vector<BadEnvelope> BadEnvelopes(Node& node) {
   cases.push_back({"too many leaves", leaf_keys(range, std::vector<uint32_t>(4097, 0)), kInvalid});
   cases.push_back({"leaf keys of an unknown range", leaf_keys({range.start + 1, range.end}, {0}),
                    absl::StatusCode::kFailedPrecondition});
+  auto digests = [&](uint32_t group, uint32_t ranges, size_t count) {
+    v1::Envelope e = Request();
+    e.mutable_range_digests()->set_group_ranges(group);
+    e.mutable_range_digests()->set_ranges(ranges);
+    for (size_t i = 0; i < count; ++i) e.mutable_range_digests()->add_digests(i);
+    return e;
+  };
+  cases.push_back({"range digests in groups of 0", digests(0, 4, 1), kInvalid});
+  cases.push_back({"range digests of the wrong count", digests(4, 8, 3), kInvalid});
+  cases.push_back({"range digests of more ranges than there are",
+                   digests(1, static_cast<uint32_t>(node.store().range_count() + 1),
+                           node.store().range_count() + 1),
+                   kInvalid});
   {
     v1::Envelope e = Request();
     e.mutable_reap()->set_key("a");
@@ -855,6 +885,59 @@ TEST(NodeClusterTest, WritesReachingANodeOutsideThePreferenceListAreForwarded) {
   EXPECT_GT(c.node(0).counters().forwarded + c.node(1).counters().forwarded +
                 c.node(2).counters().forwarded,
             0u);
+}
+
+// ------------------------------------------------------------- anti-entropy
+
+// Whether every node holds `key` in its own data (not as a hint).
+bool EveryNodeStores(Cluster& c, const std::string& key) {
+  for (size_t i = 0; i < c.size(); ++i) {
+    if (!c.engine(i).Get(Space::kData, DataKey(KeyPosition(key), key)).ok()) return false;
+  }
+  return true;
+}
+
+void FastAntiEntropy(NodeConfig& config) { config.antientropy_interval_ms = 50; }
+
+// In sync, an exchange is one call of group digests: no root is sent. A key
+// one replica lacks differs in one group: the roots of that group only are
+// compared, the trees walked, and the key copied.
+TEST(NodeAntiEntropyTest, InSyncIsOneDigestCallAndADifferingKeyIsRepaired) {
+  Cluster c(3, 3, FastAntiEntropy);
+  ASSERT_TRUE(c.Form());
+  for (int k = 0; k < 20; ++k) c.MustPut(0, "key" + std::to_string(k), "v");
+  for (int i = 0; i < 100; ++i) c.Step();  // hints, repairs and handoffs settle
+
+  c.requests_by_body.clear();
+  for (int i = 0; i < 100; ++i) c.Step();  // 1 s: about 20 exchanges per node
+  EXPECT_GE(c.requests_by_body[v1::Envelope::kRangeDigests], 30u);
+  EXPECT_EQ(c.requests_by_body[v1::Envelope::kRangeRoots], 0u) << "roots sent while in sync";
+  EXPECT_EQ(c.requests_by_body[v1::Envelope::kMerkle], 0u);
+
+  // Written at its first owner only (n = 1): the others learn it through anti-entropy.
+  ClientReply r = c.Call(0, Put("lonely", "v", "", Q(1, 1, 1)));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  ASSERT_FALSE(EveryNodeStores(c, "lonely"));
+  c.requests_by_body.clear();
+  for (int i = 0; i < 300 && !EveryNodeStores(c, "lonely"); ++i) c.Step();
+  EXPECT_TRUE(EveryNodeStores(c, "lonely"));
+  EXPECT_GT(c.requests_by_body[v1::Envelope::kRangeRoots], 0u);
+  EXPECT_GT(c.requests_by_body[v1::Envelope::kLeafKeys], 0u);
+}
+
+// A peer of an older version answers digests with an error: the exchange
+// falls back to comparing every root, and still repairs.
+TEST(NodeAntiEntropyTest, APeerWithoutDigestsIsComparedRootByRoot) {
+  Cluster c(2, 2, FastAntiEntropy);
+  ASSERT_TRUE(c.Form());
+  c.without_digests = {0, 1};
+  ClientReply r = c.Call(0, Put("lonely", "v", "", Q(1, 1, 1)));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  c.requests_by_body.clear();
+  for (int i = 0; i < 300 && !EveryNodeStores(c, "lonely"); ++i) c.Step();
+  EXPECT_TRUE(EveryNodeStores(c, "lonely"));
+  EXPECT_GT(c.requests_by_body[v1::Envelope::kRangeDigests], 0u);
+  EXPECT_GT(c.requests_by_body[v1::Envelope::kRangeRoots], 0u);
 }
 
 }  // namespace

@@ -139,7 +139,7 @@ class Node {
   };
   enum class RequestKind {
     kOpRead, kOpWrite, kOpForward, kReadRepair, kHintDelivery, kHandoff, kGossip,
-    kAeRoots, kAeMerkle, kAeLeafKeys, kAeRead, kAePush, kReap,
+    kAeDigests, kAeRoots, kAeMerkle, kAeLeafKeys, kAeRead, kAePush, kReap,
   };
   struct PendingRequest {
     RequestKind kind;
@@ -209,6 +209,7 @@ class Node {
   void ServeLeafKeys(const v1::Envelope& request, Outputs* out);
   void ServeReap(const v1::Envelope& request, Outputs* out);
   void ServeRangeRoots(const v1::Envelope& request, Outputs* out);
+  void ServeRangeDigests(const v1::Envelope& request, Outputs* out);
   // What this node holds for a key: its replica and any hints for it, merged.
   absl::StatusOr<std::optional<VersionedObject>> ReadLocal(const std::string& key,
                                                            uint64_t position);
@@ -229,6 +230,13 @@ class Node {
   void OnHandoffAnswer(const PendingRequest& pending, const v1::Envelope* reply, int64_t now_ms,
                        Outputs* out);
   void StartAntiEntropy(int64_t now_ms, Outputs* out);
+  // The ranges this node owns that `peer` owns too (by this node's view), in
+  // ring order, and their digests in groups (RangeDigestsRequest): the
+  // initiator and the receiver of an exchange compute both the same way.
+  std::vector<size_t> RangesSharedWith(const std::string& peer) const;
+  std::vector<uint64_t> RangeGroupDigests(const std::vector<size_t>& ranges,
+                                          uint32_t group_ranges) const;
+  void AeSendRoots(int64_t now_ms, Outputs* out);
   void OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, int64_t now_ms,
                   Outputs* out);
   void AeSendNext(int64_t now_ms, Outputs* out);
