@@ -130,6 +130,24 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                    &core::NodeCounters::sibling_warnings),
            counter("dynamo_storage_errors_total", "Storage operations that failed.",
                    &core::NodeCounters::storage_errors),
+           registry_.AddCallbackCounter(
+               "dynamo_storage_flush_written_bytes_total",
+               "Bytes the storage engine wrote from memory to table files.",
+               [this] { return static_cast<double>(Snapshot().storage.flush_written_bytes); }),
+           registry_.AddCallbackCounter(
+               "dynamo_storage_compaction_read_bytes_total", "Bytes the storage engine's compactions read.",
+               [this] { return static_cast<double>(Snapshot().storage.compaction_read_bytes); }),
+           registry_.AddCallbackCounter(
+               "dynamo_storage_compaction_written_bytes_total",
+               "Bytes the storage engine's compactions wrote.",
+               [this] { return static_cast<double>(Snapshot().storage.compaction_written_bytes); }),
+           gauge("dynamo_storage_pending_compaction_bytes",
+                 "Estimate of the bytes compactions still have to rewrite.",
+                 [](const CoreSnapshot& s) {
+                   return static_cast<double>(s.storage.pending_compaction_bytes);
+                 }),
+           gauge("dynamo_storage_block_cache_bytes", "Bytes held in the storage engine's block cache.",
+                 [](const CoreSnapshot& s) { return static_cast<double>(s.storage.block_cache_bytes); }),
            gauge("dynamo_handoff_keys_remaining",
                  "Keys this node holds for ranges it no longer owns.",
                  [](const CoreSnapshot& s) { return static_cast<double>(s.unowned_keys); }),

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "dynamo/core/node.h"
 #include "dynamo/metrics/registry.h"
+#include "dynamo/storage/engine.h"
 
 namespace dynamo::server {
 
@@ -29,6 +30,7 @@ struct CoreSnapshot {
   uint64_t keys = 0;
   uint64_t unowned_keys = 0;
   uint64_t inflight = 0;
+  storage::EngineStats storage;
 };
 
 class NodeMetrics {

@@ -434,6 +434,7 @@ void NodeServer::Impl::PublishSnapshot(core::Node& node, int64_t now_ms) {
   s.keys = status.keys();
   s.unowned_keys = status.unowned_keys();
   s.inflight = node.operations_in_flight();
+  s.storage = storage_->Stats();
   const core::Ring& ring = m.ring();
   if (!ring.empty()) {
     double share = 0;

@@ -9,9 +9,11 @@
 #include <rocksdb/options.h>
 #include <rocksdb/status.h>
 #include <rocksdb/table.h>
+#include <rocksdb/table_properties.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <system_error>
@@ -82,6 +84,29 @@ class RecoverOnDemand final : public rocksdb::EventListener {
     *auto_recovery = false;
   }
 };
+
+}  // namespace
+
+// Sums what flushes and compactions write, as RocksDB reports each job done.
+class RocksDbEngine::BackgroundWorkCounter final : public rocksdb::EventListener {
+ public:
+  const char* Name() const override { return "DynamoBackgroundWorkCounter"; }
+  void OnFlushCompleted(rocksdb::DB* /*db*/, const rocksdb::FlushJobInfo& info) override {
+    const rocksdb::TableProperties& t = info.table_properties;
+    flush_written.fetch_add(t.data_size + t.index_size + t.filter_size, std::memory_order_relaxed);
+  }
+  void OnCompactionCompleted(rocksdb::DB* /*db*/, const rocksdb::CompactionJobInfo& info) override {
+    if (!info.status.ok()) return;
+    compaction_read.fetch_add(info.stats.total_input_bytes, std::memory_order_relaxed);
+    compaction_written.fetch_add(info.stats.total_output_bytes, std::memory_order_relaxed);
+  }
+
+  std::atomic<uint64_t> flush_written{0};
+  std::atomic<uint64_t> compaction_read{0};
+  std::atomic<uint64_t> compaction_written{0};
+};
+
+namespace {
 
 int64_t SteadyNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -232,7 +257,9 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
     }
   }
 
-  const rocksdb::DBOptions db_options = MakeDbOptions(options);
+  rocksdb::DBOptions db_options = MakeDbOptions(options);
+  auto background_work = std::make_shared<BackgroundWorkCounter>();
+  db_options.listeners.push_back(background_work);
   const rocksdb::ColumnFamilyOptions cf_options =
       MakeColumnFamilyOptions(rocksdb::NewLRUCache(options.block_cache_bytes));
 
@@ -258,7 +285,8 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   std::array<rocksdb::ColumnFamilyHandle*, kSpaceCount> spaces{};
   for (int i = 0; i < kSpaceCount; ++i) spaces[i] = handles[i + 1];  // names[0] is default
   return std::unique_ptr<RocksDbEngine>(
-      new RocksDbEngine(options, std::move(db), std::move(handles), spaces));
+      new RocksDbEngine(options, std::move(db), std::move(handles), spaces,
+                        std::move(background_work)));
 }
 
 absl::StatusOr<std::unique_ptr<StorageEngine>> OpenRocksDb(const RocksDbOptions& options) {
@@ -269,11 +297,13 @@ absl::StatusOr<std::unique_ptr<StorageEngine>> OpenRocksDb(const RocksDbOptions&
 
 RocksDbEngine::RocksDbEngine(RocksDbOptions options, std::unique_ptr<rocksdb::DB> db,
                              std::vector<rocksdb::ColumnFamilyHandle*> handles,
-                             std::array<rocksdb::ColumnFamilyHandle*, kSpaceCount> spaces)
+                             std::array<rocksdb::ColumnFamilyHandle*, kSpaceCount> spaces,
+                             std::shared_ptr<BackgroundWorkCounter> background_work)
     : options_(std::move(options)),
       db_(std::move(db)),
       handles_(std::move(handles)),
-      spaces_(spaces) {
+      spaces_(spaces),
+      background_work_(std::move(background_work)) {
   if (options_.durability == RocksDbOptions::Durability::kBuffered) {
     sync_thread_ = std::thread([this] { BackgroundSyncLoop(); });
   }
@@ -478,6 +508,24 @@ absl::Status RocksDbEngine::FlushMemTables() {
 
 std::string RocksDbEngine::Describe() const {
   return absl::StrCat("rocksdb ", DurabilityName(options_.durability), " ", options_.path);
+}
+
+EngineStats RocksDbEngine::Stats() const {
+  EngineStats stats;
+  stats.flush_written_bytes = background_work_->flush_written.load(std::memory_order_relaxed);
+  stats.compaction_read_bytes = background_work_->compaction_read.load(std::memory_order_relaxed);
+  stats.compaction_written_bytes =
+      background_work_->compaction_written.load(std::memory_order_relaxed);
+  uint64_t value = 0;
+  if (db_->GetAggregatedIntProperty("rocksdb.estimate-pending-compaction-bytes", &value)) {
+    stats.pending_compaction_bytes = value;
+  }
+  // One cache serves every column family: ask one of them.
+  if (db_->GetIntProperty(spaces_[static_cast<int>(Space::kData)], "rocksdb.block-cache-usage",
+                          &value)) {
+    stats.block_cache_bytes = value;
+  }
+  return stats;
 }
 
 }  // namespace dynamo::storage

@@ -384,6 +384,48 @@ TEST(RocksDbEngine, DescribeNamesModeAndPath) {
   EXPECT_EQ(buffered->Describe(), "rocksdb buffered " + dir.Sub("b"));
 }
 
+// The background work the metrics report: flushes write table files, and
+// enough overlapping level-0 files start a compaction, which reads more than
+// it writes when the files hold the same keys.
+TEST(RocksDbEngine, StatsCountFlushesCompactionsAndTheCache) {
+  TempDir dir;
+  absl::StatusOr<std::unique_ptr<RocksDbEngine>> engine = RocksDbEngine::Open(Options(dir.Sub("db")));
+  ASSERT_OK(engine.status());
+  EXPECT_EQ((*engine)->Stats().flush_written_bytes, 0u);
+  EXPECT_EQ((*engine)->Stats().compaction_written_bytes, 0u);
+  uint64_t seed = 1;
+  auto random_value = [&] {  // incompressible, so that table sizes follow the data
+    std::string v(1000, '\0');
+    for (char& c : v) {
+      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      c = static_cast<char>(seed >> 56);
+    }
+    return v;
+  };
+  constexpr int kFiles = 6;  // more than RocksDB's level-0 trigger (4)
+  constexpr int kKeys = 500;
+  for (int f = 0; f < kFiles; ++f) {
+    for (int k = 0; k < kKeys; ++k) {
+      ASSERT_OK((*engine)->Put(Space::kData, absl::StrCat("key", k), random_value()));
+    }
+    ASSERT_OK((*engine)->FlushMemTables());
+  }
+  EXPECT_GE((*engine)->Stats().flush_written_bytes, uint64_t{kFiles} * kKeys * 1000);
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((*engine)->Stats().compaction_written_bytes == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const EngineStats stats = (*engine)->Stats();
+  ASSERT_GT(stats.compaction_written_bytes, 0u) << "no compaction after " << kFiles << " flushes";
+  EXPECT_GT(stats.compaction_read_bytes, stats.compaction_written_bytes);
+  EXPECT_GE(stats.compaction_written_bytes, uint64_t{kKeys} * 1000);  // one copy of each key
+
+  for (int k = 0; k < kKeys; ++k) ASSERT_OK((*engine)->Get(Space::kData, absl::StrCat("key", k)).status());
+  EXPECT_GT((*engine)->Stats().block_cache_bytes, uint64_t{kKeys} * 1000 / 2);
+}
+
 TEST(RocksDbEngine, CreatesMissingParentDirectories) {
   TempDir dir;
   std::unique_ptr<RocksDbEngine> engine = OpenOrFail(Options(dir.Sub("a/b/c")));

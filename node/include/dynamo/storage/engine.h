@@ -40,6 +40,16 @@ struct WriteOp {
   bool is_delete = false;
 };
 
+// An engine's own background work, for metrics: what it rewrites behind the
+// writes (the cost that grows with the data). Zero for engines without any.
+struct EngineStats {
+  uint64_t flush_written_bytes = 0;       // memtables written to table files, since open
+  uint64_t compaction_read_bytes = 0;     // read by compactions, since open
+  uint64_t compaction_written_bytes = 0;  // written by compactions, since open
+  uint64_t pending_compaction_bytes = 0;  // estimate of what compactions still have to rewrite
+  uint64_t block_cache_bytes = 0;         // held in the block cache now
+};
+
 // Visitor of a scan: return false to stop early.
 using ScanVisitor = std::function<bool(std::string_view key, std::string_view value)>;
 
@@ -69,6 +79,8 @@ class StorageEngine {
   virtual absl::Status Sync() = 0;
   // One line for logs and the admin API, e.g. "rocksdb durable /var/lib/dynamo".
   virtual std::string Describe() const = 0;
+  // Cheap (no I/O), from any thread.
+  virtual EngineStats Stats() const { return {}; }
 };
 
 }  // namespace dynamo::storage

@@ -102,6 +102,7 @@ class RocksDbEngine final : public StorageEngine {
   absl::Status Sync() override;
   // "rocksdb durable /path" or "rocksdb buffered /path".
   std::string Describe() const override;
+  EngineStats Stats() const override;
 
   // Makes every write that returned before this call durable, whatever the
   // durability mode: for the replica that writes durably in buffered mode, a
@@ -113,9 +114,11 @@ class RocksDbEngine final : public StorageEngine {
   const RocksDbOptions& options() const { return options_; }
 
  private:
+  class BackgroundWorkCounter;
   RocksDbEngine(RocksDbOptions options, std::unique_ptr<rocksdb::DB> db,
                 std::vector<rocksdb::ColumnFamilyHandle*> handles,
-                std::array<rocksdb::ColumnFamilyHandle*, kSpaceCount> spaces);
+                std::array<rocksdb::ColumnFamilyHandle*, kSpaceCount> spaces,
+                std::shared_ptr<BackgroundWorkCounter> background_work);
 
   absl::Status Commit(rocksdb::WriteBatch* batch, std::string_view operation, bool sync);
   // OK if writes are not stopped, or if RocksDB resumed them now; else why
@@ -133,6 +136,7 @@ class RocksDbEngine final : public StorageEngine {
   // not know (RocksDB requires opening all of them); owned, closed with db_.
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::array<rocksdb::ColumnFamilyHandle*, kSpaceCount> spaces_;
+  std::shared_ptr<BackgroundWorkCounter> background_work_;  // a listener of the database
 
   absl::Mutex mu_;
   // Set when a write or log sync failed with an I/O error: RocksDB then
