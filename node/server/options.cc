@@ -109,6 +109,11 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                            [](auto& n, auto& v, ServerOptions* o) {
                              return ParseInt<size_t>(n, v, 8, size_t{1} << 20, &o->block_cache_mib);
                            }}},
+      {"memtable-mib", {"RocksDB memtable size in MiB (default 16); all memtables take up to 4x "
+                        "this memory, and writes stop while the disk has less free space than that",
+                        [](auto& n, auto& v, ServerOptions* o) {
+                          return ParseInt<size_t>(n, v, 1, 4096, &o->memtable_mib);
+                        }}},
       {"seeds", {"comma-separated host:port of nodes to gossip with first",
                  [](auto& n, auto& v, ServerOptions* o) {
                    o->node.seeds.clear();

@@ -33,9 +33,8 @@ static_assert(static_cast<int>(Space::kData) == 0 && static_cast<int>(Space::kHi
 
 // Memory and file limits for a node on a small machine. The block cache is the
 // caller's; these bound the rest.
-constexpr size_t kWriteBufferBytes = 16 << 20;      // per column family memtable
-constexpr size_t kWriteBuffersBytesMax = 64 << 20;  // all memtables together
-constexpr uint64_t kWalBytesMax = 128 << 20;        // then flush the oldest memtables
+constexpr size_t kMemtablesPerBudget = 4;      // all memtables together: 4 memtables' worth
+constexpr size_t kWalPerMemtablesBudget = 2;   // then flush the oldest memtables
 // A read that misses the cache reads, checks and decompresses one whole block
 // to return one object (~1 KiB): small blocks keep that cost flat as the data
 // outgrows the cache, for an index of ~8 MiB per GiB (held in the cache).
@@ -46,13 +45,17 @@ constexpr size_t kInfoLogFilesMax = 4;
 constexpr size_t kInfoLogFileBytesMax = 8 << 20;
 constexpr int kBackgroundJobsMax = 2;
 // While writes are stopped, at most one attempt to resume them per interval,
-// and only with this much free space: a resume flushes the memtables, and one
-// that runs out of space again turns RocksDB's error fatal (until reopened).
+// and only with room for the memtables (MemtablesBytesMax): a resume flushes
+// them, and one that runs out of space again turns RocksDB's error fatal
+// (until reopened).
 constexpr int64_t kResumeIntervalMs = 100;
-constexpr uint64_t kResumeFreeBytesMin = kWriteBuffersBytesMax;
-// Room kept free for memtable flushes and compactions: writes stop below it.
-constexpr uint64_t kFreeSpaceReserveBytes = kWriteBuffersBytesMax;
 constexpr int64_t kSpaceCheckIntervalMs = 100;
+
+// All memtables together. It is also the room kept free for their flush:
+// writes stop below it, and resume only with at least this much free space.
+uint64_t MemtablesBytesMax(const RocksDbOptions& options) {
+  return kMemtablesPerBudget * options.memtable_bytes;
+}
 
 std::string_view ToView(const rocksdb::Slice& slice) { return {slice.data(), slice.size()}; }
 rocksdb::Slice ToSlice(std::string_view view) { return {view.data(), view.size()}; }
@@ -134,9 +137,9 @@ rocksdb::DBOptions MakeDbOptions(const RocksDbOptions& options) {
   db.max_open_files = -1;
   db.max_background_jobs = kBackgroundJobsMax;
   db.bytes_per_sync = kBackgroundSyncBytes;
-  db.db_write_buffer_size = kWriteBuffersBytesMax;
+  db.db_write_buffer_size = MemtablesBytesMax(options);
   // Rarely written families (hints, meta) would otherwise pin old log files.
-  db.max_total_wal_size = kWalBytesMax;
+  db.max_total_wal_size = kWalPerMemtablesBudget * MemtablesBytesMax(options);
   db.keep_log_file_num = kInfoLogFilesMax;
   db.max_log_file_size = kInfoLogFileBytesMax;
   db.listeners.push_back(std::make_shared<RecoverOnDemand>());
@@ -144,7 +147,7 @@ rocksdb::DBOptions MakeDbOptions(const RocksDbOptions& options) {
 }
 
 rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(
-    const std::shared_ptr<rocksdb::Cache>& block_cache) {
+    const RocksDbOptions& options, const std::shared_ptr<rocksdb::Cache>& block_cache) {
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = block_cache;
   table.block_size = kBlockBytes;
@@ -157,7 +160,7 @@ rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(
 
   rocksdb::ColumnFamilyOptions cf;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  cf.write_buffer_size = kWriteBufferBytes;
+  cf.write_buffer_size = options.memtable_bytes;
   cf.compaction_style = rocksdb::kCompactionStyleLevel;
   // Sizes levels from the bottom up: less space amplification.
   cf.level_compaction_dynamic_level_bytes = true;
@@ -230,6 +233,10 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   if (options.path.empty()) {
     return absl::InvalidArgumentError("RocksDB engine: the data directory path is empty");
   }
+  if (options.memtable_bytes < (size_t{1} << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "RocksDB engine: memtable_bytes must be at least 1 MiB, got ", options.memtable_bytes));
+  }
   if (options.durability == RocksDbOptions::Durability::kBuffered &&
       options.buffered_sync_interval_ms <= 0) {
     return absl::InvalidArgumentError(
@@ -261,7 +268,7 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   auto background_work = std::make_shared<BackgroundWorkCounter>();
   db_options.listeners.push_back(background_work);
   const rocksdb::ColumnFamilyOptions cf_options =
-      MakeColumnFamilyOptions(rocksdb::NewLRUCache(options.block_cache_bytes));
+      MakeColumnFamilyOptions(options, rocksdb::NewLRUCache(options.block_cache_bytes));
 
   // RocksDB must open every column family the database has, ours or not.
   std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};
@@ -386,10 +393,11 @@ absl::Status RocksDbEngine::CheckFreeSpace() {
     const rocksdb::Status s = db_->GetEnv()->GetFreeSpace(options_.path, &free_bytes);
     free_bytes_ = s.ok() ? free_bytes : ~uint64_t{0};  // unknown: do not refuse
   }
-  if (free_bytes_ >= kFreeSpaceReserveBytes) return absl::OkStatus();
+  const uint64_t reserve = MemtablesBytesMax(options_);
+  if (free_bytes_ >= reserve) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
       "disk full: ", free_bytes_ >> 20, " MiB free on the volume of ", options_.path,
-      ", below the reserve of ", kFreeSpaceReserveBytes >> 20,
+      ", below the reserve of ", reserve >> 20,
       " MiB; writes resume by themselves once space is freed, reads keep working"));
 }
 
@@ -428,7 +436,7 @@ absl::Status RocksDbEngine::ResumeWrites() {
   }
   uint64_t free_bytes = 0;
   const rocksdb::Status space = db_->GetEnv()->GetFreeSpace(options_.path, &free_bytes);
-  if (space.ok() && free_bytes < kResumeFreeBytesMin) {
+  if (space.ok() && free_bytes < MemtablesBytesMax(options_)) {
     absl::MutexLock lock(&mu_);
     return stopped_status_;
   }

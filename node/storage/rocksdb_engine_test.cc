@@ -169,6 +169,8 @@ class FaultFs : public rocksdb::FileSystemWrapper {
 
   void set_disk_full(bool full) { disk_full_.store(full); }
   bool disk_full() const { return disk_full_.load(); }
+  // What GetFreeSpace reports while the disk is not full (0: the real figure).
+  void set_free_bytes(uint64_t bytes) { free_bytes_.store(bytes); }
 
   rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
                                     std::unique_ptr<rocksdb::FSWritableFile>* file,
@@ -195,8 +197,8 @@ class FaultFs : public rocksdb::FileSystemWrapper {
 
   rocksdb::IOStatus GetFreeSpace(const std::string& path, const rocksdb::IOOptions& options,
                                  uint64_t* free_bytes, rocksdb::IODebugContext* debug) override {
-    if (disk_full()) {
-      *free_bytes = 0;
+    if (disk_full() || free_bytes_.load() != 0) {
+      *free_bytes = disk_full() ? 0 : free_bytes_.load();
       return rocksdb::IOStatus::OK();
     }
     return target()->GetFreeSpace(path, options, free_bytes, debug);
@@ -281,6 +283,7 @@ class FaultFs : public rocksdb::FileSystemWrapper {
 
   const std::string journal_path_;
   std::atomic<bool> disk_full_{false};
+  std::atomic<uint64_t> free_bytes_{0};
 };
 
 // Cuts every file of the journal back to what was synced: a power loss after
@@ -441,6 +444,11 @@ TEST(RocksDbEngine, RejectsBadOptions) {
   absl::Status status = RocksDbEngine::Open(options).status();
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_THAT(Message(status), HasSubstr("buffered_sync_interval_ms"));
+  options = Options(dir.Sub("db"));
+  options.memtable_bytes = 1000;
+  status = RocksDbEngine::Open(options).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(Message(status), HasSubstr("memtable_bytes"));
 }
 
 TEST(RocksDbEngine, PathThatIsARegularFileFailsClearly) {
@@ -716,6 +724,30 @@ TEST(RocksDbEngineCorruption, DamagedDataBlockFailsReadsWithDataLoss) {
 }
 
 // --- disk full --------------------------------------------------------------
+
+// Writes stop while the volume has less free space than room for a flush of
+// every memtable (4 memtables), so the reserve follows the memtable size.
+TEST(RocksDbDiskReserve, FollowsTheMemtableSize) {
+  TempDir dir;
+  auto fs = std::make_shared<FaultFs>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  fs->set_free_bytes(6 << 20);
+  RocksDbOptions options = Options(dir.Sub("db"));
+  options.env = env.get();
+  options.memtable_bytes = 1 << 20;  // reserve 4 MiB: 6 MiB free is enough
+  {
+    std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
+    ASSERT_NE(engine, nullptr);
+    EXPECT_OK(engine->Put(Space::kData, "k", "v"));
+  }
+  options.memtable_bytes = 2 << 20;  // reserve 8 MiB
+  std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
+  ASSERT_NE(engine, nullptr);
+  const absl::Status refused = engine->Put(Space::kData, "k2", "v");
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_THAT(Message(refused), HasSubstr("below the reserve of 8 MiB"));
+  EXPECT_EQ(engine->Get(Space::kData, "k").value_or(""), "v");  // reads keep working
+}
 
 class RocksDbDiskFullTest : public ::testing::TestWithParam<Durability> {};
 

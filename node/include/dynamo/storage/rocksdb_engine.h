@@ -53,8 +53,13 @@ struct RocksDbOptions {
 
   // One LRU cache shared by every column family, holding data blocks and the
   // index and filter blocks, so that it bounds most of the read-side memory.
-  // Memtables add at most 64 MiB on top.
   size_t block_cache_bytes = 64 << 20;
+  // Size of one column family's memtable (at least 1 MiB). All memtables
+  // together take at most 4 times this much memory, and writes stop while the
+  // disk has less free space than that (room for their flush). Larger
+  // memtables make fewer, larger level-0 files: less compaction per byte
+  // written when keys are spread over a large key space.
+  size_t memtable_bytes = 16 << 20;
   bool create_if_missing = true;
 
   // kBuffered only: interval of the background fsync of the log (> 0).
