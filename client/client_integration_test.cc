@@ -64,17 +64,20 @@ class ClusterTest : public ::testing::Test {
     return c.ok() ? *std::move(c) : nullptr;
   }
 
-  // Per node: the sum of dynamo_requests_total for `op` with code OK.
-  std::vector<double> RequestsOk(const std::string& op) {
+  // Per node: the sum of a metric's samples whose labels contain every one of `labels`.
+  std::vector<double> MetricPerNode(const std::string& name, const std::vector<std::string>& labels) {
     std::vector<double> out;
     for (int i = 0; i < cluster_->size(); ++i) {
       absl::StatusOr<std::string> m = testing::HttpGet(cluster_->http(i), "/metrics", 5000);
       EXPECT_TRUE(m.ok()) << m.status();
-      out.push_back(m.ok() ? testing::MetricSum(*m, "dynamo_requests_total",
-                                                {Cat("op=\"", op, "\""), "code=\"OK\""})
-                           : -1);
+      out.push_back(m.ok() ? testing::MetricSum(*m, name, labels) : -1);
     }
     return out;
+  }
+
+  // Per node: the sum of dynamo_requests_total for `op` with code OK.
+  std::vector<double> RequestsOk(const std::string& op) {
+    return MetricPerNode("dynamo_requests_total", {Cat("op=\"", op, "\""), "code=\"OK\""});
   }
 
   std::unique_ptr<LocalCluster> cluster_;
@@ -243,15 +246,7 @@ class TwoReplicaClusterTest : public ClusterTest {
     cluster_ = *std::move(c);
   }
 
-  std::vector<double> Forwarded() {
-    std::vector<double> out;
-    for (int i = 0; i < cluster_->size(); ++i) {
-      absl::StatusOr<std::string> m = testing::HttpGet(cluster_->http(i), "/metrics", 5000);
-      EXPECT_TRUE(m.ok()) << m.status();
-      out.push_back(m.ok() ? testing::MetricSum(*m, "dynamo_forwarded_total", {}) : -1);
-    }
-    return out;
-  }
+  std::vector<double> Forwarded() { return MetricPerNode("dynamo_forwarded_total", {}); }
 };
 
 TEST_F(TwoReplicaClusterTest, ClientDrivenRequestsGoToTheKeysReplicasInTurn) {

@@ -107,6 +107,15 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
   auto gauge = [&](const char* name, const char* help, std::function<double(const CoreSnapshot&)> f) {
     return registry_.AddCallbackGauge(name, help, [this, f] { return f(Snapshot()); });
   };
+  auto storage_counter = [&](const char* name, const char* help,
+                             uint64_t storage::EngineStats::*field) {
+    return registry_.AddCallbackCounter(name, help, [this, field] {
+      return static_cast<double>(Snapshot().storage.*field);
+    });
+  };
+  auto storage_gauge = [&](const char* name, const char* help, uint64_t storage::EngineStats::*field) {
+    return gauge(name, help, [field](const CoreSnapshot& s) { return static_cast<double>(s.storage.*field); });
+  };
   for (absl::Status s : {
            counter("dynamo_hints_delivered_total", "Hinted keys delivered to their owners.",
                    &core::NodeCounters::hints_delivered),
@@ -130,24 +139,21 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                    &core::NodeCounters::sibling_warnings),
            counter("dynamo_storage_errors_total", "Storage operations that failed.",
                    &core::NodeCounters::storage_errors),
-           registry_.AddCallbackCounter(
-               "dynamo_storage_flush_written_bytes_total",
-               "Bytes the storage engine wrote from memory to table files.",
-               [this] { return static_cast<double>(Snapshot().storage.flush_written_bytes); }),
-           registry_.AddCallbackCounter(
-               "dynamo_storage_compaction_read_bytes_total", "Bytes the storage engine's compactions read.",
-               [this] { return static_cast<double>(Snapshot().storage.compaction_read_bytes); }),
-           registry_.AddCallbackCounter(
-               "dynamo_storage_compaction_written_bytes_total",
-               "Bytes the storage engine's compactions wrote.",
-               [this] { return static_cast<double>(Snapshot().storage.compaction_written_bytes); }),
-           gauge("dynamo_storage_pending_compaction_bytes",
-                 "Estimate of the bytes compactions still have to rewrite.",
-                 [](const CoreSnapshot& s) {
-                   return static_cast<double>(s.storage.pending_compaction_bytes);
-                 }),
-           gauge("dynamo_storage_block_cache_bytes", "Bytes held in the storage engine's block cache.",
-                 [](const CoreSnapshot& s) { return static_cast<double>(s.storage.block_cache_bytes); }),
+           storage_counter("dynamo_storage_flush_written_bytes_total",
+                           "Bytes the storage engine wrote from memory to table files.",
+                           &storage::EngineStats::flush_written_bytes),
+           storage_counter("dynamo_storage_compaction_read_bytes_total",
+                           "Bytes the storage engine's compactions read.",
+                           &storage::EngineStats::compaction_read_bytes),
+           storage_counter("dynamo_storage_compaction_written_bytes_total",
+                           "Bytes the storage engine's compactions wrote.",
+                           &storage::EngineStats::compaction_written_bytes),
+           storage_gauge("dynamo_storage_pending_compaction_bytes",
+                         "Estimate of the bytes compactions still have to rewrite.",
+                         &storage::EngineStats::pending_compaction_bytes),
+           storage_gauge("dynamo_storage_block_cache_bytes",
+                         "Bytes held in the storage engine's block cache.",
+                         &storage::EngineStats::block_cache_bytes),
            gauge("dynamo_handoff_keys_remaining",
                  "Keys this node holds for ranges it no longer owns.",
                  [](const CoreSnapshot& s) { return static_cast<double>(s.unowned_keys); }),
