@@ -35,6 +35,9 @@ int64_t NowMs() {
 }
 
 constexpr int64_t kSnapshotIntervalMs = 100;
+// How long no client may have called before a draining node stops its gRPC
+// server (see Shutdown).
+constexpr int64_t kDrainQuietMs = 100;
 
 }  // namespace
 
@@ -331,6 +334,7 @@ void NodeServer::Impl::Dispatch(core::Outputs& out) {
     metrics_->ClientRequest(p.op, absl::StatusCodeToString(r.status.code()),
                             std::chrono::duration<double>(now - p.start).count());
     p.reactor->Finish(status);
+    EndClientCall();
   }
 }
 
@@ -454,6 +458,16 @@ void NodeServer::Impl::PublishSnapshot(core::Node& node, int64_t now_ms) {
   ready_.store(ready);
 }
 
+bool NodeServer::Impl::BeginClientCall() {
+  // Counted before draining_ is read, and Shutdown sets draining_ before it
+  // reads the count: a call either sees the drain or is waited for.
+  clients_in_flight_.fetch_add(1);
+  if (!draining_.load()) return true;
+  clients_in_flight_.fetch_sub(1);
+  last_refused_ms_.store(NowMs());
+  return false;
+}
+
 void NodeServer::Impl::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
@@ -463,8 +477,19 @@ void NodeServer::Impl::Shutdown() {
   draining_.store(true);
   const auto grace = std::chrono::system_clock::now() +
                      std::chrono::milliseconds(options_.shutdown_grace_ms);
-  // Refuses new calls; in-flight ones finish (the loop is still running) or
-  // are cancelled when the grace period ends.
+  // First the node drains with its gRPC server still up: a client call that
+  // arrives now is refused by BeginClientCall with UNAVAILABLE ("retry
+  // elsewhere"). Stopping the gRPC server at once would have it cancel calls
+  // that race the stop (CANCELLED, which clients do not retry). The drain
+  // ends when no client call is in flight and clients have stopped sending
+  // for a moment, or when the grace period ends.
+  last_refused_ms_.store(NowMs());
+  while (std::chrono::system_clock::now() < grace &&
+         (clients_in_flight_.load() > 0 || NowMs() - last_refused_ms_.load() < kDrainQuietMs)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // Then the gRPC servers stop taking calls; calls in flight (from peers)
+  // finish, the loop still running, or are cancelled when the grace ends.
   if (admin_server_) admin_server_->Shutdown(grace);
   if (server_) server_->Shutdown(grace);
   if (peers_) peers_->Close();
@@ -483,6 +508,7 @@ void NodeServer::Impl::Shutdown() {
   // Calls the loop will never answer now.
   for (auto& [id, p] : pending_clients_) {
     p.reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node shutting down"));
+    EndClientCall();
   }
   pending_clients_.clear();
   for (auto& [key, p] : pending_inbound_) {

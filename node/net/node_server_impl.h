@@ -83,6 +83,11 @@ class NodeServer::Impl {
   uint64_t AddClient(PendingClient pending) { pending_clients_[next_client_id_] = pending; return next_client_id_++; }
   void AddInbound(const v1::Envelope& request, PendingInbound pending);
   bool draining() const { return draining_.load(); }
+  // A client call (KV service) starts: false once the node drains, and the
+  // caller refuses it. Every call begun ends with EndClientCall, so that the
+  // drain can wait for them (see Shutdown).
+  bool BeginClientCall();
+  void EndClientCall() { clients_in_flight_.fetch_sub(1); }
   // Authorization of calls (see security.h).
   bool AllowsClient(const grpc::CallbackServerContext* c) { return client_token_.Allows(c); }
   bool AllowsAdmin(const grpc::CallbackServerContext* c) { return admin_token_.Allows(c); }
@@ -145,6 +150,8 @@ class NodeServer::Impl {
   bool loop_holds_outputs_ ABSL_GUARDED_BY(mu_) = false;  // held_ is not empty
   std::thread syncer_;
   std::atomic<bool> draining_{false};
+  std::atomic<int> clients_in_flight_{0};
+  std::atomic<int64_t> last_refused_ms_{0};  // steady clock; client calls refused while draining
   std::atomic<bool> ready_{false};
   std::string not_ready_why_ ABSL_GUARDED_BY(mu_);
 

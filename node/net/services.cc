@@ -29,15 +29,18 @@ grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, grpc::Sta
   return reactor;
 }
 
+// Ends a call the loop could not take (Post returned false).
+void RefuseQueued(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor) {
+  reactor->Finish(grpc::Status(
+      impl->draining() ? grpc::StatusCode::UNAVAILABLE : grpc::StatusCode::RESOURCE_EXHAUSTED,
+      impl->draining() ? "node is shutting down: retry elsewhere"
+                       : "node is overloaded (request queue full): retry later or elsewhere"));
+}
+
 // Hands a call to the loop, or refuses it at once if the loop cannot take it.
 grpc::ServerUnaryReactor* Enqueue(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor,
                                   NodeServer::Impl::Task task) {
-  if (!impl->Post(std::move(task))) {
-    reactor->Finish(grpc::Status(
-        impl->draining() ? grpc::StatusCode::UNAVAILABLE : grpc::StatusCode::RESOURCE_EXHAUSTED,
-        impl->draining() ? "node is shutting down: retry elsewhere"
-                         : "node is overloaded (request queue full): retry later or elsewhere"));
-  }
+  if (!impl->Post(std::move(task))) RefuseQueued(impl, reactor);
   return reactor;
 }
 
@@ -64,11 +67,18 @@ class KvService final : public v1::KV::CallbackService {
     if (!impl_->AllowsClient(context)) {
       return Refuse(context, grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
     }
+    if (!impl_->BeginClientCall()) return RefuseDraining(context);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    return Enqueue(impl_, reactor, [reactor, response](core::Node& node, int64_t now, core::Outputs*) {
-      *response = node.Topology(now);
-      reactor->Finish(grpc::Status::OK);
-    });
+    NodeServer::Impl* impl = impl_;
+    if (!impl_->Post([impl, reactor, response](core::Node& node, int64_t now, core::Outputs*) {
+          *response = node.Topology(now);
+          reactor->Finish(grpc::Status::OK);
+          impl->EndClientCall();
+        })) {
+      RefuseQueued(impl_, reactor);
+      impl_->EndClientCall();
+    }
+    return reactor;
   }
 
  private:
@@ -79,19 +89,25 @@ class KvService final : public v1::KV::CallbackService {
       return Refuse(context, grpc::StatusCode::UNAUTHENTICATED,
                     "missing or wrong bearer token (metadata 'authorization: Bearer <token>')");
     }
-    if (impl_->draining()) {
-      return Refuse(context, grpc::StatusCode::UNAVAILABLE, "node is shutting down: retry elsewhere");
-    }
+    if (!impl_->BeginClientCall()) return RefuseDraining(context);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     core::ClientRequest client{request, TimeoutMs(context)};
     NodeServer::Impl* impl = impl_;
     const auto start = Clock::now();
-    return Enqueue(impl_, reactor,
-                   [impl, reactor, response, op, start, client = std::move(client)](
-                       core::Node& node, int64_t now, core::Outputs* out) mutable {
-                     const uint64_t id = impl->AddClient({reactor, response, op, start});
-                     node.HandleClient(id, std::move(client), now, out);
-                   });
+    // The call ends when the core replies (NodeServer::Impl::Dispatch).
+    if (!impl_->Post([impl, reactor, response, op, start, client = std::move(client)](
+                         core::Node& node, int64_t now, core::Outputs* out) mutable {
+          const uint64_t id = impl->AddClient({reactor, response, op, start});
+          node.HandleClient(id, std::move(client), now, out);
+        })) {
+      RefuseQueued(impl_, reactor);
+      impl_->EndClientCall();
+    }
+    return reactor;
+  }
+
+  static grpc::ServerUnaryReactor* RefuseDraining(grpc::CallbackServerContext* context) {
+    return Refuse(context, grpc::StatusCode::UNAVAILABLE, "node is shutting down: retry elsewhere");
   }
 
   NodeServer::Impl* impl_;

@@ -146,22 +146,25 @@ class Operations(unittest.TestCase):
             r = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
                                capture_output=True)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        # SIGTERM while requests are in flight: they finish, the process exits 0.
+        # SIGTERM while clients keep sending: calls in flight finish, later ones
+        # are refused with UNAVAILABLE (never cancelled), the process exits 0.
         errors = []
 
-        def load():
-            for i in range(200):
+        def load(client):
+            for i in range(100000):
                 try:
-                    n.put(b"s%d" % i, b"v", timeout=5)
+                    n.put(b"s%d-%d" % (client, i), b"v", timeout=5)
                 except grpc.RpcError as e:
                     if e.code() != grpc.StatusCode.UNAVAILABLE:
                         errors.append(e)
                     return
-        t = threading.Thread(target=load)
-        t.start()
+        threads = [threading.Thread(target=load, args=(c,)) for c in range(4)]
+        for t in threads:
+            t.start()
         wait_until(lambda: n.metric('dynamo_requests_total{op="put",code="OK"}') >= 60, 10, "load")
         self.assertEqual(n.stop(), 0)
-        t.join()
+        for t in threads:
+            t.join()
         self.assertEqual(errors, [], "in-flight requests must finish or be refused cleanly")
         c.close()
 
