@@ -277,8 +277,8 @@ def main():
             expect(ignored(d, patterns), f".dockerignore keeps {d} out of the context")
 
     # The runtime: packages exist, apt lists removed, user, volume, health checks, entrypoints.
+    runtime_pkgs = []
     if runtime:
-        runtime_pkgs = []
         for a, l in runtime.own("RUN"):
             p = apt_packages(a)
             if p:
@@ -317,6 +317,16 @@ def main():
         expect("7000" in " ".join(a for a, _ in node.own("EXPOSE")).split(), "node: EXPOSE 7000")
         cmd = node.effective("CMD") or ""
         expect("--data-dir=/var/lib/dynamo" in cmd, "node: CMD keeps data in /var/lib/dynamo")
+        # A preloaded library must be installed and linked at that path by the runtime stage,
+        # or every process of the image fails to start.
+        envs = " ".join(a for a, _ in node.own("ENV"))
+        m = re.search(r"LD_PRELOAD=(\S+)", envs)
+        if m:
+            runs = " ".join(a for a, _ in runtime.own("RUN")) if runtime else ""
+            expect(re.search(r"ln -s .*\s" + re.escape(m.group(1)) + r"(\s|$)", runs),
+                   f"node: LD_PRELOAD {m.group(1)} is created by the runtime stage (ln -s)")
+            expect("libjemalloc2" in runtime_pkgs or "jemalloc" not in m.group(1),
+                   "node: the runtime stage installs libjemalloc2 for LD_PRELOAD")
 
     if failures:
         print(f"check_dockerfile: {len(failures)} failure(s)")
