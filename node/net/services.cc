@@ -29,18 +29,31 @@ grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, grpc::Sta
   return reactor;
 }
 
-// Ends a call the loop could not take (Post returned false).
-void RefuseQueued(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor) {
+constexpr char kShuttingDown[] = "node is shutting down: retry elsewhere";
+
+// Hands a call's task to the loop; false, and the call refused, if the loop
+// cannot take it.
+bool PostOrRefuse(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor,
+                  NodeServer::Impl::Task task) {
+  if (impl->Post(std::move(task))) return true;
   reactor->Finish(grpc::Status(
       impl->draining() ? grpc::StatusCode::UNAVAILABLE : grpc::StatusCode::RESOURCE_EXHAUSTED,
-      impl->draining() ? "node is shutting down: retry elsewhere"
+      impl->draining() ? kShuttingDown
                        : "node is overloaded (request queue full): retry later or elsewhere"));
+  return false;
 }
 
-// Hands a call to the loop, or refuses it at once if the loop cannot take it.
 grpc::ServerUnaryReactor* Enqueue(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor,
                                   NodeServer::Impl::Task task) {
-  if (!impl->Post(std::move(task))) RefuseQueued(impl, reactor);
+  PostOrRefuse(impl, reactor, std::move(task));
+  return reactor;
+}
+
+// Enqueue for a client call begun with BeginClientCall: a refused call ends
+// here; a taken one ends where its task finishes it.
+grpc::ServerUnaryReactor* EnqueueClient(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor,
+                                        NodeServer::Impl::Task task) {
+  if (!PostOrRefuse(impl, reactor, std::move(task))) impl->EndClientCall();
   return reactor;
 }
 
@@ -67,18 +80,15 @@ class KvService final : public v1::KV::CallbackService {
     if (!impl_->AllowsClient(context)) {
       return Refuse(context, grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
     }
-    if (!impl_->BeginClientCall()) return RefuseDraining(context);
+    if (!impl_->BeginClientCall()) return Refuse(context, grpc::StatusCode::UNAVAILABLE, kShuttingDown);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     NodeServer::Impl* impl = impl_;
-    if (!impl_->Post([impl, reactor, response](core::Node& node, int64_t now, core::Outputs*) {
-          *response = node.Topology(now);
-          reactor->Finish(grpc::Status::OK);
-          impl->EndClientCall();
-        })) {
-      RefuseQueued(impl_, reactor);
-      impl_->EndClientCall();
-    }
-    return reactor;
+    return EnqueueClient(impl_, reactor, [impl, reactor, response](core::Node& node, int64_t now,
+                                                                  core::Outputs*) {
+      *response = node.Topology(now);
+      reactor->Finish(grpc::Status::OK);
+      impl->EndClientCall();
+    });
   }
 
  private:
@@ -89,25 +99,18 @@ class KvService final : public v1::KV::CallbackService {
       return Refuse(context, grpc::StatusCode::UNAUTHENTICATED,
                     "missing or wrong bearer token (metadata 'authorization: Bearer <token>')");
     }
-    if (!impl_->BeginClientCall()) return RefuseDraining(context);
+    if (!impl_->BeginClientCall()) return Refuse(context, grpc::StatusCode::UNAVAILABLE, kShuttingDown);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     core::ClientRequest client{request, TimeoutMs(context)};
     NodeServer::Impl* impl = impl_;
     const auto start = Clock::now();
     // The call ends when the core replies (NodeServer::Impl::Dispatch).
-    if (!impl_->Post([impl, reactor, response, op, start, client = std::move(client)](
-                         core::Node& node, int64_t now, core::Outputs* out) mutable {
-          const uint64_t id = impl->AddClient({reactor, response, op, start});
-          node.HandleClient(id, std::move(client), now, out);
-        })) {
-      RefuseQueued(impl_, reactor);
-      impl_->EndClientCall();
-    }
-    return reactor;
-  }
-
-  static grpc::ServerUnaryReactor* RefuseDraining(grpc::CallbackServerContext* context) {
-    return Refuse(context, grpc::StatusCode::UNAVAILABLE, "node is shutting down: retry elsewhere");
+    return EnqueueClient(impl_, reactor,
+                         [impl, reactor, response, op, start, client = std::move(client)](
+                             core::Node& node, int64_t now, core::Outputs* out) mutable {
+                           const uint64_t id = impl->AddClient({reactor, response, op, start});
+                           node.HandleClient(id, std::move(client), now, out);
+                         });
   }
 
   NodeServer::Impl* impl_;
