@@ -79,6 +79,7 @@ absl::Status NodeServer::Impl::Start() {
                                                       : storage::RocksDbOptions::Durability::kDurable;
     ro.block_cache_bytes = options_.block_cache_mib << 20;
     ro.memtable_bytes = options_.memtable_mib << 20;
+    ro.blob_min_bytes = options_.blob_min_bytes;
     absl::StatusOr<std::unique_ptr<storage::StorageEngine>> db = storage::OpenRocksDb(ro);
     if (!db.ok()) return db.status();
     storage_ = *std::move(db);

@@ -114,6 +114,12 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                         [](auto& n, auto& v, ServerOptions* o) {
                           return ParseInt<size_t>(n, v, 1, 4096, &o->memtable_mib);
                         }}},
+      {"blob-min-bytes", {"stored objects of at least this many bytes live in RocksDB blob files, "
+                          "apart from the keys: compaction then rewrites keys, not objects "
+                          "(default 512; 0 keeps every object in the table files)",
+                          [](auto& n, auto& v, ServerOptions* o) {
+                            return ParseInt<size_t>(n, v, 0, size_t{1} << 30, &o->blob_min_bytes);
+                          }}},
       {"seeds", {"comma-separated host:port of nodes to gossip with first",
                  [](auto& n, auto& v, ServerOptions* o) {
                    o->node.seeds.clear();

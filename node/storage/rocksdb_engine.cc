@@ -6,6 +6,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/status.h>
 #include <rocksdb/table.h>
@@ -44,6 +45,9 @@ constexpr uint64_t kBackgroundSyncBytes = 1 << 20;  // smooth writeback of table
 constexpr size_t kInfoLogFilesMax = 4;
 constexpr size_t kInfoLogFileBytesMax = 8 << 20;
 constexpr int kBackgroundJobsMax = 2;
+constexpr double kBlobGcAgeCutoff = 0.25;
+constexpr double kBlobGcForceThreshold = 0.5;
+constexpr int64_t kBlobGcCheckIntervalMs = 1000;
 // While writes are stopped, at most one attempt to resume them per interval,
 // and only with room for the memtables (MemtablesBytesMax): a resume flushes
 // them, and one that runs out of space again turns RocksDB's error fatal
@@ -96,12 +100,19 @@ class RocksDbEngine::BackgroundWorkCounter final : public rocksdb::EventListener
   const char* Name() const override { return "DynamoBackgroundWorkCounter"; }
   void OnFlushCompleted(rocksdb::DB* /*db*/, const rocksdb::FlushJobInfo& info) override {
     const rocksdb::TableProperties& t = info.table_properties;
-    flush_written.fetch_add(t.data_size + t.index_size + t.filter_size, std::memory_order_relaxed);
+    uint64_t written = t.data_size + t.index_size + t.filter_size;
+    for (const rocksdb::BlobFileAdditionInfo& blob : info.blob_file_addition_infos) {
+      written += blob.total_blob_bytes;
+    }
+    flush_written.fetch_add(written, std::memory_order_relaxed);
   }
+  // Blob bytes count too: garbage collection reads and rewrites objects.
   void OnCompactionCompleted(rocksdb::DB* /*db*/, const rocksdb::CompactionJobInfo& info) override {
     if (!info.status.ok()) return;
-    compaction_read.fetch_add(info.stats.total_input_bytes, std::memory_order_relaxed);
-    compaction_written.fetch_add(info.stats.total_output_bytes, std::memory_order_relaxed);
+    compaction_read.fetch_add(info.stats.total_input_bytes + info.stats.total_blob_bytes_read,
+                              std::memory_order_relaxed);
+    compaction_written.fetch_add(info.stats.total_output_bytes + info.stats.total_output_bytes_blob,
+                                 std::memory_order_relaxed);
   }
 
   std::atomic<uint64_t> flush_written{0};
@@ -157,6 +168,15 @@ rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   table.optimize_filters_for_memory = true;
+  // Index and filter in 4 KiB partitions under a small pinned top level. A
+  // table of a million keys (with objects in blob files, its keys alone) has a
+  // filter of 1.2 MiB and an index of hundreds of KiB: whole, they do not fit
+  // a shard of the cache (64 MiB in 64 shards), so every read would fetch,
+  // checksum and copy them again.
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = kBlockBytes;
+  table.pin_top_level_index_and_filter = true;
 
   rocksdb::ColumnFamilyOptions cf;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -165,6 +185,24 @@ rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(
   // Sizes levels from the bottom up: less space amplification.
   cf.level_compaction_dynamic_level_bytes = true;
   cf.compression = ChooseCompression();
+  return cf;
+}
+
+// The data space's objects apart from its keys (RocksDbOptions::blob_min_bytes).
+// Blobs are not compressed: a read is then one pread of the object, where a
+// compressed one would decompress it every time.
+rocksdb::ColumnFamilyOptions WithValueSeparation(rocksdb::ColumnFamilyOptions cf,
+                                                 const RocksDbOptions& options) {
+  if (options.blob_min_bytes == 0) return cf;
+  cf.enable_blob_files = true;
+  cf.min_blob_size = options.blob_min_bytes;
+  cf.blob_compression_type = rocksdb::kNoCompression;
+  // While garbage collection runs (RocksDbEngine::AdjustBlobGarbageCollection),
+  // compactions relocate the live objects of the oldest quarter of the blob
+  // files, and are forced there once half of those files' bytes are garbage.
+  cf.enable_blob_garbage_collection = false;
+  cf.blob_garbage_collection_age_cutoff = kBlobGcAgeCutoff;
+  cf.blob_garbage_collection_force_threshold = kBlobGcForceThreshold;
   return cf;
 }
 
@@ -280,7 +318,10 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
     }
   }  // else a new database, or one DB::Open reports on below
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const std::string& name : names) descriptors.emplace_back(name, cf_options);
+  for (const std::string& name : names) {
+    const bool data = name == kSpaceColumnFamilies[static_cast<int>(Space::kData)];
+    descriptors.emplace_back(name, data ? WithValueSeparation(cf_options, options) : cf_options);
+  }
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw_db = nullptr;
@@ -311,8 +352,8 @@ RocksDbEngine::RocksDbEngine(RocksDbOptions options, std::unique_ptr<rocksdb::DB
       handles_(std::move(handles)),
       spaces_(spaces),
       background_work_(std::move(background_work)) {
-  if (options_.durability == RocksDbOptions::Durability::kBuffered) {
-    sync_thread_ = std::thread([this] { BackgroundSyncLoop(); });
+  if (options_.durability == RocksDbOptions::Durability::kBuffered || options_.blob_min_bytes > 0) {
+    background_thread_ = std::thread([this] { BackgroundLoop(); });
   }
 }
 
@@ -321,7 +362,7 @@ RocksDbEngine::~RocksDbEngine() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  if (sync_thread_.joinable()) sync_thread_.join();
+  if (background_thread_.joinable()) background_thread_.join();
   // DB::Close does not fsync the log; a clean shutdown should lose nothing.
   // Nobody is left to report a failure to: the next Open recovers what it can.
   SyncWal().IgnoreError();
@@ -331,16 +372,41 @@ RocksDbEngine::~RocksDbEngine() {
   db_->Close().PermitUncheckedError();
 }
 
-void RocksDbEngine::BackgroundSyncLoop() {
-  const absl::Duration interval = absl::Milliseconds(options_.buffered_sync_interval_ms);
+bool BlobGarbageCollectionWanted(bool running, uint64_t garbage_bytes, uint64_t total_bytes) {
+  return running ? garbage_bytes * 4 > total_bytes : garbage_bytes * 2 > total_bytes;
+}
+
+void RocksDbEngine::BackgroundLoop() {
+  const bool buffered = options_.durability == RocksDbOptions::Durability::kBuffered;
+  const absl::Duration interval =
+      absl::Milliseconds(buffered ? options_.buffered_sync_interval_ms : kBlobGcCheckIntervalMs);
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
     }
     // A failure stops writes; the writes and Sync() report it.
-    SyncWal().IgnoreError();
+    if (buffered) SyncWal().IgnoreError();
+    if (options_.blob_min_bytes > 0) AdjustBlobGarbageCollection();
   }
+}
+
+void RocksDbEngine::AdjustBlobGarbageCollection() {
+  rocksdb::ColumnFamilyMetaData meta;
+  db_->GetColumnFamilyMetaData(spaces_[static_cast<int>(Space::kData)], &meta);
+  uint64_t garbage = 0;
+  uint64_t total = 0;
+  for (const rocksdb::BlobMetaData& blob : meta.blob_files) {
+    garbage += blob.garbage_blob_bytes;
+    total += blob.total_blob_bytes;
+  }
+  const bool wanted = BlobGarbageCollectionWanted(blob_gc_running_, garbage, total);
+  if (wanted == blob_gc_running_) return;
+  // On failure (a stopped database) the next round tries again.
+  const rocksdb::Status status = db_->SetOptions(
+      spaces_[static_cast<int>(Space::kData)],
+      {{"enable_blob_garbage_collection", wanted ? "true" : "false"}});
+  if (status.ok()) blob_gc_running_ = wanted;
 }
 
 absl::StatusOr<std::string> RocksDbEngine::Get(Space space, std::string_view key) {
@@ -527,6 +593,12 @@ EngineStats RocksDbEngine::Stats() const {
   uint64_t value = 0;
   if (db_->GetAggregatedIntProperty("rocksdb.estimate-pending-compaction-bytes", &value)) {
     stats.pending_compaction_bytes = value;
+  }
+  rocksdb::ColumnFamilyMetaData meta;
+  db_->GetColumnFamilyMetaData(spaces_[static_cast<int>(Space::kData)], &meta);
+  for (const rocksdb::BlobMetaData& blob : meta.blob_files) {
+    stats.blob_file_bytes += blob.blob_file_size;
+    stats.blob_garbage_bytes += blob.garbage_blob_bytes;
   }
   // One cache serves every column family: ask one of them.
   if (db_->GetIntProperty(spaces_[static_cast<int>(Space::kData)], "rocksdb.block-cache-usage",

@@ -24,6 +24,7 @@ struct ServerOptions {
   std::string durability = "durable";   // durable | buffered
   size_t block_cache_mib = 64;          // RocksDB's cache of data, index and filter blocks
   size_t memtable_mib = 16;             // RocksDB's memtable per column family
+  size_t blob_min_bytes = 512;          // objects this large go to blob files; 0: never
   double sla_seconds = 0.3;             // an extra latency bucket for the SLA panel
   int64_t tick_ms = 5;
   int64_t shutdown_grace_ms = 5000;     // in-flight requests get this long on SIGTERM

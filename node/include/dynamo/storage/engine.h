@@ -48,6 +48,8 @@ struct EngineStats {
   uint64_t compaction_written_bytes = 0;  // written by compactions, since open
   uint64_t pending_compaction_bytes = 0;  // estimate of what compactions still have to rewrite
   uint64_t block_cache_bytes = 0;         // held in the block cache now
+  uint64_t blob_file_bytes = 0;           // objects kept apart from the keys, on disk now
+  uint64_t blob_garbage_bytes = 0;        // of which overwritten or deleted, not yet collected
 };
 
 // Visitor of a scan: return false to stop early.

@@ -60,6 +60,17 @@ struct RocksDbOptions {
   // memtables make fewer, larger level-0 files: less compaction per byte
   // written when keys are spread over a large key space.
   size_t memtable_bytes = 16 << 20;
+  // Stored objects (data space) of at least this many bytes are kept apart
+  // from the keys, in blob files (RocksDB's integrated BlobDB, the WiscKey
+  // design); 0 keeps every object in the table files. Compactions then rewrite
+  // keys and 16-byte pointers instead of whole objects, and the tables, small
+  // enough to stay in the block cache, lead each read to its object with one
+  // file read. Blob files holding mostly overwritten objects are rewritten by
+  // compaction (garbage collection), so space returns as keys are overwritten.
+  // Garbage collection runs only while the blob files hold much garbage
+  // (BlobGarbageCollectionWanted). Changing the threshold is safe at any
+  // restart: objects stay readable where they are.
+  size_t blob_min_bytes = 512;
   bool create_if_missing = true;
 
   // kBuffered only: interval of the background fsync of the log (> 0).
@@ -133,7 +144,9 @@ class RocksDbEngine final : public StorageEngine {
   // writes are refused before RocksDB runs out of space mid-write (whose
   // recovery from a failed log write is fragile), and resume by themselves.
   absl::Status CheckFreeSpace();
-  void BackgroundSyncLoop();
+  // Buffered mode's periodic log sync, and the blob garbage collection switch.
+  void BackgroundLoop();
+  void AdjustBlobGarbageCollection();
 
   const RocksDbOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -156,8 +169,17 @@ class RocksDbEngine final : public StorageEngine {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t space_checked_ms_ ABSL_GUARDED_BY(mu_) = -1000000;
   uint64_t free_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  std::thread sync_thread_;  // kBuffered only
+  bool blob_gc_running_ = false;  // BackgroundLoop's thread only
+  std::thread background_thread_;  // kBuffered, or blob files on
 };
+
+// Whether compactions should relocate the live objects of the oldest blob files
+// (garbage collection), given the blob files' garbage and total bytes now: on
+// from half garbage (twice the space the live objects need), off again below a
+// quarter. Relocation rewrites objects whatever their files' garbage, so left
+// on it would rewrite them at every compaction, the cost value separation
+// removes.
+bool BlobGarbageCollectionWanted(bool running, uint64_t garbage_bytes, uint64_t total_bytes);
 
 // The StorageEngine factory the node uses: RocksDbEngine::Open.
 absl::StatusOr<std::unique_ptr<StorageEngine>> OpenRocksDb(const RocksDbOptions& options);
