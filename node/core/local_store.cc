@@ -10,6 +10,46 @@ namespace dynamo::core {
 namespace {
 
 using storage::Space;
+using storage::WriteOp;
+
+// Item hashes written per batch while a store written before they were kept
+// is converted: bounded memory, few write calls.
+constexpr size_t kItemHashBatch = 1024;
+
+std::string EncodeItemHash(uint64_t hash) { return EncodeBigEndian64(hash); }
+
+// ItemHash is never 0; anything but 8 bytes of non-zero is not ours.
+std::optional<uint64_t> DecodeItemHash(std::string_view bytes) {
+  if (bytes.size() != 8) return std::nullopt;
+  const uint64_t hash = DecodeBigEndian64(bytes);
+  if (hash == 0) return std::nullopt;
+  return hash;
+}
+
+// Writes operations in batches of kItemHashBatch; the first error sticks.
+class BatchWriter {
+ public:
+  explicit BatchWriter(storage::StorageEngine* engine) : engine_(engine) {}
+  // False once a write failed.
+  bool Add(WriteOp op) {
+    batch_.push_back(std::move(op));
+    if (batch_.size() >= kItemHashBatch) Flush();
+    return status_.ok();
+  }
+  absl::Status Finish() {
+    Flush();
+    return status_;
+  }
+
+ private:
+  void Flush() {
+    if (status_.ok() && !batch_.empty()) status_ = engine_->Write(batch_);
+    batch_.clear();
+  }
+  storage::StorageEngine* engine_;
+  std::vector<WriteOp> batch_;
+  absl::Status status_;
+};
 
 absl::StatusOr<StoredObject> DecodeStored(std::string_view key, std::string encoded) {
   absl::StatusOr<VersionedObject> obj = VersionedObject::Decode(encoded);
@@ -32,6 +72,19 @@ LocalStore::LocalStore(storage::StorageEngine* engine, MerkleShape shape)
 
 absl::Status LocalStore::Rebuild(const Ring& ring) {
   ranges_ = RangesOf(ring);
+  if (absl::Status s = ResetTrees(); !s.ok()) return s;
+  absl::StatusOr<std::optional<std::string>> complete = GetMeta(meta::kItemHashesComplete);
+  if (!complete.ok()) return complete.status();
+  absl::Status s = *complete ? TrackStoredItemHashes() : TrackAndStoreItemHashesFromObjects();
+  if (!s.ok()) return s;
+  hint_counts_.clear();
+  return engine_->Scan(Space::kHints, "", "", [&](std::string_view stored, std::string_view) {
+    if (auto h = ParseHintKey(stored)) ++hint_counts_[std::string(h->owner)];
+    return true;
+  });
+}
+
+absl::Status LocalStore::ResetTrees() {
   trees_.clear();
   trees_.reserve(ranges_.size());
   for (const KeyRange& r : ranges_) {
@@ -39,16 +92,65 @@ absl::Status LocalStore::Rebuild(const Ring& ring) {
     if (!tree.ok()) return tree.status();
     trees_.push_back(*std::move(tree));
   }
-  absl::Status s = engine_->Scan(Space::kData, "", "", [&](std::string_view stored, std::string_view value) {
-    if (auto k = ParseDataKey(stored)) TrackItem(k->key, k->position, "", value);
-    return true;
-  });
+  return absl::OkStatus();
+}
+
+absl::Status LocalStore::BeginGeneration(std::optional<uint64_t> previous, uint64_t current) {
+  generation_ = current;
+  absl::StatusOr<std::optional<std::string>> marker = GetMeta(meta::kItemHashesComplete);
+  if (!marker.ok()) return marker.status();
+  if (!*marker) return absl::OkStatus();
+  if (previous && **marker == EncodeBigEndian64(*previous)) {
+    return PutMeta(meta::kItemHashesComplete, EncodeBigEndian64(current));
+  }
+  return engine_->Delete(Space::kMeta, meta::kItemHashesComplete);
+}
+
+absl::Status LocalStore::TrackStoredItemHashes() {
+  bool malformed = false;
+  absl::Status s =
+      engine_->Scan(Space::kItemHashes, "", "", [&](std::string_view stored, std::string_view value) {
+        auto k = ParseDataKey(stored);
+        if (!k) return true;
+        const std::optional<uint64_t> hash = DecodeItemHash(value);
+        if (!hash) {
+          malformed = true;
+          return false;
+        }
+        TrackItem(k->position, 0, *hash);
+        return true;
+      });
+  if (!s.ok() || !malformed) return s;
+  // Never from our writes; recompute every hash rather than trust the rest.
+  if (absl::Status reset = ResetTrees(); !reset.ok()) return reset;
+  if (absl::Status cleared = ClearItemHashes(); !cleared.ok()) return cleared;
+  return TrackAndStoreItemHashesFromObjects();
+}
+
+absl::Status LocalStore::ClearItemHashes() {
+  BatchWriter writer(engine_);
+  absl::Status s =
+      engine_->Scan(Space::kItemHashes, "", "", [&](std::string_view stored, std::string_view) {
+        return writer.Add({Space::kItemHashes, std::string(stored), "", true});
+      });
+  absl::Status written = writer.Finish();
+  return s.ok() ? written : s;
+}
+
+absl::Status LocalStore::TrackAndStoreItemHashesFromObjects() {
+  BatchWriter writer(engine_);
+  absl::Status s =
+      engine_->Scan(Space::kData, "", "", [&](std::string_view stored, std::string_view value) {
+        auto k = ParseDataKey(stored);
+        if (!k) return true;
+        const uint64_t hash = ItemHash(k->key, value);
+        TrackItem(k->position, 0, hash);
+        return writer.Add({Space::kItemHashes, std::string(stored), EncodeItemHash(hash), false});
+      });
+  absl::Status written = writer.Finish();
   if (!s.ok()) return s;
-  hint_counts_.clear();
-  return engine_->Scan(Space::kHints, "", "", [&](std::string_view stored, std::string_view) {
-    if (auto h = ParseHintKey(stored)) ++hint_counts_[std::string(h->owner)];
-    return true;
-  });
+  if (!written.ok()) return written;
+  return PutMeta(meta::kItemHashesComplete, EncodeBigEndian64(generation_));
 }
 
 absl::Status LocalStore::OnRingChange(const Ring& ring) {
@@ -70,13 +172,11 @@ std::optional<size_t> LocalStore::FindRange(const KeyRange& range) const {
   return static_cast<size_t>(it - ranges_.begin());
 }
 
-void LocalStore::TrackItem(std::string_view key, uint64_t position, std::string_view old_encoded,
-                           std::string_view new_encoded) {
+void LocalStore::TrackItem(uint64_t position, uint64_t old_hash, uint64_t new_hash) {
   MerkleTree* tree = TreeFor(position);
   if (tree == nullptr) return;
   // Update only fails on a position outside the tree's range, which TreeFor rules out.
-  (void)tree->Update(position, old_encoded.empty() ? 0 : ItemHash(key, old_encoded),
-                     new_encoded.empty() ? 0 : ItemHash(key, new_encoded));
+  (void)tree->Update(position, old_hash, new_hash);
 }
 
 uint64_t LocalStore::total_keys() const {
@@ -99,9 +199,12 @@ absl::StatusOr<StoredObject> LocalStore::Replace(std::string_view key, uint64_t 
                                                  const VersionedObject& object) {
   StoredObject next{object, object.Encode()};
   if (previous && previous->encoded == next.encoded) return next;
-  absl::Status s = engine_->Put(Space::kData, DataKey(position, key), next.encoded);
+  std::string stored = DataKey(position, key);
+  const uint64_t hash = ItemHash(key, next.encoded);
+  absl::Status s = engine_->Write({{Space::kData, stored, next.encoded, false},
+                                   {Space::kItemHashes, std::move(stored), EncodeItemHash(hash), false}});
   if (!s.ok()) return s;
-  TrackItem(key, position, previous ? std::string_view(previous->encoded) : "", next.encoded);
+  TrackItem(position, previous ? ItemHash(key, previous->encoded) : 0, hash);
   return next;
 }
 
@@ -125,14 +228,16 @@ absl::StatusOr<bool> LocalStore::DeleteIfUnchanged(std::string_view key, uint64_
   absl::StatusOr<std::optional<StoredObject>> current = Get(key, position);
   if (!current.ok()) return current.status();
   if (!*current || (*current)->encoded != expected) return false;
-  absl::Status s = engine_->Delete(Space::kData, DataKey(position, key));
+  std::string stored = DataKey(position, key);
+  absl::Status s = engine_->Write({{Space::kData, stored, "", true},
+                                   {Space::kItemHashes, std::move(stored), "", true}});
   if (!s.ok()) return s;
-  TrackItem(key, position, (*current)->encoded, "");
+  TrackItem(position, ItemHash(key, (*current)->encoded), 0);
   return true;
 }
 
-absl::Status LocalStore::ScanRange(const KeyRange& range, std::string_view after,
-                                   const ObjectVisitor& visit) {
+absl::Status LocalStore::ScanSpaceRange(Space space, const KeyRange& range, std::string_view after,
+                                        const StoredVisitor& visit) {
   // A wrapping (or whole-ring) range is two scans: [start, max] then [0, end).
   struct Segment {
     std::string begin, end;
@@ -158,19 +263,41 @@ absl::Status LocalStore::ScanRange(const KeyRange& range, std::string_view after
   bool stopped = false;
   for (const Segment& seg : segments) {
     if (stopped) break;
-    absl::Status s = engine_->Scan(Space::kData, seg.begin, seg.end,
+    absl::Status s = engine_->Scan(space, seg.begin, seg.end,
                                    [&](std::string_view stored, std::string_view value) {
-                                     auto k = ParseDataKey(stored);
-                                     if (!k) return true;
-                                     if (!visit(k->key, k->position, value)) {
-                                       stopped = true;
-                                       return false;
-                                     }
-                                     return true;
+                                     if (visit(stored, value)) return true;
+                                     stopped = true;
+                                     return false;
                                    });
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+absl::Status LocalStore::ScanRange(const KeyRange& range, std::string_view after,
+                                   const ObjectVisitor& visit) {
+  return ScanSpaceRange(Space::kData, range, after,
+                        [&](std::string_view stored, std::string_view value) {
+                          auto k = ParseDataKey(stored);
+                          return !k || visit(k->key, k->position, value);
+                        });
+}
+
+absl::Status LocalStore::ScanItemHashes(const KeyRange& range, const ItemHashVisitor& visit) {
+  absl::Status malformed = absl::OkStatus();
+  absl::Status s = ScanSpaceRange(
+      Space::kItemHashes, range, "", [&](std::string_view stored, std::string_view value) {
+        auto k = ParseDataKey(stored);
+        if (!k) return true;
+        const std::optional<uint64_t> hash = DecodeItemHash(value);
+        if (!hash) {
+          malformed = absl::DataLossError(absl::StrCat(
+              "stored item hash of key '", absl::CEscape(std::string(k->key)), "' is malformed"));
+          return false;
+        }
+        return visit(k->key, k->position, *hash);
+      });
+  return s.ok() ? malformed : s;
 }
 
 absl::StatusOr<std::optional<StoredObject>> LocalStore::GetHint(std::string_view owner,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <tuple>
@@ -89,6 +90,12 @@ void ExpectMatchesStorage(LocalStore& store, MemoryEngine& engine, const Ring& r
     ASSERT_EQ(store.key_count(i), stored_in_range) << where << " range " << i;
   }
   ASSERT_EQ(store.total_keys(), data.size()) << where;
+  // Every object has its item hash stored beside it, and nothing else has one.
+  std::map<std::string, std::string> expected_hashes;
+  for (const auto& [k, v] : data) {
+    expected_hashes[k] = EncodeBigEndian64(ItemHash(ParseDataKey(k)->key, v));
+  }
+  ASSERT_EQ(Dump(engine, Space::kItemHashes), expected_hashes) << where;
   ASSERT_EQ(store.hint_counts(), fresh.hint_counts()) << where;
   std::map<std::string, uint64_t, std::less<>> hints;
   for (const auto& [k, v] : Dump(engine, Space::kHints))
@@ -329,7 +336,149 @@ TEST(LocalStoreTest, ScanRangeReturnsExactlyTheRangeInRingOrder) {
       ASSERT_EQ(Scan(store, range, "", 3),
                 std::vector<Item>(expected.begin(), expected.begin() + 3));
     }
+    // The item hashes of the same keys, in the same order, equal the objects'.
+    std::vector<Item> hashed;
+    ASSERT_TRUE(store
+                    .ScanItemHashes(range,
+                                    [&](std::string_view key, uint64_t position, uint64_t hash) {
+                                      hashed.push_back({position, std::string(key)});
+                                      EXPECT_EQ(hash, ItemHash(key, Obj(std::string(key)).Encode()));
+                                      return true;
+                                    })
+                    .ok());
+    ASSERT_EQ(hashed, expected) << range.ToString();
   }
+}
+
+// Builds the store's trees for `ring`, then stores keys k0 .. k<n-1>, each
+// with a one-sibling object of its own name.
+void RebuildAndStoreKeys(LocalStore& store, const Ring& ring, int n) {
+  ASSERT_TRUE(store.Rebuild(ring).ok());
+  for (int i = 0; i < n; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    Must(store.Merge(key, KeyPosition(key), Obj(key), nullptr));
+  }
+}
+
+// Forwards to a MemoryEngine and counts the scans of each space.
+class ScanCountingEngine final : public storage::StorageEngine {
+ public:
+  absl::StatusOr<std::string> Get(Space space, std::string_view key) override {
+    return inner.Get(space, key);
+  }
+  absl::Status Put(Space space, std::string_view key, std::string_view value) override {
+    return inner.Put(space, key, value);
+  }
+  absl::Status Delete(Space space, std::string_view key) override { return inner.Delete(space, key); }
+  absl::Status Write(const std::vector<storage::WriteOp>& ops) override { return inner.Write(ops); }
+  absl::Status Scan(Space space, std::string_view begin, std::string_view end,
+                    const storage::ScanVisitor& visit) override {
+    ++scans[static_cast<int>(space)];
+    return inner.Scan(space, begin, end, visit);
+  }
+  absl::Status Sync() override { return inner.Sync(); }
+  std::string Describe() const override { return "counting"; }
+
+  MemoryEngine inner;
+  std::map<int, int> scans;
+};
+
+std::vector<uint64_t> Roots(const LocalStore& store) {
+  std::vector<uint64_t> roots;
+  for (size_t i = 0; i < store.range_count(); ++i) roots.push_back(store.tree(i).Root());
+  return roots;
+}
+
+// Trees of `ring` rebuilt from the objects alone, as a reference.
+std::vector<uint64_t> RootsFromObjects(MemoryEngine& engine, const Ring& ring) {
+  MemoryEngine copy;
+  for (const auto& [k, v] : Dump(engine, Space::kData)) EXPECT_TRUE(copy.Put(Space::kData, k, v).ok());
+  LocalStore fresh(&copy, kShape);
+  EXPECT_TRUE(fresh.Rebuild(ring).ok());
+  return Roots(fresh);
+}
+
+TEST(LocalStoreTest, RebuildReadsNoObjectOnceItemHashesAreStored) {
+  const Ring ring = MakeRing(8, {"a", "b", "c"});
+  ScanCountingEngine engine;
+  {
+    LocalStore store(&engine, kShape);
+    RebuildAndStoreKeys(store, ring, 100);
+  }
+  engine.scans.clear();
+  LocalStore restarted(&engine, kShape);
+  ASSERT_TRUE(restarted.Rebuild(ring).ok());
+  EXPECT_EQ(restarted.total_keys(), 100u);
+  EXPECT_EQ(engine.scans[static_cast<int>(Space::kData)], 0);
+  EXPECT_EQ(engine.scans[static_cast<int>(Space::kItemHashes)], 1);
+  EXPECT_EQ(Roots(restarted), RootsFromObjects(engine.inner, ring));
+  // A ring change reads the hashes again, not the objects.
+  ASSERT_TRUE(restarted.OnRingChange(MakeRing(16, {"a", "b", "c"})).ok());
+  EXPECT_EQ(engine.scans[static_cast<int>(Space::kData)], 0);
+  EXPECT_EQ(Roots(restarted), RootsFromObjects(engine.inner, MakeRing(16, {"a", "b", "c"})));
+}
+
+TEST(LocalStoreTest, AStoreWrittenBeforeItemHashesGetsThemAtItsFirstRebuild) {
+  const Ring ring = MakeRing(8, {"a", "b", "c"});
+  MemoryEngine engine;
+  // Objects as an earlier version stored them: no item hashes, no marker.
+  for (int i = 0; i < 3000; ++i) {  // more than one batch of hashes
+    const std::string key = "k" + std::to_string(i);
+    ASSERT_TRUE(engine.Put(Space::kData, DataKey(KeyPosition(key), key), Obj(key).Encode()).ok());
+  }
+  LocalStore store(&engine, kShape);
+  ASSERT_TRUE(store.Rebuild(ring).ok());
+  EXPECT_EQ(store.total_keys(), 3000u);
+  EXPECT_TRUE(Must(store.GetMeta(meta::kItemHashesComplete)).has_value());
+  ExpectMatchesStorage(store, engine, ring, "after conversion");
+}
+
+TEST(LocalStoreTest, ItemHashesAreRecomputedIfAnotherVersionStartedInBetween) {
+  const Ring ring = MakeRing(8, {"a", "b", "c"});
+  ScanCountingEngine engine;
+  auto start = [&](std::optional<uint64_t> previous, uint64_t current) {
+    auto store = std::make_unique<LocalStore>(&engine, kShape);
+    EXPECT_TRUE(store->BeginGeneration(previous, current).ok());
+    engine.scans.clear();
+    EXPECT_TRUE(store->Rebuild(ring).ok());
+    return store;
+  };
+  std::unique_ptr<LocalStore> store = start(std::nullopt, 10);
+  RebuildAndStoreKeys(*store, ring, 20);
+  // The next start of a version that keeps item hashes trusts them...
+  store = start(10, 11);
+  EXPECT_EQ(engine.scans[static_cast<int>(Space::kData)], 0);
+  // ...and so does the one after it.
+  store = start(11, 12);
+  EXPECT_EQ(engine.scans[static_cast<int>(Space::kData)], 0);
+  // An earlier version ran at generation 13 and wrote an object without its hash.
+  const uint64_t pos = KeyPosition("unhashed");
+  ASSERT_TRUE(engine.Put(Space::kData, DataKey(pos, "unhashed"), Obj("u").Encode()).ok());
+  store = start(13, 14);
+  EXPECT_EQ(engine.scans[static_cast<int>(Space::kData)], 1);
+  EXPECT_EQ(store->total_keys(), 21u);
+  EXPECT_EQ(Roots(*store), RootsFromObjects(engine.inner, ring));
+  // Filled again, they are trusted again.
+  store = start(14, 15);
+  EXPECT_EQ(engine.scans[static_cast<int>(Space::kData)], 0);
+  EXPECT_EQ(store->total_keys(), 21u);
+}
+
+TEST(LocalStoreTest, MalformedItemHashesAreRecomputedFromTheObjects) {
+  const Ring ring = MakeRing(8, {"a", "b", "c"});
+  MemoryEngine engine;
+  LocalStore store(&engine, kShape);
+  RebuildAndStoreKeys(store, ring, 50);
+  const std::string victim = DataKey(KeyPosition("k7"), "k7");
+  ASSERT_TRUE(engine.Put(Space::kItemHashes, victim, "short").ok());
+  // A hash with no object behind it must go too.
+  ASSERT_TRUE(engine.Put(Space::kItemHashes, DataKey(5, "ghost"), EncodeBigEndian64(42)).ok());
+  EXPECT_EQ(store.ScanItemHashes({0, 0}, [](auto, auto, auto) { return true; }).code(),
+            absl::StatusCode::kDataLoss);
+  LocalStore restarted(&engine, kShape);
+  ASSERT_TRUE(restarted.Rebuild(ring).ok());
+  EXPECT_EQ(restarted.total_keys(), 50u);
+  ExpectMatchesStorage(restarted, engine, ring, "after recomputing");
 }
 
 TEST(LocalStoreTest, ScanRangeRefusesAMalformedResumeKey) {
@@ -431,17 +580,17 @@ TEST(LocalStoreTest, OnRingChangeKeepsTreesWhenRangesAreUnchanged) {
   MemoryEngine engine;
   LocalStore store(&engine, kShape);
   const Ring ring = MakeRing(8, {"a", "b", "c"});
-  ASSERT_TRUE(store.Rebuild(ring).ok());
-  for (int i = 0; i < 50; ++i) {
-    const std::string key = "k" + std::to_string(i);
-    Must(store.Merge(key, KeyPosition(key), Obj(key), nullptr));
-  }
+  RebuildAndStoreKeys(store, ring, 50);
   std::vector<uint64_t> roots;
   for (size_t i = 0; i < store.range_count(); ++i) roots.push_back(store.tree(i).Root());
 
   // A record written behind the store's back tells a kept tree from a rebuilt one.
   const uint64_t pos = KeyPosition("sneaky");
   ASSERT_TRUE(engine.Put(Space::kData, DataKey(pos, "sneaky"), Obj("s").Encode()).ok());
+  ASSERT_TRUE(engine
+                  .Put(Space::kItemHashes, DataKey(pos, "sneaky"),
+                       EncodeBigEndian64(ItemHash("sneaky", Obj("s").Encode())))
+                  .ok());
 
   // Other owners, same Q: the same ranges, trees kept.
   const Ring reowned = MakeRing(8, {"a", "b", "c", "d"}, 2);

@@ -57,11 +57,15 @@ absl::Status Node::Load(int64_t now_ms) {
 
   absl::StatusOr<std::optional<std::string>> gen = store_.GetMeta(meta::kGeneration);
   if (!gen.ok()) return gen.status();
-  uint64_t generation = (*gen && (*gen)->size() == 8) ? DecodeBigEndian64(**gen) + 1 : 1;
-  generation = std::max<uint64_t>(generation, static_cast<uint64_t>(std::max<int64_t>(now_ms, 1)));
+  std::optional<uint64_t> previous_generation;
+  if (*gen && (*gen)->size() == 8) previous_generation = DecodeBigEndian64(**gen);
+  const uint64_t generation =
+      std::max<uint64_t>(previous_generation.value_or(0) + 1,
+                         static_cast<uint64_t>(std::max<int64_t>(now_ms, 1)));
   if (absl::Status s = store_.PutMeta(meta::kGeneration, EncodeBigEndian64(generation)); !s.ok()) {
     return s;
   }
+  if (absl::Status s = store_.BeginGeneration(previous_generation, generation); !s.ok()) return s;
 
   v1::MemberState self;
   absl::StatusOr<std::optional<std::string>> saved_self = store_.GetMeta(meta::kSelf);

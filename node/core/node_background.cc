@@ -427,11 +427,10 @@ void Node::OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, 
       for (uint32_t leaf : s.leaves) {
         absl::StatusOr<KeyRange> leaf_range = tree.LeafRange(leaf);
         if (!leaf_range.ok()) continue;
-        (void)store_.ScanRange(*leaf_range, "",
-                               [&](std::string_view key, uint64_t, std::string_view encoded) {
-                                 mine.push_back({std::string(key), ItemHash(key, encoded)});
-                                 return true;
-                               });
+        (void)store_.ScanItemHashes(*leaf_range, [&](std::string_view key, uint64_t, uint64_t hash) {
+          mine.push_back({std::string(key), hash});
+          return true;
+        });
       }
       s.keys = DifferingKeys(std::move(mine), std::move(theirs));
       if (s.keys.size() > config_.antientropy_keys_per_exchange_max) {

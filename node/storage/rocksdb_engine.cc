@@ -28,9 +28,10 @@ namespace dynamo::storage {
 namespace {
 
 // Column family of each Space, indexed by the Space's value.
-constexpr std::array<const char*, kSpaceCount> kSpaceColumnFamilies = {"data", "hints", "meta"};
+constexpr std::array<const char*, kSpaceCount> kSpaceColumnFamilies = {"data", "hints", "meta",
+                                                                         "item_hashes"};
 static_assert(static_cast<int>(Space::kData) == 0 && static_cast<int>(Space::kHints) == 1 &&
-              static_cast<int>(Space::kMeta) == 2);
+              static_cast<int>(Space::kMeta) == 2 && static_cast<int>(Space::kItemHashes) == 3);
 
 // Memory and file limits for a node on a small machine. The block cache is the
 // caller's; these bound the rest.

@@ -350,11 +350,12 @@ TEST(RocksDbEngine, CreatesOneColumnFamilyPerSpace) {
   ASSERT_NE(OpenOrFail(Options(path)), nullptr);
   std::vector<std::string> families;
   ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &families).ok());
-  EXPECT_THAT(families, UnorderedElementsAre("default", "data", "hints", "meta"));
+  EXPECT_THAT(families, UnorderedElementsAre("default", "data", "hints", "meta", "item_hashes"));
 }
 
-TEST(RocksDbEngine, OpensColumnFamiliesItDoesNotKnow) {
-  // A database written by a later version with another column family.
+TEST(RocksDbEngine, OpensColumnFamiliesItDoesNotKnowAndAddsItsOwn) {
+  // A database written by a later version with another column family, and by
+  // an earlier one without some of ours.
   TempDir dir;
   const std::string path = dir.Sub("db");
   {
@@ -374,6 +375,8 @@ TEST(RocksDbEngine, OpensColumnFamiliesItDoesNotKnow) {
   ASSERT_NE(engine, nullptr);
   EXPECT_EQ(engine->Get(Space::kData, "k").value_or(""), "v");
   EXPECT_OK(engine->Put(Space::kMeta, "m", "v"));
+  EXPECT_OK(engine->Put(Space::kItemHashes, "k", "h"));
+  EXPECT_EQ(engine->Get(Space::kItemHashes, "k").value_or(""), "h");
 }
 
 TEST(RocksDbEngine, DescribeNamesModeAndPath) {

@@ -3,7 +3,8 @@
 // The core's view of its node's storage: versioned objects by key, hints
 // held for other nodes, node metadata, and one Merkle tree per ring range
 // kept current as every write lands. Every mutation of stored objects goes
-// through here so that the trees and counts never drift from the data.
+// through here so that the trees, counts and stored item hashes never drift
+// from the data: an object and its item hash are written in one atomic batch.
 
 #include <cstdint>
 #include <functional>
@@ -33,9 +34,17 @@ class LocalStore {
  public:
   LocalStore(storage::StorageEngine* engine, MerkleShape shape);
 
-  // Builds the trees and hint counts with one scan (at start, and when the
-  // ring's ranges change). Ranges of an empty ring: one whole-ring tree.
+  // Builds the trees and hint counts (at start, and when the ring's ranges
+  // change) from the stored item hashes, without reading objects. A store
+  // written before item hashes were stored is read whole once, and its
+  // hashes are stored. Ranges of an empty ring: one whole-ring tree.
   absl::Status Rebuild(const Ring& ring);
+  // Called at each start, after the node stored its new generation and before
+  // Rebuild: the stored item hashes are trusted only if they were complete at
+  // the previous generation. Every version bumps the generation at start, so
+  // otherwise a version that did not keep item hashes (or a start that did
+  // not finish filling them) came in between, and Rebuild recomputes them.
+  absl::Status BeginGeneration(std::optional<uint64_t> previous, uint64_t current);
   // Keeps the trees if the ranges are unchanged (strategies 2 and 3), else
   // rebuilds them.
   absl::Status OnRingChange(const Ring& ring);
@@ -59,6 +68,11 @@ class LocalStore {
   using ObjectVisitor = std::function<bool(std::string_view key, uint64_t position,
                                            std::string_view encoded)>;
   absl::Status ScanRange(const KeyRange& range, std::string_view after, const ObjectVisitor& visit);
+  // The same for the keys' item hashes (what anti-entropy compares), without
+  // reading the objects.
+  using ItemHashVisitor =
+      std::function<bool(std::string_view key, uint64_t position, uint64_t item_hash)>;
+  absl::Status ScanItemHashes(const KeyRange& range, const ItemHashVisitor& visit);
 
   size_t range_count() const { return trees_.size(); }
   const KeyRange& range(size_t i) const { return ranges_[i]; }
@@ -93,14 +107,27 @@ class LocalStore {
 
  private:
   MerkleTree* TreeFor(uint64_t position);
-  void TrackItem(std::string_view key, uint64_t position, std::string_view old_encoded,
-                 std::string_view new_encoded);
+  // Empty trees for ranges_.
+  absl::Status ResetTrees();
+  // Hashes are ItemHash values, 0 for "absent".
+  void TrackItem(uint64_t position, uint64_t old_hash, uint64_t new_hash);
+  // Trees from the item hash space; DataLoss if an entry is malformed.
+  absl::Status TrackStoredItemHashes();
+  // Trees from the objects, storing each one's item hash as it goes.
+  absl::Status TrackAndStoreItemHashesFromObjects();
+  absl::Status ClearItemHashes();
+  // Visits the stored keys of `space` (kData or kItemHashes) in a range of
+  // ring positions, from after the stored key `after` (empty: the start).
+  using StoredVisitor = std::function<bool(std::string_view stored_key, std::string_view value)>;
+  absl::Status ScanSpaceRange(storage::Space space, const KeyRange& range, std::string_view after,
+                              const StoredVisitor& visit);
 
   storage::StorageEngine* engine_;
   MerkleShape shape_;
   std::vector<KeyRange> ranges_;  // sorted by start, covering the ring
   std::vector<MerkleTree> trees_;
   std::map<std::string, uint64_t, std::less<>> hint_counts_;
+  uint64_t generation_ = 0;  // the node's, for the item hash marker
 };
 
 }  // namespace dynamo::core

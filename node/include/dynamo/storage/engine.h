@@ -20,8 +20,9 @@ enum class Space : int {
   kData = 0,   // objects this node replicates, keyed by ring position then key
   kHints = 1,  // objects held for another node (hinted handoff)
   kMeta = 2,   // node metadata: epoch, counters, ring, handoff cursors
+  kItemHashes = 3,  // kData's keys with each object's 8-byte Merkle item hash
 };
-inline constexpr int kSpaceCount = 3;
+inline constexpr int kSpaceCount = 4;
 
 inline bool IsValidSpace(Space space) {
   const int index = static_cast<int>(space);
