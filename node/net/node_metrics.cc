@@ -76,6 +76,13 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                                     {1, 2, 3, 4, 5, 10, 25, 100});
   if (!sib.ok()) return sib.status();
   siblings_ = *sib;
+  auto sync = registry_.AddHistogram(
+      "dynamo_storage_sync_duration_seconds",
+      "Storage syncs (write-ahead log fsyncs when durable) that replies and acknowledgements "
+      "waited for; one per group commit.",
+      *latency);
+  if (!sync.ok()) return sync.status();
+  storage_sync_ = *sync;
   // Every series a dashboard plots exists from the start, at zero.
   for (const char* op : {"get", "put", "delete"}) {
     request_duration_->WithLabels({op});
@@ -215,6 +222,8 @@ void NodeMetrics::ClientRequest(const std::string& op, const std::string& code, 
 void NodeMetrics::ReplicaRequest(const std::string& op, double seconds) {
   replica_duration_->WithLabels({op}).Observe(seconds);
 }
+
+void NodeMetrics::StorageSync(double seconds) { storage_sync_->Observe(seconds); }
 
 void NodeMetrics::PeerCall(const std::string& rpc, size_t requests) {
   peer_calls_->WithLabels({rpc}).Increment();

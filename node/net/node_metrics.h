@@ -45,6 +45,8 @@ class NodeMetrics {
   // rpc: call (one request) or batch (several to one node).
   void PeerCall(const std::string& rpc, size_t requests);
   void SiblingsRead(size_t siblings);
+  // One storage sync that acknowledgements waited for (a group commit).
+  void StorageSync(double seconds);
   void Publish(CoreSnapshot snapshot);
 
  private:
@@ -57,6 +59,7 @@ class NodeMetrics {
   metrics::Family<metrics::IntCounter>* requests_ = nullptr;
   metrics::Family<metrics::Histogram>* replica_duration_ = nullptr;
   metrics::Histogram* siblings_ = nullptr;
+  metrics::Histogram* storage_sync_ = nullptr;
   metrics::Family<metrics::IntCounter>* peer_calls_ = nullptr;
   metrics::Family<metrics::IntCounter>* peer_requests_ = nullptr;
   mutable absl::Mutex mu_;

@@ -231,7 +231,10 @@ void NodeServer::Impl::SyncLoop() {
     }
     // Covers every write made before the request was counted: the loop
     // counts a request after the writes of its batch returned.
+    const auto start = std::chrono::steady_clock::now();
     absl::Status status = storage_->Sync();
+    metrics_->StorageSync(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     absl::MutexLock lock(&mu_);
     sync_results_.push_back({through, std::move(status)});
   }

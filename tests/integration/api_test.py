@@ -141,6 +141,8 @@ class Operations(unittest.TestCase):
             self.assertIn(name, text)
         self.assertIn('le="0.3"', text)
         self.assertGreaterEqual(n.metric('dynamo_requests_total{op="put",code="OK"}'), 50)
+        # Durable (the default): acknowledged puts waited for log syncs.
+        self.assertGreaterEqual(n.metric("dynamo_storage_sync_duration_seconds_count"), 1)
         promtool = shutil.which("promtool")
         if promtool:
             r = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
