@@ -324,6 +324,14 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
     descriptors.emplace_back(name, data ? WithValueSeparation(cf_options, options) : cf_options);
   }
 
+  // Flushes and compactions run at the lowest CPU priority (nice 19). Replicas
+  // take the same writes, so every node of a key range flushes at the same
+  // moment; on busy cores that burst would otherwise delay every request
+  // (bench/RESULTS.md, F16). Starved background work throttles itself: writes
+  // slow down once memtables or level-0 files pile up, which frees the cores.
+  for (auto pool : {rocksdb::Env::Priority::LOW, rocksdb::Env::Priority::HIGH}) {
+    db_options.env->LowerThreadPoolCPUPriority(pool, rocksdb::CpuPriority::kLow);
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw_db = nullptr;
   const rocksdb::Status status =

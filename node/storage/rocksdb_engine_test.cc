@@ -379,6 +379,51 @@ TEST(RocksDbEngine, OpensColumnFamiliesItDoesNotKnowAndAddsItsOwn) {
   EXPECT_EQ(engine->Get(Space::kItemHashes, "k").value_or(""), "h");
 }
 
+// Nice value of each of this process's threads named `name`.
+std::vector<int> NiceOfThreads(const std::string& name) {
+  std::vector<int> nice;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm_file(task.path() / "comm");
+    std::string comm;
+    std::getline(comm_file, comm);
+    if (comm != name) continue;
+    std::ifstream stat_file(task.path() / "stat");
+    std::string stat;
+    std::getline(stat_file, stat);
+    // Fields after the command's closing parenthesis: state is field 3, nice field 19.
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; ++i) {
+      if (i == 19) nice.push_back(std::stoi(field));
+    }
+  }
+  return nice;
+}
+
+TEST(RocksDbEngine, FlushesAndCompactionsRunAtTheLowestCpuPriority) {
+  TempDir dir;
+  std::unique_ptr<RocksDbEngine> engine = OpenOrFail(Options(dir.Sub("db")));
+  ASSERT_NE(engine, nullptr);
+  // A thread takes its priority when it next runs a job: make both pools
+  // work. Four level-0 files start a compaction.
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_OK(engine->Put(Space::kData, "k" + std::to_string(i), std::string(100, 'v')));
+    }
+    ASSERT_OK(engine->FlushMemTables());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (engine->Stats().compaction_written_bytes == 0) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no compaction ran";
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (const char* pool : {"rocksdb:high", "rocksdb:low"}) {
+    const std::vector<int> nice = NiceOfThreads(pool);
+    ASSERT_FALSE(nice.empty()) << pool;
+    for (int n : nice) EXPECT_EQ(n, 19) << pool;
+  }
+}
+
 TEST(RocksDbEngine, DescribeNamesModeAndPath) {
   TempDir dir;
   std::unique_ptr<RocksDbEngine> durable = OpenOrFail(Options(dir.Sub("d")));
