@@ -107,21 +107,14 @@ absl::Status LocalStore::BeginGeneration(std::optional<uint64_t> previous, uint6
 }
 
 absl::Status LocalStore::TrackStoredItemHashes() {
-  bool malformed = false;
-  absl::Status s =
-      engine_->Scan(Space::kItemHashes, "", "", [&](std::string_view stored, std::string_view value) {
-        auto k = ParseDataKey(stored);
-        if (!k) return true;
-        const std::optional<uint64_t> hash = DecodeItemHash(value);
-        if (!hash) {
-          malformed = true;
-          return false;
-        }
-        TrackItem(k->position, 0, *hash);
-        return true;
-      });
-  if (!s.ok() || !malformed) return s;
-  // Never from our writes; recompute every hash rather than trust the rest.
+  absl::Status s = ScanItemHashes(KeyRange{0, 0}, [&](std::string_view, uint64_t position,
+                                                      uint64_t hash) {
+    TrackItem(position, 0, hash);
+    return true;
+  });
+  if (!absl::IsDataLoss(s)) return s;
+  // A malformed hash, never from our writes: recompute every one rather than
+  // trust the rest.
   if (absl::Status reset = ResetTrees(); !reset.ok()) return reset;
   if (absl::Status cleared = ClearItemHashes(); !cleared.ok()) return cleared;
   return TrackAndStoreItemHashesFromObjects();

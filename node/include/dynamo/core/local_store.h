@@ -111,7 +111,8 @@ class LocalStore {
   absl::Status ResetTrees();
   // Hashes are ItemHash values, 0 for "absent".
   void TrackItem(uint64_t position, uint64_t old_hash, uint64_t new_hash);
-  // Trees from the item hash space; DataLoss if an entry is malformed.
+  // Trees from the item hash space; from the objects (hashes stored anew) if
+  // the space holds a malformed entry.
   absl::Status TrackStoredItemHashes();
   // Trees from the objects, storing each one's item hash as it goes.
   absl::Status TrackAndStoreItemHashesFromObjects();
