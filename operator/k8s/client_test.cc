@@ -56,6 +56,23 @@ bool WaitFor(Pred pred, int timeout_ms = 10000) {
   return pred();
 }
 
+// Runs `run(&cancel)` on its own thread until Stop() or destruction: a failed
+// ASSERT that returns early still cancels and joins it (not terminate()).
+class Background {
+ public:
+  template <typename Run>
+  explicit Background(Run run) : thread_([this, run] { run(&cancel_); }) {}
+  ~Background() { Stop(); }
+  void Stop() {
+    cancel_.Cancel();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  Cancellation cancel_;
+  std::thread thread_;
+};
+
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -263,14 +280,12 @@ TEST_F(ClientTest, WatchListsThenWatchesFromTheListVersionWithBookmarks) {
   Reflector r(client_.get(), ConfigMaps(), ro, [&](std::string_view type, const Value&) {
     if (type == "ADDED") ++added;
   });
-  Cancellation cancel;
-  std::thread t([&] { r.Run(&cancel); });
+  Background run([&](Cancellation* cancel) { r.Run(cancel); });
   ASSERT_TRUE(WaitFor([&] { return r.synced(); }));
   ASSERT_TRUE(client_->Create(ConfigMaps(), kNs, ConfigMap("after")).ok());
   ASSERT_TRUE(WaitFor([&] { return r.Get(kNs, "after").has_value(); }));
   ASSERT_TRUE(WaitFor([&] { return r.stats().bookmarks >= 2; }));
-  cancel.Cancel();
-  t.join();
+  run.Stop();
   EXPECT_EQ(added.load(), 2);
   EXPECT_EQ(r.stats().lists, 1);
 
@@ -301,16 +316,14 @@ TEST_F(ClientTest, TinyAndCoalescedChunksDecodeToTheSameEvents) {
     ro.ns = kNs;
     std::atomic<int> events{0};
     Reflector r(client_.get(), ConfigMaps(), ro, [&](std::string_view, const Value&) { ++events; });
-    Cancellation cancel;
-    std::thread t([&] { r.Run(&cancel); });
+    Background run([&](Cancellation* cancel) { r.Run(cancel); });
     ASSERT_TRUE(WaitFor([&] { return r.synced(); }));
     const int base = events.load();
     for (int i = 0; i < 20; ++i) {
       ASSERT_TRUE(client_->Create(ConfigMaps(), kNs, ConfigMap(Cat("c", coalesce, "-", i))).ok());
     }
     EXPECT_TRUE(WaitFor([&] { return events.load() - base == 20; })) << events.load() - base;
-    cancel.Cancel();
-    t.join();
+    run.Stop();
     EXPECT_EQ(r.stats().errors, 0);
     EXPECT_EQ(r.Items().size(), client_->List(ConfigMaps(), kNs)->items.size());
   }
@@ -352,17 +365,7 @@ void RelistOnGone(KubeDouble* d, Client* client, const std::string& form) {
   Reflector r(client, ConfigMaps(), ro, [&](std::string_view type, const Value& obj) {
     if (type == "DELETED" && obj.At({"metadata", "name"}).AsString() == "doomed") ++deleted;
   });
-  Cancellation cancel;
-  std::thread t([&] { r.Run(&cancel); });
-  // A failed assertion returns early: the reflector still stops (not terminate()).
-  struct StopOnExit {
-    Cancellation* cancel;
-    std::thread* thread;
-    ~StopOnExit() {
-      cancel->Cancel();
-      if (thread->joinable()) thread->join();
-    }
-  } stop_on_exit{&cancel, &t};
+  Background run([&](Cancellation* cancel) { r.Run(cancel); });
   ASSERT_TRUE(WaitFor([&] { return r.synced() && r.stats().watches == 0; }));
   // The next three watch attempts fail; meanwhile the object goes and the
   // history is compacted.
@@ -409,11 +412,9 @@ TEST_F(ClientTest, ReconnectsWithCappedExponentialBackoff) {
               {{"method", "GET"}, {"path_contains", "configmaps"}, {"status", 503}, {"count", 6}}))
           .ok());
   ASSERT_TRUE(double_->Control("DELETE", "/_double/requests").ok());
-  Cancellation cancel;
-  std::thread t([&] { r.Run(&cancel); });
+  Background run([&](Cancellation* cancel) { r.Run(cancel); });
   ASSERT_TRUE(WaitFor([&] { return r.synced(); }));
-  cancel.Cancel();
-  t.join();
+  run.Stop();
   auto requests = double_->Requests();
   ASSERT_TRUE(requests.ok());
   ASSERT_GE(requests->size(), 7u);
@@ -437,13 +438,11 @@ TEST_F(ClientTest, CancelEndsAQuietWatchPromptly) {
   ReflectorOptions ro;
   ro.ns = kNs;
   Reflector r(client_.get(), ConfigMaps(), ro, [](std::string_view, const Value&) {});
-  Cancellation cancel;
-  std::thread t([&] { r.Run(&cancel); });
+  Background run([&](Cancellation* cancel) { r.Run(cancel); });
   ASSERT_TRUE(WaitFor([&] { return r.synced(); }));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const auto start = std::chrono::steady_clock::now();
-  cancel.Cancel();
-  t.join();
+  run.Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
 }
 
@@ -511,32 +510,22 @@ TEST_F(ClientTest, TwoRunningElectorsNeverLeadTogether) {
   oa.retry_period_s = ob.retry_period_s = 1;
   LeaderElector a(client_.get(), oa);
   LeaderElector b(client_b.get(), ob);
-  Cancellation ca;
-  Cancellation cb;
   std::atomic<int> a_started{0};
   std::atomic<int> b_started{0};
-  std::thread ta([&] {
-    a.Run(
-        &ca, [&] { ++a_started; }, [] {});
-  });
+  Background run_a([&](Cancellation* cancel) { a.Run(cancel, [&] { ++a_started; }, [] {}); });
   ASSERT_TRUE(WaitFor([&] { return a.leading(); }));
-  std::thread tb([&] {
-    b.Run(
-        &cb, [&] { ++b_started; }, [] {});
-  });
+  Background run_b([&](Cancellation* cancel) { b.Run(cancel, [&] { ++b_started; }, [] {}); });
   for (int i = 0; i < 40; ++i) {
     EXPECT_FALSE(a.leading() && b.leading());
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(b_started.load(), 0);
   const auto start = std::chrono::steady_clock::now();
-  ca.Cancel();  // a shuts down and releases: b takes over within a retry period
-  ta.join();
+  run_a.Stop();  // a shuts down and releases: b takes over within a retry period
   EXPECT_FALSE(a.leading());
   ASSERT_TRUE(WaitFor([&] { return b.leading(); }, 5000));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2500));
-  cb.Cancel();
-  tb.join();
+  run_b.Stop();
   EXPECT_EQ(a_started.load(), 1);
   EXPECT_EQ(b_started.load(), 1);
 }
