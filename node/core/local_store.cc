@@ -187,6 +187,19 @@ absl::StatusOr<std::optional<StoredObject>> LocalStore::Get(std::string_view key
   return std::optional<StoredObject>(*std::move(stored));
 }
 
+absl::StatusOr<std::optional<uint64_t>> LocalStore::GetItemHash(std::string_view key,
+                                                                uint64_t position) {
+  absl::StatusOr<std::string> v = engine_->Get(Space::kItemHashes, DataKey(position, key));
+  if (absl::IsNotFound(v.status())) return std::nullopt;
+  if (!v.ok()) return v.status();
+  const std::optional<uint64_t> hash = DecodeItemHash(*v);
+  if (!hash) {
+    return absl::DataLossError(absl::StrCat("stored item hash of key '",
+                                            absl::CEscape(std::string(key)), "' is malformed"));
+  }
+  return hash;
+}
+
 absl::StatusOr<StoredObject> LocalStore::Replace(std::string_view key, uint64_t position,
                                                  const std::optional<StoredObject>& previous,
                                                  const VersionedObject& object) {

@@ -172,7 +172,14 @@ void Node::StartGet(Op& op, int64_t now_ms, Outputs* out) {
     AdvanceOp(op, now_ms, out);
     return;
   }
-  op.read.emplace(op.placement.targets, op.r);
+  op.read.emplace(op.placement.targets, op.r, op.key);
+  // Digest reads: one target answers with its object, this node if it is one
+  // (no message, and no object on the wire), the others with digests.
+  std::string full_target = op.placement.targets.front().node;
+  for (const Target& t : op.placement.targets) {
+    if (t.node == config_.node_id) full_target = t.node;
+  }
+  op.read->ExpectFull(full_target);
   for (const Target& t : op.placement.targets) {
     if (t.node == config_.node_id) {
       absl::StatusOr<std::optional<VersionedObject>> local = ReadLocal(op.key, op.position);
@@ -184,11 +191,17 @@ void Node::StartGet(Op& op, int64_t now_ms, Outputs* out) {
       }
       continue;
     }
-    v1::Envelope env;
-    env.mutable_read()->add_keys(op.key);
-    Send(t.node, RequestKind::kOpRead, op.id, std::move(env), now_ms, out);
+    SendReplicaRead(op, t.node, /*digest_only=*/t.node != full_target, now_ms, out);
   }
   AdvanceOp(op, now_ms, out);
+}
+
+void Node::SendReplicaRead(const Op& op, const std::string& node, bool digest_only,
+                           int64_t now_ms, Outputs* out) {
+  v1::Envelope env;
+  env.mutable_read()->add_keys(op.key);
+  env.mutable_read()->set_digest_only(digest_only);
+  Send(node, RequestKind::kOpRead, op.id, std::move(env), now_ms, out);
 }
 
 void Node::StartWrite(Op& op, int64_t now_ms, Outputs* out) {
@@ -338,8 +351,8 @@ void Node::OnOpAnswer(Op& op, const std::string& node, const v1::Envelope* reply
         break;
       }
       const v1::ReadItem& item = reply->read_reply().items(0);
-      if (!item.found()) {
-        op.read->OnResponse(node, std::nullopt);
+      if (!item.found() || !item.has_object()) {
+        op.read->OnDigest(node, item.found() ? std::optional<uint64_t>(item.digest()) : std::nullopt);
         break;
       }
       absl::StatusOr<VersionedObject> obj = VersionedObject::FromProto(item.object());
@@ -407,6 +420,10 @@ void Node::OnOpAnswer(Op& op, const std::string& node, const v1::Envelope* reply
 void Node::AdvanceOp(Op& op, int64_t now_ms, Outputs* out) {
   bool done = op.replied && !op.read && !op.write;  // failed early, or forwarded and answered
   if (op.read) {
+    for (const std::string& node : op.read->TakeFullReadsNeeded()) {
+      ++counters_.read_digest_mismatches;
+      SendReplicaRead(op, node, /*digest_only=*/false, now_ms, out);
+    }
     if (!op.replied && op.read->Succeeded()) {
       Respond(op, absl::OkStatus(), MakeGetResponse(op.position, op.read->merged()), now_ms, out);
     } else if (!op.replied && op.read->Failed()) {

@@ -76,6 +76,32 @@ absl::StatusOr<std::optional<VersionedObject>> Node::ReadLocal(const std::string
   return result;
 }
 
+absl::Status Node::ObjectLocal(const std::string& key, uint64_t position, v1::ReadItem* item) {
+  absl::StatusOr<std::optional<VersionedObject>> obj = ReadLocal(key, position);
+  if (!obj.ok()) return obj.status();
+  item->set_found(obj->has_value());
+  if (*obj) (*obj)->ToProto(item->mutable_object());
+  return absl::OkStatus();
+}
+
+absl::Status Node::DigestLocal(const std::string& key, uint64_t position, v1::ReadItem* item) {
+  std::optional<uint64_t> digest;
+  if (store_.hint_counts().empty()) {
+    // The stored hash is the digest of the stored object: no object read.
+    absl::StatusOr<std::optional<uint64_t>> hash = store_.GetItemHash(key, position);
+    if (!hash.ok()) return hash.status();
+    digest = *hash;
+  } else {
+    // A fallback's answer merges the hints it holds: hash what it answers.
+    absl::StatusOr<std::optional<VersionedObject>> obj = ReadLocal(key, position);
+    if (!obj.ok()) return obj.status();
+    digest = ReadDigest(key, *obj);
+  }
+  item->set_found(digest.has_value());
+  if (digest) item->set_digest(*digest);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<StoredObject> Node::StoreFor(const std::string& hint_for, const std::string& key,
                                             uint64_t position, const VersionedObject& object,
                                             Outputs* out) {
@@ -144,16 +170,15 @@ void Node::ServeRead(const v1::Envelope& request, Outputs* out) {
   v1::Envelope reply;
   v1::ReadReply* rr = reply.mutable_read_reply();
   for (const std::string& key : read.keys()) {
-    absl::StatusOr<std::optional<VersionedObject>> obj = ReadLocal(key, KeyPosition(key));
-    if (!obj.ok()) {
-      ++counters_.storage_errors;
-      ReplyError(request, obj.status(), out);
-      return;
-    }
     v1::ReadItem* item = rr->add_items();
     item->set_key(key);
-    item->set_found(obj->has_value());
-    if (*obj) (*obj)->ToProto(item->mutable_object());
+    absl::Status s = read.digest_only() ? DigestLocal(key, KeyPosition(key), item)
+                                        : ObjectLocal(key, KeyPosition(key), item);
+    if (!s.ok()) {
+      ++counters_.storage_errors;
+      ReplyError(request, s, out);
+      return;
+    }
   }
   ++counters_.replica_reads;
   Reply(request, std::move(reply), out);

@@ -158,6 +158,9 @@ class Cluster {
   std::set<size_t> down;
   // Requests delivered, by body (v1::Envelope::BodyCase).
   std::map<int, size_t> requests_by_body;
+  // Replica read answers delivered for keys found: objects, and digests only.
+  size_t object_answers = 0;
+  size_t digest_answers = 0;
   // Nodes that answer range digests as a node of an older version does: an
   // error for an unknown body.
   std::set<size_t> without_digests;
@@ -258,6 +261,9 @@ class Cluster {
         continue;
       }
       if (!env.is_reply()) ++requests_by_body[env.body_case()];
+      for (const v1::ReadItem& item : env.read_reply().items()) {
+        if (item.found()) ++(item.has_object() ? object_answers : digest_answers);
+      }
       if (env.has_range_digests() && without_digests.contains(*to)) {
         v1::Envelope reply;
         reply.set_from_node(members_[*to].id);
@@ -850,6 +856,40 @@ TEST(NodeClusterTest, ThreeNodesFormARingAndServeReadsAndWrites) {
     ASSERT_EQ(obj->live_sibling_count(), 1u) << i;
     EXPECT_EQ(obj->siblings()[0].value, "merged");
   }
+}
+
+// A read asks one replica for the object (the coordinator itself, when it is
+// one) and the others for digests: in sync, no object crosses the network. A
+// replica's digest that differs gets it read in full, and the stale replica
+// is repaired.
+TEST(NodeClusterTest, ReadsMoveDigestsAndReadAReplicaInFullOnlyWhenItDiffers) {
+  Cluster c(3, 3);
+  ASSERT_TRUE(c.Form());
+  const std::string context = c.MustPut(0, "k", "v1");
+  c.object_answers = c.digest_answers = 0;
+  EXPECT_EQ(Values(c.MustGet(1, "k")), (std::vector<std::string>{"v1"}));
+  EXPECT_EQ(c.object_answers, 0u);
+  EXPECT_EQ(c.digest_answers, 2u);
+  EXPECT_EQ(c.node(1).counters().read_digest_mismatches, 0u);
+
+  c.down = {2};  // n3 misses v2
+  c.MustPut(0, "k", "v2", context);
+  c.down = {};
+  c.object_answers = c.digest_answers = 0;
+  const uint64_t repairs_before = c.node(2).counters().read_repairs;
+  // n3 coordinates: its own v1 is the full answer, n1's and n2's digests
+  // differ from it, so both are read in full.
+  EXPECT_EQ(Values(c.MustGet(2, "k")), (std::vector<std::string>{"v2"}));
+  EXPECT_EQ(c.digest_answers, 2u);
+  EXPECT_EQ(c.object_answers, 2u);
+  EXPECT_EQ(c.node(2).counters().read_digest_mismatches, 2u);
+  EXPECT_EQ(c.node(2).counters().read_repairs, repairs_before + 1);
+  absl::StatusOr<std::string> stored = c.engine(2).Get(Space::kData, DataKey(KeyPosition("k"), "k"));
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  absl::StatusOr<VersionedObject> obj = VersionedObject::Decode(*stored);
+  ASSERT_TRUE(obj.ok());
+  ASSERT_EQ(obj->live_sibling_count(), 1u);
+  EXPECT_EQ(obj->siblings()[0].value, "v2");
 }
 
 TEST(NodeClusterTest, AWriteReachesQuorumWithOneReplicaDown) {

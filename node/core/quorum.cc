@@ -1,5 +1,7 @@
 #include "dynamo/core/quorum.h"
 
+#include "dynamo/core/merkle.h"
+
 namespace dynamo::core {
 
 Placement PlaceKey(const Ring& ring, uint64_t position, size_t n,
@@ -52,28 +54,93 @@ bool WriteQuorum::AllOwnersHoldTombstone(const std::vector<std::string>& owners)
   return !owners.empty();
 }
 
+std::optional<uint64_t> ReadDigest(std::string_view key,
+                                   const std::optional<VersionedObject>& object) {
+  if (!object) return std::nullopt;
+  return ItemHash(key, object->Encode());
+}
+
 void ReadQuorum::OnResponse(const std::string& node, std::optional<VersionedObject> object) {
   if (responses_.contains(node) || failed_.contains(node)) return;
+  full_pending_.erase(node);
+  digests_.erase(node);
   if (object) merged_.Merge(*object);
+  if (digest_reads_) response_digests_[node] = ReadDigest(key_, object);
   responses_[node] = std::move(object);
+}
+
+void ReadQuorum::OnDigest(const std::string& node, std::optional<uint64_t> digest) {
+  if (!digest) {  // "nothing for the key" says as much as a full answer
+    OnResponse(node, std::nullopt);
+    return;
+  }
+  if (responses_.contains(node) || failed_.contains(node) || digests_.contains(node)) return;
+  digests_[node] = digest;
 }
 
 void ReadQuorum::OnFailure(const std::string& node) {
   if (responses_.contains(node)) return;
+  full_pending_.erase(node);
+  digests_.erase(node);
   failed_.insert(node);
+}
+
+const std::optional<VersionedObject>* ReadQuorum::AgreeingAnswer(
+    const std::optional<uint64_t>& digest) const {
+  for (const auto& [node, answer_digest] : response_digests_) {
+    if (answer_digest == digest) return &responses_.at(node);
+  }
+  return nullptr;
+}
+
+std::vector<std::string> ReadQuorum::TakeFullReadsNeeded() {
+  std::vector<std::string> needed;
+  // Until a full answer arrives, a digest may yet agree with it.
+  if (responses_.empty() && !full_pending_.empty()) return needed;
+  for (const auto& [node, digest] : digests_) {
+    if (full_pending_.contains(node) || AgreeingAnswer(digest) != nullptr) continue;
+    needed.push_back(node);
+  }
+  for (const std::string& node : needed) full_pending_.insert(node);
+  return needed;
+}
+
+size_t ReadQuorum::responses() const {
+  size_t agreeing = 0;
+  for (const auto& [node, digest] : digests_) {
+    if (!full_pending_.contains(node) && AgreeingAnswer(digest) != nullptr) ++agreeing;
+  }
+  return responses_.size() + agreeing;
+}
+
+bool ReadQuorum::Complete() const {
+  for (const Target& t : targets_) {
+    if (responses_.contains(t.node) || failed_.contains(t.node)) continue;
+    auto digest = digests_.find(t.node);
+    if (digest == digests_.end() || full_pending_.contains(t.node) ||
+        AgreeingAnswer(digest->second) == nullptr) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::vector<Target> ReadQuorum::StaleResponders() const {
   std::vector<Target> stale;
+  if (merged_.empty()) return stale;
   for (const Target& t : targets_) {
-    auto it = responses_.find(t.node);
-    if (it == responses_.end()) continue;
-    if (merged_.empty()) continue;
-    if (!it->second) {
+    const std::optional<VersionedObject>* answer = nullptr;
+    if (auto it = responses_.find(t.node); it != responses_.end()) {
+      answer = &it->second;
+    } else if (auto d = digests_.find(t.node); d != digests_.end()) {
+      answer = AgreeingAnswer(d->second);  // it holds what that answer held
+    }
+    if (answer == nullptr) continue;
+    if (!*answer) {
       stale.push_back(t);
       continue;
     }
-    VersionedObject theirs = *it->second;
+    VersionedObject theirs = **answer;
     if (theirs.Merge(merged_)) stale.push_back(t);  // merging taught them something
   }
   return stale;

@@ -401,5 +401,135 @@ TEST(ReadQuorumTest, StaleRespondersMatchTheDefinitionOnRandomHistories) {
   }
 }
 
+
+// --------------------------------------------------------------- digest reads
+
+TEST(ReadQuorumTest, AgreeingDigestsCountWithoutMovingObjects) {
+  History h(1);
+  h.Write(0, {}, "v1");
+  const VersionedObject held = h.replicas[0];
+  ReadQuorum q(Targets(3), 2, "key");
+  q.ExpectFull("n0");
+  q.OnDigest("n1", ReadDigest("key", held));  // before the full answer: not yet counted
+  EXPECT_EQ(q.responses(), 0u);
+  EXPECT_TRUE(q.TakeFullReadsNeeded().empty());  // it may still agree
+  q.OnResponse("n0", held);
+  EXPECT_TRUE(q.Succeeded());
+  EXPECT_FALSE(q.Complete());
+  q.OnDigest("n2", ReadDigest("key", held));
+  EXPECT_TRUE(q.TakeFullReadsNeeded().empty());
+  EXPECT_TRUE(q.Complete());
+  EXPECT_EQ(q.merged(), held);
+  EXPECT_TRUE(StaleNodes(q).empty());
+}
+
+TEST(ReadQuorumTest, ADifferingDigestIsReadInFullOnceAndRepaired) {
+  History h(2);
+  h.Write(0, {}, "v1");
+  const VersionedObject old_version = h.replicas[0];
+  h.Write(0, h.replicas[0].clock(), "v2");
+  const VersionedObject newest = h.replicas[0];
+  ReadQuorum q(Targets(3), 2, "key");
+  q.ExpectFull("n0");
+  q.OnResponse("n0", old_version);
+  q.OnDigest("n1", ReadDigest("key", newest));  // differs: not counted, read in full
+  EXPECT_EQ(q.responses(), 1u);
+  EXPECT_EQ(q.TakeFullReadsNeeded(), std::vector<std::string>{"n1"});
+  EXPECT_TRUE(q.TakeFullReadsNeeded().empty());  // asked once
+  q.OnDigest("n2", ReadDigest("key", old_version));  // agrees with n0
+  EXPECT_EQ(q.responses(), 2u);
+  EXPECT_FALSE(q.Complete());  // n1's object is still due
+  q.OnResponse("n1", newest);
+  EXPECT_TRUE(q.Complete());
+  EXPECT_EQ(q.merged(), newest);
+  // n2 holds what n0 answered: both are repaired.
+  EXPECT_EQ(StaleNodes(q), (std::vector<std::string>{"n0", "n2"}));
+}
+
+TEST(ReadQuorumTest, DigestsAreReadInFullWhenTheFullTargetFails) {
+  History h(1);
+  h.Write(0, {}, "v1");
+  ReadQuorum q(Targets(3), 2, "key");
+  q.ExpectFull("n0");
+  q.OnDigest("n1", ReadDigest("key", h.replicas[0]));
+  q.OnFailure("n0");
+  EXPECT_EQ(q.TakeFullReadsNeeded(), std::vector<std::string>{"n1"});
+  q.OnDigest("n2", std::nullopt);  // nothing for the key: a full answer
+  EXPECT_TRUE(q.TakeFullReadsNeeded().empty());
+  EXPECT_EQ(q.responses(), 1u);
+  q.OnResponse("n1", h.replicas[0]);
+  EXPECT_TRUE(q.Succeeded());
+  EXPECT_TRUE(q.Complete());
+  EXPECT_EQ(StaleNodes(q), std::vector<std::string>{"n2"});
+}
+
+// Whatever the order of answers, failures and full re-reads, a digest read
+// ends as a read of every answering node's object would: the same merge, the
+// same stale nodes, the same success; and it is complete exactly when no
+// request is outstanding.
+TEST(ReadQuorumTest, DigestReadsEndAsFullReadsWouldOnRandomHistories) {
+  Random rng(7);
+  for (int round = 0; round < 1000; ++round) {
+    History h(3);
+    for (int step = 0; step < 8; ++step) {
+      const size_t a = rng.Uniform(3), b = rng.Uniform(3);
+      if (rng.Chance(0.5)) {
+        h.Write(a, rng.Chance(0.5) ? h.replicas[b].clock() : VersionVector(),
+                "v" + std::to_string(step));
+      } else {
+        h.replicas[a].Merge(h.replicas[b]);
+      }
+    }
+    const size_t k = 1 + rng.Uniform(5);
+    const size_t r = 1 + rng.Uniform(k);
+    enum class Fails { kNever, kAlways, kOnFullRead };
+    std::map<std::string, std::optional<VersionedObject>> holds;
+    std::map<std::string, Fails> fails;
+    for (size_t i = 0; i < k; ++i) {
+      const std::string node = "n" + std::to_string(i);
+      const uint64_t pick = rng.Uniform(4);
+      if (pick < 3 && !h.replicas[pick].empty()) holds[node] = h.replicas[pick];
+      else holds[node] = std::nullopt;
+      const uint64_t f = rng.Uniform(10);
+      fails[node] = f == 0 ? Fails::kAlways : f == 1 ? Fails::kOnFullRead : Fails::kNever;
+    }
+    const std::string full = "n" + std::to_string(rng.Uniform(k));
+    ReadQuorum q(Targets(k), r, "key");
+    q.ExpectFull(full);
+    std::vector<std::pair<std::string, bool>> pending;  // node, full read
+    for (const auto& [node, obj] : holds) pending.push_back({node, node == full});
+    std::set<std::string> failed;
+    while (!pending.empty()) {
+      ASSERT_FALSE(q.Complete()) << "round " << round;
+      const size_t i = rng.Uniform(pending.size());
+      const auto [node, full_read] = pending[i];
+      pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
+      if (fails[node] == Fails::kAlways || (full_read && fails[node] == Fails::kOnFullRead)) {
+        q.OnFailure(node);
+        failed.insert(node);
+      } else if (full_read) {
+        q.OnResponse(node, holds[node]);
+      } else {
+        q.OnDigest(node, ReadDigest("key", holds[node]));
+      }
+      for (const std::string& n : q.TakeFullReadsNeeded()) pending.push_back({n, true});
+    }
+    ASSERT_TRUE(q.Complete()) << "round " << round;
+    VersionedObject expected_merge;
+    for (const auto& [node, obj] : holds) {
+      if (!failed.contains(node) && obj) expected_merge.Merge(*obj);
+    }
+    std::vector<std::string> expected_stale;
+    for (const auto& [node, obj] : holds) {  // std::map: n0, n1, ... as in targets
+      if (failed.contains(node) || expected_merge.empty()) continue;
+      if (!obj || !(*obj == expected_merge)) expected_stale.push_back(node);
+    }
+    ASSERT_EQ(q.merged(), expected_merge) << "round " << round;
+    ASSERT_EQ(StaleNodes(q), expected_stale) << "round " << round;
+    ASSERT_EQ(q.responses(), k - failed.size()) << "round " << round;
+    ASSERT_EQ(q.Succeeded(), k - failed.size() >= r) << "round " << round;
+  }
+}
+
 }  // namespace
 }  // namespace dynamo::core

@@ -128,6 +128,10 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                    &core::NodeCounters::hints_delivered),
            counter("dynamo_read_repairs_total", "Stale replicas repaired after reads.",
                    &core::NodeCounters::read_repairs),
+           counter("dynamo_read_digest_mismatches_total",
+                   "Replicas read again in full after a digest read: their digest differed from "
+                   "the full answer, or no full answer came to compare it with.",
+                   &core::NodeCounters::read_digest_mismatches),
            counter("dynamo_antientropy_exchanges_total", "Merkle tree exchanges finished.",
                    &core::NodeCounters::antientropy_exchanges),
            counter("dynamo_antientropy_keys_repaired_total", "Keys repaired by anti-entropy.",

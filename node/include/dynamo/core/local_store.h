@@ -51,6 +51,9 @@ class LocalStore {
 
   // --- objects this node replicates ---
   absl::StatusOr<std::optional<StoredObject>> Get(std::string_view key, uint64_t position);
+  // The stored ItemHash of the key's object, without reading the object (a
+  // digest read); empty if there is none. DataLoss if it is malformed.
+  absl::StatusOr<std::optional<uint64_t>> GetItemHash(std::string_view key, uint64_t position);
   // Merges `incoming` into what is stored; returns the result.
   absl::StatusOr<StoredObject> Merge(std::string_view key, uint64_t position,
                                      const VersionedObject& incoming, bool* changed);

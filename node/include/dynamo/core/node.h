@@ -74,6 +74,7 @@ struct NodeCounters {
   uint64_t sibling_warnings = 0;
   uint64_t sibling_limit_refusals = 0;
   uint64_t read_repairs = 0;
+  uint64_t read_digest_mismatches = 0;  // digest answers read again in full
   uint64_t hints_stored = 0;
   uint64_t hints_delivered = 0;
   uint64_t antientropy_exchanges = 0;
@@ -179,6 +180,8 @@ class Node {
                   int64_t now_ms, Outputs* out);
   absl::Status ResolveQuorum(const v1::Quorum& q, size_t* n, size_t* r, size_t* w) const;
   void StartGet(Op& op, int64_t now_ms, Outputs* out);
+  void SendReplicaRead(const Op& op, const std::string& node, bool digest_only, int64_t now_ms,
+                       Outputs* out);
   void StartWrite(Op& op, int64_t now_ms, Outputs* out);
   // Sends the write to a node of the preference list to coordinate; false if
   // no untried healthy one is left.
@@ -213,6 +216,11 @@ class Node {
   // What this node holds for a key: its replica and any hints for it, merged.
   absl::StatusOr<std::optional<VersionedObject>> ReadLocal(const std::string& key,
                                                            uint64_t position);
+  // A replica read's answer for one key: the object (ReadLocal), or only its
+  // digest (ReadDigest of it), which needs no object read when no hints
+  // could add to it.
+  absl::Status ObjectLocal(const std::string& key, uint64_t position, v1::ReadItem* item);
+  absl::Status DigestLocal(const std::string& key, uint64_t position, v1::ReadItem* item);
   // Stores an object for a target: as a replica, or as a hint for its owner.
   absl::StatusOr<StoredObject> StoreFor(const std::string& hint_for, const std::string& key,
                                         uint64_t position, const VersionedObject& object,

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dynamo/core/object.h"
@@ -64,16 +65,38 @@ class WriteQuorum {
 };
 
 // Collects read answers and merges them; knows which answers were stale.
+//
+// Digest reads (Cassandra's, for Dynamo's reads): the coordinator asks one
+// target for its object (the full target) and the others for a digest, the
+// ItemHash of what they would answer. A digest equal to a full answer's
+// counts as that answer without moving the object; one that differs, or one
+// left without a full answer to compare (the full target failed), makes the
+// coordinator read that node in full (TakeFullReadsNeeded) before it counts.
+// The result is the merge of full answers, as if every target had answered
+// in full.
 class ReadQuorum {
  public:
-  ReadQuorum(std::vector<Target> targets, size_t r) : targets_(std::move(targets)), r_(r) {}
+  ReadQuorum(std::vector<Target> targets, size_t r, std::string key = "")
+      : targets_(std::move(targets)), r_(r), key_(std::move(key)) {}
   // `object` empty: the node has nothing for the key.
   void OnResponse(const std::string& node, std::optional<VersionedObject> object);
+  // `digest` empty: the node has nothing for the key (a full answer).
+  void OnDigest(const std::string& node, std::optional<uint64_t> digest);
   void OnFailure(const std::string& node);
-  bool Succeeded() const { return responses_.size() >= r_; }
+  // The coordinator asks `node` for its whole object and the others for
+  // digests (call before any answer).
+  void ExpectFull(const std::string& node) {
+    digest_reads_ = true;
+    full_pending_.insert(node);
+  }
+  // Nodes whose digest cannot count (it differs from every full answer, or no
+  // full answer can come): read them in full. Each is returned once.
+  std::vector<std::string> TakeFullReadsNeeded();
+  bool Succeeded() const { return responses() >= r_; }
   bool Failed() const { return targets_.size() - failed_.size() < r_; }
-  bool Complete() const { return responses_.size() + failed_.size() >= targets_.size(); }
-  size_t responses() const { return responses_.size(); }
+  bool Complete() const;
+  // Full answers and digests that agree with one.
+  size_t responses() const;
   size_t r() const { return r_; }
   const VersionedObject& merged() const { return merged_; }
   // Nodes that answered with less than the merged result: read repair targets.
@@ -81,11 +104,23 @@ class ReadQuorum {
   const std::vector<Target>& targets() const { return targets_; }
 
  private:
+  // The full answer a digest stands for, if one matches it.
+  const std::optional<VersionedObject>* AgreeingAnswer(const std::optional<uint64_t>& digest) const;
+
   std::vector<Target> targets_;
   size_t r_;
+  std::string key_;  // digests are ItemHash(key, object)
+  bool digest_reads_ = false;
   std::set<std::string> failed_;
   std::map<std::string, std::optional<VersionedObject>> responses_;
+  std::map<std::string, std::optional<uint64_t>> response_digests_;
+  std::map<std::string, std::optional<uint64_t>> digests_;  // nodes with no full answer
+  std::set<std::string> full_pending_;
   VersionedObject merged_;
 };
+
+// What a digest read answers for `object` of `key`: its ItemHash, or empty
+// when the node has nothing for it.
+std::optional<uint64_t> ReadDigest(std::string_view key, const std::optional<VersionedObject>& object);
 
 }  // namespace dynamo::core
