@@ -361,19 +361,26 @@ TEST(ReadQuorumTest, NobodyIsStaleWhenNobodyHasTheKey) {
   EXPECT_TRUE(q.StaleResponders().empty());
 }
 
+// Three replicas after eight random writes (with or without a context) and
+// merges between them.
+History RandomHistory(Random& rng) {
+  History h(3);
+  for (int step = 0; step < 8; ++step) {
+    const size_t a = rng.Uniform(3), b = rng.Uniform(3);
+    if (rng.Chance(0.5)) {
+      h.Write(a, rng.Chance(0.5) ? h.replicas[b].clock() : VersionVector(),
+              "v" + std::to_string(step));
+    } else {
+      h.replicas[a].Merge(h.replicas[b]);
+    }
+  }
+  return h;
+}
+
 TEST(ReadQuorumTest, StaleRespondersMatchTheDefinitionOnRandomHistories) {
   Random rng(99);
   for (int round = 0; round < 500; ++round) {
-    History h(3);
-    for (int step = 0; step < 8; ++step) {
-      const size_t a = rng.Uniform(3), b = rng.Uniform(3);
-      if (rng.Chance(0.5)) {
-        h.Write(a, rng.Chance(0.5) ? h.replicas[b].clock() : VersionVector(),
-                "v" + std::to_string(step));
-      } else {
-        h.replicas[a].Merge(h.replicas[b]);
-      }
-    }
+    const History h = RandomHistory(rng);
     const size_t k = 1 + rng.Uniform(5);
     ReadQuorum q(Targets(k), 1);
     std::map<std::string, std::optional<VersionedObject>> answers;
@@ -470,16 +477,7 @@ TEST(ReadQuorumTest, DigestsAreReadInFullWhenTheFullTargetFails) {
 TEST(ReadQuorumTest, DigestReadsEndAsFullReadsWouldOnRandomHistories) {
   Random rng(7);
   for (int round = 0; round < 1000; ++round) {
-    History h(3);
-    for (int step = 0; step < 8; ++step) {
-      const size_t a = rng.Uniform(3), b = rng.Uniform(3);
-      if (rng.Chance(0.5)) {
-        h.Write(a, rng.Chance(0.5) ? h.replicas[b].clock() : VersionVector(),
-                "v" + std::to_string(step));
-      } else {
-        h.replicas[a].Merge(h.replicas[b]);
-      }
-    }
+    const History h = RandomHistory(rng);
     const size_t k = 1 + rng.Uniform(5);
     const size_t r = 1 + rng.Uniform(k);
     enum class Fails { kNever, kAlways, kOnFullRead };
