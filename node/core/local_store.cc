@@ -26,6 +26,11 @@ std::optional<uint64_t> DecodeItemHash(std::string_view bytes) {
   return hash;
 }
 
+absl::Status MalformedItemHash(std::string_view key) {
+  return absl::DataLossError(absl::StrCat("stored item hash of key '",
+                                          absl::CEscape(std::string(key)), "' is malformed"));
+}
+
 // Writes operations in batches of kItemHashBatch; the first error sticks.
 class BatchWriter {
  public:
@@ -193,10 +198,7 @@ absl::StatusOr<std::optional<uint64_t>> LocalStore::GetItemHash(std::string_view
   if (absl::IsNotFound(v.status())) return std::nullopt;
   if (!v.ok()) return v.status();
   const std::optional<uint64_t> hash = DecodeItemHash(*v);
-  if (!hash) {
-    return absl::DataLossError(absl::StrCat("stored item hash of key '",
-                                            absl::CEscape(std::string(key)), "' is malformed"));
-  }
+  if (!hash) return MalformedItemHash(key);
   return hash;
 }
 
@@ -297,8 +299,7 @@ absl::Status LocalStore::ScanItemHashes(const KeyRange& range, const ItemHashVis
         if (!k) return true;
         const std::optional<uint64_t> hash = DecodeItemHash(value);
         if (!hash) {
-          malformed = absl::DataLossError(absl::StrCat(
-              "stored item hash of key '", absl::CEscape(std::string(k->key)), "' is malformed"));
+          malformed = MalformedItemHash(k->key);
           return false;
         }
         return visit(k->key, k->position, *hash);

@@ -75,7 +75,7 @@ void ReadQuorum::OnDigest(const std::string& node, std::optional<uint64_t> diges
     return;
   }
   if (responses_.contains(node) || failed_.contains(node) || digests_.contains(node)) return;
-  digests_[node] = digest;
+  digests_[node] = *digest;
 }
 
 void ReadQuorum::OnFailure(const std::string& node) {
@@ -85,8 +85,7 @@ void ReadQuorum::OnFailure(const std::string& node) {
   failed_.insert(node);
 }
 
-const std::optional<VersionedObject>* ReadQuorum::AgreeingAnswer(
-    const std::optional<uint64_t>& digest) const {
+const std::optional<VersionedObject>* ReadQuorum::AgreeingAnswer(uint64_t digest) const {
   for (const auto& [node, answer_digest] : response_digests_) {
     if (answer_digest == digest) return &responses_.at(node);
   }

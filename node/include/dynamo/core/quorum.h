@@ -105,7 +105,7 @@ class ReadQuorum {
 
  private:
   // The full answer a digest stands for, if one matches it.
-  const std::optional<VersionedObject>* AgreeingAnswer(const std::optional<uint64_t>& digest) const;
+  const std::optional<VersionedObject>* AgreeingAnswer(uint64_t digest) const;
 
   std::vector<Target> targets_;
   size_t r_;
@@ -114,7 +114,7 @@ class ReadQuorum {
   std::set<std::string> failed_;
   std::map<std::string, std::optional<VersionedObject>> responses_;
   std::map<std::string, std::optional<uint64_t>> response_digests_;
-  std::map<std::string, std::optional<uint64_t>> digests_;  // nodes with no full answer
+  std::map<std::string, uint64_t> digests_;  // found, and no full answer from the node (yet)
   std::set<std::string> full_pending_;
   VersionedObject merged_;
 };
