@@ -12,10 +12,16 @@
 namespace dynamo::core {
 
 namespace {
-// Dot counters are reserved in blocks persisted before use, so a restart
-// never hands out a counter twice.
+// Dot counters are reserved in blocks, the limit persisted when a block is
+// taken, so a restart after a clean stop never hands out a counter twice
+// (after a crash the actor changes: see Load).
 constexpr uint64_t kCounterBlock = 100000;
 }  // namespace
+
+bool MayLeaveBeforeSync(const v1::Envelope& envelope) {
+  return !envelope.is_reply() &&
+         (envelope.has_read() || envelope.has_write() || envelope.has_forward());
+}
 
 Node::Node(const NodeConfig& config, storage::StorageEngine* engine, uint64_t random_seed)
     : config_(config),
@@ -36,14 +42,23 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeConfig& config,
 }
 
 absl::Status Node::Load(int64_t now_ms) {
-  // Epoch: a storage without one is new or was wiped; a new actor then.
+  // Epoch: a storage without one is new or was wiped; a new actor then. So
+  // after a crash: requests that left before their sync (MayLeaveBeforeSync)
+  // may have put values of this actor on replicas that this node lost with
+  // its unsynced writes, and counters of a block whose limit was not yet
+  // durable may have been used.
   absl::StatusOr<std::optional<std::string>> epoch = store_.GetMeta(meta::kEpoch);
   if (!epoch.ok()) return epoch.status();
-  if (*epoch && (*epoch)->size() == 8) {
+  absl::StatusOr<std::optional<std::string>> stop = store_.GetMeta(meta::kCleanStop);
+  if (!stop.ok()) return stop.status();
+  const bool stopped_cleanly = *stop && **stop == meta::kStopped;
+  if (*epoch && (*epoch)->size() == 8 && stopped_cleanly) {
     actor_ = absl::StrFormat("%s#%016x", config_.node_id, DecodeBigEndian64(**epoch));
   } else if (absl::Status s = TakeNewEpoch(); !s.ok()) {
     return s;
   }
+
+  if (absl::Status s = store_.PutMeta(meta::kCleanStop, ""); !s.ok()) return s;
 
   absl::StatusOr<std::optional<std::string>> limit = store_.GetMeta(meta::kCounterLimit);
   if (!limit.ok()) return limit.status();
@@ -103,6 +118,11 @@ absl::Status Node::Load(int64_t now_ms) {
   next_antientropy_ms_ = now_ms + config_.antientropy_interval_ms;
   budget_refilled_ms_ = now_ms;
   return absl::OkStatus();
+}
+
+absl::Status Node::Close() {
+  if (absl::Status s = store_.PutMeta(meta::kCleanStop, meta::kStopped); !s.ok()) return s;
+  return store_.Sync();
 }
 
 absl::Status Node::TakeNewEpoch() {

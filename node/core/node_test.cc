@@ -774,7 +774,7 @@ TEST(NodeTest, SiblingHardLimitRefusesConcurrentWritesButNotResolvingOnes) {
 
 // ------------------------------------------------------------- epochs
 
-TEST(NodeTest, OpenKeepsThePersistedEpochAndTakesANewOneOnEmptyStorage) {
+TEST(NodeTest, OpenKeepsTheEpochAfterACleanStopAndTakesANewOneAfterACrashOrOnEmptyStorage) {
   MemoryEngine engine;
   NodeConfig cfg = Config("n1", "n1", 1);
   std::string first;
@@ -784,12 +784,29 @@ TEST(NodeTest, OpenKeepsThePersistedEpochAndTakesANewOneOnEmptyStorage) {
     first = (*node)->actor();
     EXPECT_EQ(first.rfind("n1#", 0), 0u) << first;
     EXPECT_EQ((*node)->Status(1000).actor(), first);
+    ASSERT_TRUE((*node)->Close().ok());
   }
   {
-    // Restarted (another seed, later): the same incarnation.
+    // Restarted after a clean stop (another seed, later): the same incarnation.
     absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(cfg, &engine, 2, 5000);
     ASSERT_TRUE(node.ok()) << node.status();
     EXPECT_EQ((*node)->actor(), first);
+    // Not closed: a crash.
+  }
+  std::string after_crash;
+  {
+    // It may have lost writes whose values its replicas hold: a new actor.
+    absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(cfg, &engine, 3, 7000);
+    ASSERT_TRUE(node.ok()) << node.status();
+    after_crash = (*node)->actor();
+    EXPECT_NE(after_crash, first);
+    EXPECT_EQ(after_crash.rfind("n1#", 0), 0u);
+    ASSERT_TRUE((*node)->Close().ok());
+  }
+  {
+    absl::StatusOr<std::unique_ptr<Node>> node = Node::Open(cfg, &engine, 4, 8000);
+    ASSERT_TRUE(node.ok()) << node.status();
+    EXPECT_EQ((*node)->actor(), after_crash);
   }
   {
     // The disk was replaced: a new actor.
@@ -802,12 +819,16 @@ TEST(NodeTest, OpenKeepsThePersistedEpochAndTakesANewOneOnEmptyStorage) {
 }
 
 TEST(NodeTest, DotCountersNeverRepeatAcrossRestarts) {
-  // A restarted node keeps its actor, so it must not reuse a counter: a value
-  // written after the restart must not be mistaken for one written before.
+  // A node restarted after a clean stop keeps its actor, so it must not reuse
+  // a counter: a value written after the restart must not be mistaken for one
+  // written before.
   Cluster c(1, 1);
   c.Step();
   c.MustPut(0, "k", "before");
+  const std::string actor = c.node(0).actor();
+  ASSERT_TRUE(c.node(0).Close().ok());
   c.Start(0);
+  ASSERT_EQ(c.node(0).actor(), actor);
   c.Step();
   c.MustPut(0, "k", "after");  // blind: concurrent with "before"
   EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"after", "before"}));

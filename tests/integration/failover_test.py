@@ -55,6 +55,32 @@ class DurableAcrossKill9(unittest.TestCase):
         c.close()
 
 
+class RestartKeepsOrChangesTheClockActor(unittest.TestCase):
+    """A SIGTERM restart keeps the node's clock actor; after kill -9 it takes a
+    new one (its replica writes may have left before its own sync), and a blind
+    write after either restart stays concurrent with the value before it."""
+
+    def test_clean_stop_keeps_it_kill9_changes_it(self):
+        c = Cluster(3).start()
+        n0 = c.nodes[0]
+        first = n0.status().actor
+        n0.put(b"a", b"before-stop", w=3)
+        self.assertEqual(n0.stop(), 0)
+        n0.start()
+        c.wait_normal()
+        self.assertEqual(n0.status().actor, first, "a clean stop must keep the actor")
+        n0.put(b"a", b"after-stop", w=3)  # blind: concurrent with the first
+        n0.kill()
+        n0.start()
+        c.wait_normal()
+        self.assertNotEqual(n0.status().actor, first, "kill -9 must change the actor")
+        n0.put(b"a", b"after-kill", w=3)
+        got = c.nodes[1].get(b"a", r=3)
+        self.assertEqual(sorted(s.value for s in got.siblings),
+                         [b"after-kill", b"after-stop", b"before-stop"])
+        c.close()
+
+
 class WipedNodeIsRebuilt(unittest.TestCase):
     def test_antientropy_restores_every_key(self):
         c = Cluster(3).start()

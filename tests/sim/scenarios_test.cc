@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/match.h"
@@ -280,6 +281,68 @@ TEST(Simulation, WipedNodeTakesNewEpochAndLosesNoWrite) {
         EXPECT_TRUE(sim.Stored(x, k).has_value()) << k << "\n" << Replay(sim);
       }
     }
+  }
+}
+
+// A coordinator's replica writes leave before its own write is durable (its
+// sync overlaps the replicas'). If it then loses power, the replicas hold a
+// value it no longer has: after the restart its clock must not claim to have
+// seen that value, or its next write would silently replace it.
+TEST(Simulation, PowerLossAfterReplicaWritesLeftLosesNoValueTheReplicasHold) {
+  for (uint64_t seed : Seeds(10)) {
+    SimOptions options = DefaultSimOptions(seed, 5);
+    options.sync_min_ms = options.sync_max_ms = 50;  // a slow disk: a wide window
+    Simulation sim(options);
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    const std::string key = "ledger";
+    const auto owners = sim.node(0)->membership().ring().PreferenceList(core::KeyPosition(key), 3);
+    const size_t x = sim.IndexOf(owners[0]);
+    sim.Put(x, key, "before-power-loss", "", [](const core::ClientReply&) {});
+    sim.RunFor(20);  // the replicas have it; x's sync is still running
+    size_t replicas_holding = 0;
+    for (size_t i = 1; i < owners.size(); ++i) replicas_holding += sim.Stored(sim.IndexOf(owners[i]), key).has_value();
+    ASSERT_EQ(replicas_holding, 2u) << Replay(sim);
+    const std::string old_actor = sim.node(x)->actor();
+    sim.PowerLoss(x);
+    sim.Restart(x);
+    EXPECT_NE(sim.node(x)->actor(), old_actor) << "a crash must change the clock actor\n" << Replay(sim);
+    ASSERT_FALSE(sim.Stored(x, key).has_value()) << "the power loss should have taken it\n" << Replay(sim);
+    ASSERT_TRUE(sim.RunUntil([&] { return sim.node(x)->Ready(nullptr); }, 10000)) << Replay(sim);
+    bool acked = false;
+    sim.Put(x, key, "after-restart", "", [&](const core::ClientReply& r) { acked = r.status.ok(); });
+    sim.RunFor(1000);
+    ASSERT_TRUE(acked) << Replay(sim);
+    std::string why;
+    ASSERT_TRUE(sim.RunUntil([&] { return Converged(sim, &why); }, 60000)) << why << Replay(sim);
+    auto values = FinalValues(sim)[key];
+    std::sort(values.begin(), values.end());
+    EXPECT_EQ(values, (std::vector<std::string>{"after-restart", "before-power-loss"}))
+        << "a write that never saw the replicas' value replaced it\n" << Replay(sim);
+  }
+}
+
+// A clean stop keeps the node's clock actor; a crash does not. A node stopped
+// in the middle of a sync serves again after its restart.
+TEST(Simulation, CleanStopKeepsTheClockActorACrashChangesIt) {
+  for (uint64_t seed : Seeds(5)) {
+    SimOptions options = DefaultSimOptions(seed, 3);
+    options.sync_min_ms = options.sync_max_ms = 50;
+    Simulation sim(options);
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    const std::string first = sim.node(1)->actor();
+    sim.Put(1, "k", "v", "", [](const core::ClientReply&) {});
+    sim.RunFor(10);  // written, its sync running
+    sim.Stop(1);
+    sim.Restart(1);
+    EXPECT_EQ(sim.node(1)->actor(), first) << Replay(sim);
+    ASSERT_TRUE(sim.RunUntil([&] { return sim.node(1)->Ready(nullptr); }, 10000)) << Replay(sim);
+    bool acked = false;
+    sim.Put(1, "k", "again", "", [&](const core::ClientReply& r) { acked = r.status.ok(); });
+    sim.RunFor(1000);
+    EXPECT_TRUE(acked) << Replay(sim);
+    sim.Crash(1);
+    sim.Restart(1);
+    EXPECT_NE(sim.node(1)->actor(), first) << Replay(sim);
   }
 }
 

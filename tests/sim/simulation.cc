@@ -28,6 +28,7 @@ SimOptions DefaultSimOptions(uint64_t seed, size_t nodes) {
   c.tombstone_grace_ms = 5000;
   c.hint_batch_keys_max = 32;
   c.handoff_batch_keys_max = 32;
+  o.sync_max_ms = 3;
   return o;
 }
 
@@ -111,10 +112,30 @@ void Simulation::Start(size_t i) {
            [this, i, incarnation] { TickLoop(i, incarnation); });
 }
 
+void Simulation::Stop(size_t i) {
+  SimNode& n = nodes_[i];
+  if (!n.node) return;
+  (void)n.engine->Sync();
+  while (!n.held.empty()) {
+    Emit(i, n.held.front().out);
+    n.held.pop_front();
+  }
+  if (absl::Status s = n.node->Close(); !s.ok()) Log(absl::StrCat(n.id, " close: ", s.ToString()));
+  Down(i, "stopped");
+}
+
 void Simulation::Crash(size_t i) {
-  if (!nodes_[i].node) return;
-  nodes_[i].node.reset();
-  Log(absl::StrCat(nodes_[i].id, " crashed"));
+  if (nodes_[i].node) Down(i, "crashed");
+}
+
+void Simulation::Down(size_t i, const std::string& how) {
+  SimNode& n = nodes_[i];
+  n.node.reset();
+  ++n.incarnation;  // its pending syncs and held outputs die with the process
+  n.held.clear();
+  n.syncs_requested = n.syncs_done = 0;
+  n.syncing = false;
+  Log(absl::StrCat(n.id, " ", how));
 }
 
 void Simulation::PowerLoss(size_t i) {
@@ -163,8 +184,51 @@ void Simulation::Step(size_t i,
 }
 
 void Simulation::Process(size_t i, core::Outputs& out) {
-  // The node's contract: storage is synced before anything leaves.
-  if (out.sync) (void)nodes_[i].engine->Sync();
+  // The node's contract: storage is synced before anything leaves, but for
+  // the requests that may leave first; outputs leave in order.
+  SimNode& n = nodes_[i];
+  if (out.sync) {
+    ++n.syncs_requested;
+    if (!n.syncing) StartSync(i);
+  }
+  if (n.held.empty() && n.syncs_requested <= n.syncs_done) {
+    Emit(i, out);
+    return;
+  }
+  core::Outputs early;
+  for (auto it = out.messages.begin(); it != out.messages.end();) {
+    if (core::MayLeaveBeforeSync(it->envelope)) {
+      early.messages.push_back(std::move(*it));
+      it = out.messages.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  Emit(i, early);
+  n.held.push_back({n.syncs_requested, std::move(out)});
+}
+
+void Simulation::StartSync(size_t i) {
+  SimNode& n = nodes_[i];
+  n.syncing = true;
+  const uint64_t through = n.syncs_requested;
+  const uint64_t incarnation = n.incarnation;
+  Schedule(now_ms_ + rng_.Between(options_.sync_min_ms, options_.sync_max_ms),
+           [this, i, through, incarnation] {
+             SimNode& n = nodes_[i];
+             if (n.incarnation != incarnation) return;
+             (void)n.engine->Sync();
+             n.syncs_done = through;
+             n.syncing = false;
+             while (!n.held.empty() && n.held.front().after_sync <= through) {
+               Emit(i, n.held.front().out);
+               n.held.pop_front();
+             }
+             if (n.syncs_requested > n.syncs_done) StartSync(i);
+           });
+}
+
+void Simulation::Emit(size_t i, core::Outputs& out) {
   for (const core::OutMessage& m : out.messages) Deliver(i, m);
   for (core::ClientReply& r : out.replies) {
     if (on_coordinator_reply) on_coordinator_reply(i, r);

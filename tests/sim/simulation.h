@@ -7,6 +7,7 @@
 // same calls replays exactly (the FoundationDB way). Not thread-safe.
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -33,6 +34,10 @@ struct SimOptions {
   size_t nodes = 5;
   core::NodeConfig node;  // node_id, address, seeds are filled in per node
   int64_t tick_ms = 10;
+  // How long a storage sync takes, drawn per sync: the window in which a
+  // node's replica requests have left and its own writes are not yet durable.
+  int64_t sync_min_ms = 0;
+  int64_t sync_max_ms = 0;
   size_t trace_max = 4000;
 };
 
@@ -64,6 +69,9 @@ class Simulation {
   bool up(size_t i) const { return nodes_[i].node != nullptr; }
   storage::MemoryEngine& engine(size_t i) { return *nodes_[i].engine; }
   void Start(size_t i);
+  // A clean stop (SIGTERM): what waits for a sync leaves, the node records
+  // the stop (core::Node::Close).
+  void Stop(size_t i);
   // A process crash: memory is lost, storage is kept.
   void Crash(size_t i);
   // A machine crash: also loses storage writes that were not synced.
@@ -117,6 +125,14 @@ class Simulation {
     std::unique_ptr<core::Node> node;
     int64_t skew_ms = 0;
     uint64_t incarnation = 0;  // events scheduled for an older incarnation are void
+    // Outputs waiting for a sync, in order (as NodeServer holds them).
+    struct Held {
+      uint64_t after_sync;
+      core::Outputs out;
+    };
+    std::deque<Held> held;
+    uint64_t syncs_requested = 0, syncs_done = 0;
+    bool syncing = false;
   };
   struct Event {
     int64_t time_ms;
@@ -130,8 +146,13 @@ class Simulation {
   };
 
   void Schedule(int64_t at_ms, std::function<void()> run);
+  // The process of node i ends (stopped or crashed).
+  void Down(size_t i, const std::string& how);
   void Step(size_t i, const std::function<void(core::Node&, int64_t, core::Outputs*)>& input);
+  // Applies the sync contract of core/node.h to a step's outputs; Emit sends them.
   void Process(size_t i, core::Outputs& out);
+  void StartSync(size_t i);
+  void Emit(size_t i, core::Outputs& out);
   void Deliver(size_t from, const core::OutMessage& message);
   void TickLoop(size_t i, uint64_t incarnation);
   void Client(size_t at, core::ClientRequest request, ReplyCallback done);

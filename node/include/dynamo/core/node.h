@@ -9,7 +9,11 @@
 //   - Every input is a method call taking now_ms; outputs are appended to the
 //     Outputs passed in.
 //   - If Outputs::sync is set, the storage engine must be synced before any
-//     message or reply of that Outputs leaves (acknowledge only what is durable).
+//     message or reply of that Outputs leaves (acknowledge only what is
+//     durable), except the requests for which MayLeaveBeforeSync holds: a
+//     coordinator's replica reads, writes and forwards go out at once, so its
+//     own sync overlaps its replicas'. Outputs leave in the order produced,
+//     those requests apart. Call Close after the last step of a clean stop.
 //   - Every request envelope sent (is_reply false) is answered by exactly one
 //     reply envelope to its sender, carrying the same request_id; a request the
 //     transport could not deliver is reported with HandleSendFailure.
@@ -89,10 +93,17 @@ struct NodeCounters {
   uint64_t replica_reads = 0;
 };
 
+// Requests that need not wait for the sender's storage sync: replica reads,
+// replica writes and forwards. What they carry may be lost by the sender in a
+// power loss; replicas then hold values the sender forgot, which is why a node
+// restarting after a crash takes a new clock actor (Node::Load).
+bool MayLeaveBeforeSync(const v1::Envelope& envelope);
+
 class Node {
  public:
   // Opens the node over its storage. A storage without an epoch is new or was
-  // wiped: the node takes a new epoch, hence a new clock actor.
+  // wiped, and one not stopped with Close follows a crash: in both cases the
+  // node takes a new epoch, hence a new clock actor.
   static absl::StatusOr<std::unique_ptr<Node>> Open(const NodeConfig& config,
                                                     storage::StorageEngine* engine,
                                                     uint64_t random_seed, int64_t now_ms);
@@ -107,6 +118,9 @@ class Node {
   void HandleSendFailure(const std::string& to_node, uint64_t request_id, int64_t now_ms,
                          Outputs* out);
   void Tick(int64_t now_ms, Outputs* out);
+  // A clean stop: records it and syncs, so that the next Open keeps the clock
+  // actor. No step may follow.
+  absl::Status Close();
 
   // Administration (the paper's explicit join and leave).
   v1::JoinResponse Join(const std::string& seed, int64_t now_ms, Outputs* out);

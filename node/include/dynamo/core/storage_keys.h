@@ -47,6 +47,10 @@ inline constexpr std::string_view kGeneration = "generation";
 inline constexpr std::string_view kRing = "ring";
 inline constexpr std::string_view kSelf = "self";  // own MemberState (intent, vnodes)
 inline constexpr std::string_view kMembers = "members";
+// "stopped" once the node stopped cleanly (Node::Close), cleared at start: a
+// start that finds it cleared follows a crash (see Node::Load).
+inline constexpr std::string_view kCleanStop = "clean_stop";
+inline constexpr std::string_view kStopped = "stopped";
 // be64(generation): the item hash space covered every stored object at that
 // generation of the node (see LocalStore::BeginGeneration).
 inline constexpr std::string_view kItemHashesComplete = "item_hashes_complete";
