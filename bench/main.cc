@@ -68,7 +68,8 @@ drivers
 output
   --label=NAME         name in reports [driver name]
   --server-pids=P,...  processes of the store on this machine: their CPU per operation
-                       is reported (the throughput a dedicated machine would reach)
+                       is reported (the throughput a dedicated machine would reach), in
+                       total and by thread name (a node's loop, gRPC, RocksDB's flushes)
   --json=FILE          every figure as JSON
   --summary=FILE       append one tab-separated line (for bench/compare)
   --plot=FILE.png|FILE.svg  latency-by-percentile plot (needs gnuplot)

@@ -1,10 +1,12 @@
 #include "report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_format.h"
 #include "dynamo/base/strings.h"
 
 namespace dynamo::bench {
@@ -152,6 +154,19 @@ void PrintTable(std::FILE* out, const PhaseResult& phase, const RunOptions& opti
     std::fprintf(out, "  server processes CPU: %.2f cores, %.0f us per operation\n",
                  phase.server_cpu_s / phase.seconds,
                  ops > 0 ? phase.server_cpu_s * 1e6 / static_cast<double>(ops) : 0.0);
+    if (ops > 0 && !phase.server_cpu_by_thread_s.empty()) {
+      // Busiest first: where a node's time goes, with no profiler attached.
+      std::vector<std::pair<double, std::string>> threads;
+      for (const auto& [name, seconds] : phase.server_cpu_by_thread_s) threads.push_back({seconds, name});
+      std::sort(threads.rbegin(), threads.rend());
+      std::string line;
+      for (const auto& [seconds, name] : threads) {
+        const double us = seconds * 1e6 / static_cast<double>(ops);
+        if (us < 1) break;
+        absl::StrAppend(&line, line.empty() ? "" : ", ", name, " ", absl::StrFormat("%.0f", us));
+      }
+      std::fprintf(out, "  server CPU by thread, us per operation: %s\n", line.c_str());
+    }
   }
   std::fprintf(out, "  bench process CPU: %.2f cores (user %.1f s, sys %.1f s); load average %s\n",
                phase.seconds > 0 ? (phase.cpu_user_s + phase.cpu_sys_s) / phase.seconds : 0.0,
@@ -184,6 +199,13 @@ absl::Status WriteJson(const std::string& path, const std::vector<RunInfo>& info
         << ", \"bench_cpu_user_s\": " << Fixed(p.cpu_user_s, 2)
         << ", \"bench_cpu_sys_s\": " << Fixed(p.cpu_sys_s, 2)
         << ", \"server_cpu_s\": " << Fixed(p.server_cpu_s, 2)
+        << ", \"server_cpu_by_thread_s\": {";
+    bool first_thread = true;
+    for (const auto& [name, seconds] : p.server_cpu_by_thread_s) {
+      out << (first_thread ? "" : ", ") << JsonString(name) << ": " << Fixed(seconds, 3);
+      first_thread = false;
+    }
+    out << "}"
         << ", \"load_average\": " << JsonString(p.load_average) << ",\n     \"ops\": {";
     bool first_op = true;
     for (int i = 0; i < kOpTypes; ++i) {

@@ -7,12 +7,13 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
+#include <optional>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "dynamo/core/random.h"
+#include "server_cpu.h"
 
 namespace dynamo::bench {
 namespace {
@@ -33,31 +34,6 @@ CpuTimes ProcessCpu() {
   getrusage(RUSAGE_SELF, &ru);
   return {static_cast<double>(ru.ru_utime.tv_sec) + ru.ru_utime.tv_usec / 1e6,
           static_cast<double>(ru.ru_stime.tv_sec) + ru.ru_stime.tv_usec / 1e6};
-}
-
-// User + system CPU seconds of the processes, from /proc/<pid>/stat; -1 if
-// any cannot be read (it exited, or another machine).
-double ProcessesCpu(const std::vector<int>& pids) {
-  if (pids.empty()) return -1;
-  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-  double total = 0;
-  for (int pid : pids) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(in, line)) return -1;
-    // Fields after the command (which may hold spaces) start after the last ')'.
-    const size_t close = line.rfind(')');
-    if (close == std::string::npos) return -1;
-    std::istringstream rest(line.substr(close + 2));
-    std::string field;
-    double utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i) {
-      if (i == 14) utime = std::atof(field.c_str());
-      if (i == 15) stime = std::atof(field.c_str());
-    }
-    total += (utime + stime) / tick;
-  }
-  return total;
 }
 
 std::string LoadAverage() {
@@ -273,7 +249,7 @@ PhaseResult RunWorkload(std::vector<std::unique_ptr<Session>>& sessions,
   std::atomic<int> running{clients};
   std::atomic<int64_t> last_done_ns{warm_end_ns};
   CpuTimes cpu_at_warm_end;
-  double servers_at_warm_end = -1;
+  std::optional<ServerCpu> servers_at_warm_end;
   bool cpu_taken = false;
 
   std::vector<std::thread> threads;
@@ -320,7 +296,7 @@ PhaseResult RunWorkload(std::vector<std::unique_ptr<Session>>& sessions,
     const auto now = Clock::now();
     if (!cpu_taken && Ns(now) >= warm_end_ns) {
       cpu_at_warm_end = ProcessCpu();
-      servers_at_warm_end = ProcessesCpu(options.server_pids);
+      servers_at_warm_end = ReadServerCpu(options.server_pids);
       cpu_taken = true;
     }
     if (!open_loop && Ns(now) >= end_ns) stop.store(true);
@@ -334,12 +310,14 @@ PhaseResult RunWorkload(std::vector<std::unique_ptr<Session>>& sessions,
   for (auto& th : threads) th.join();
   if (!cpu_taken) {
     cpu_at_warm_end = ProcessCpu();
-    servers_at_warm_end = ProcessesCpu(options.server_pids);
+    servers_at_warm_end = ReadServerCpu(options.server_pids);
   }
   const CpuTimes cpu1 = ProcessCpu();
-  const double servers_end = ProcessesCpu(options.server_pids);
-  if (servers_at_warm_end >= 0 && servers_end >= 0) {
-    result.server_cpu_s = servers_end - servers_at_warm_end;
+  const std::optional<ServerCpu> servers_end = ReadServerCpu(options.server_pids);
+  if (servers_at_warm_end && servers_end) {
+    const ServerCpu used = CpuBetween(*servers_at_warm_end, *servers_end);
+    result.server_cpu_s = used.total_s;
+    result.server_cpu_by_thread_s = used.by_thread_s;
   }
   result.cpu_user_s = cpu1.user_s - cpu_at_warm_end.user_s;
   result.cpu_sys_s = cpu1.sys_s - cpu_at_warm_end.sys_s;

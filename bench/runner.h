@@ -75,6 +75,7 @@ struct PhaseResult {
   double cpu_user_s = 0;      // this process, over the window
   double cpu_sys_s = 0;
   double server_cpu_s = -1;   // the server_pids, over the window; -1 if not measured
+  std::map<std::string, double> server_cpu_by_thread_s;  // the same, by thread name
   std::string load_average;   // /proc/loadavg at the end
 
   OpStats Total() const;
