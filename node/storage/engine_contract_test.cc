@@ -484,6 +484,22 @@ TEST(MemoryEngine, DropUnsyncedWritesRevertsToTheLastSync) {
   EXPECT_EQ(engine.Get(Space::kData, "e").value_or(""), "7");
 }
 
+TEST(MemoryEngine, SyncOldestKeepsOnlyTheWritesBeforeTheSyncBegan) {
+  MemoryEngine engine;
+  EXPECT_OK(engine.Put(Space::kData, "a", "1"));
+  EXPECT_OK(engine.Put(Space::kData, "a", "2"));
+  const size_t before_the_sync = engine.UnsyncedWriteCount();
+  EXPECT_OK(engine.Put(Space::kData, "a", "3"));  // while the sync runs
+  EXPECT_OK(engine.Put(Space::kData, "b", "4"));
+  engine.SyncOldest(before_the_sync);
+  EXPECT_EQ(engine.UnsyncedWriteCount(), 2u);
+  engine.DropUnsyncedWrites();
+  EXPECT_EQ(engine.Get(Space::kData, "a").value_or(""), "2");
+  EXPECT_TRUE(absl::IsNotFound(engine.Get(Space::kData, "b").status()));
+  engine.SyncOldest(5);  // more than there are: all of them
+  EXPECT_EQ(engine.UnsyncedWriteCount(), 0u);
+}
+
 TEST(MemoryEngine, DescribesItself) { EXPECT_EQ(NewMemoryEngine()->Describe(), "memory"); }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "dynamo/storage/memory_engine.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -105,6 +107,12 @@ absl::Status MemoryEngine::Sync() {
   absl::MutexLock lock(&mu_);
   unsynced_.clear();
   return absl::OkStatus();
+}
+
+void MemoryEngine::SyncOldest(size_t writes) {
+  absl::MutexLock lock(&mu_);
+  unsynced_.erase(unsynced_.begin(),
+                  unsynced_.begin() + static_cast<std::ptrdiff_t>(std::min(writes, unsynced_.size())));
 }
 
 std::string MemoryEngine::Describe() const { return "memory"; }

@@ -38,6 +38,9 @@ class MemoryEngine final : public StorageEngine {
 
   // Drops every key of every space: the simulator's "disk replaced" event.
   void Clear();
+  // Makes the oldest `writes` unsynced writes durable: what a sync begun after
+  // them (and before the rest) does when it ends.
+  void SyncOldest(size_t writes);
   // Reverts every write made since the last Sync(): what a machine crash
   // (power loss) does to a durable engine.
   void DropUnsyncedWrites();
