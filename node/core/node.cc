@@ -1,6 +1,7 @@
 #include "dynamo/core/node.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,6 +22,15 @@ constexpr uint64_t kCounterBlock = 100000;
 bool MayLeaveBeforeSync(const v1::Envelope& envelope) {
   return !envelope.is_reply() &&
          (envelope.has_read() || envelope.has_write() || envelope.has_forward());
+}
+
+Outputs TakeEarlyRequests(Outputs& out) {
+  auto early = std::stable_partition(out.messages.begin(), out.messages.end(),
+                                     [](const OutMessage& m) { return !MayLeaveBeforeSync(m.envelope); });
+  Outputs taken;
+  taken.messages.assign(std::make_move_iterator(early), std::make_move_iterator(out.messages.end()));
+  out.messages.erase(early, out.messages.end());
+  return taken;
 }
 
 Node::Node(const NodeConfig& config, storage::StorageEngine* engine, uint64_t random_seed)

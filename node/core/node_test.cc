@@ -772,6 +772,36 @@ TEST(NodeTest, SiblingHardLimitRefusesConcurrentWritesButNotResolvingOnes) {
   c.MustPut(0, "k", "again", ctx);
 }
 
+// ------------------------------------------------------------- sync contract
+
+TEST(NodeTest, OnlyReplicaReadsWritesAndForwardsMayLeaveBeforeTheSync) {
+  Outputs out;
+  auto add = [&](const std::string& to, auto set_body, bool is_reply) {
+    OutMessage m;
+    m.to_node = to;
+    m.envelope.set_is_reply(is_reply);
+    set_body(m.envelope);
+    out.messages.push_back(std::move(m));
+  };
+  add("gossip", [](v1::Envelope& e) { e.mutable_gossip(); }, false);
+  add("write", [](v1::Envelope& e) { e.mutable_write(); }, false);
+  add("ack", [](v1::Envelope& e) { e.mutable_write_ack(); }, true);
+  add("read", [](v1::Envelope& e) { e.mutable_read(); }, false);
+  add("read-reply", [](v1::Envelope& e) { e.mutable_read_reply(); }, true);
+  add("forward", [](v1::Envelope& e) { e.mutable_forward(); }, false);
+  add("merkle", [](v1::Envelope& e) { e.mutable_merkle(); }, false);
+  out.sync = true;
+  const Outputs early = TakeEarlyRequests(out);
+  auto names = [](const Outputs& o) {
+    std::vector<std::string> v;
+    for (const OutMessage& m : o.messages) v.push_back(m.to_node);
+    return v;
+  };
+  EXPECT_EQ(names(early), (std::vector<std::string>{"write", "read", "forward"}));
+  EXPECT_EQ(names(out), (std::vector<std::string>{"gossip", "ack", "read-reply", "merkle"}));
+  EXPECT_TRUE(out.sync);
+}
+
 // ------------------------------------------------------------- epochs
 
 TEST(NodeTest, OpenKeepsTheEpochAfterACleanStopAndTakesANewOneAfterACrashOrOnEmptyStorage) {

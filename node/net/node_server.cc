@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -287,16 +286,8 @@ void NodeServer::Impl::Release(core::Outputs out) {
   }
   // Replica reads, writes and forwards need not wait (core::MayLeaveBeforeSync):
   // the replicas' syncs overlap this node's.
-  auto early = std::stable_partition(out.messages.begin(), out.messages.end(),
-                                     [](const core::OutMessage& m) {
-                                       return !core::MayLeaveBeforeSync(m.envelope);
-                                     });
-  if (early != out.messages.end()) {
-    core::Outputs now;
-    now.messages.assign(std::make_move_iterator(early), std::make_move_iterator(out.messages.end()));
-    out.messages.erase(early, out.messages.end());
-    Dispatch(now);
-  }
+  core::Outputs early = core::TakeEarlyRequests(out);
+  if (!early.messages.empty()) Dispatch(early);
   held_.push_back({after_sync, std::move(out)});
 }
 

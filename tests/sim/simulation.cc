@@ -195,15 +195,7 @@ void Simulation::Process(size_t i, core::Outputs& out) {
     Emit(i, out);
     return;
   }
-  core::Outputs early;
-  for (auto it = out.messages.begin(); it != out.messages.end();) {
-    if (core::MayLeaveBeforeSync(it->envelope)) {
-      early.messages.push_back(std::move(*it));
-      it = out.messages.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  core::Outputs early = core::TakeEarlyRequests(out);
   Emit(i, early);
   n.held.push_back({n.syncs_requested, std::move(out)});
 }

@@ -98,6 +98,9 @@ struct NodeCounters {
 // power loss; replicas then hold values the sender forgot, which is why a node
 // restarting after a crash takes a new clock actor (Node::Load).
 bool MayLeaveBeforeSync(const v1::Envelope& envelope);
+// Moves the messages of `out` for which MayLeaveBeforeSync holds into the
+// Outputs returned; both keep their order.
+Outputs TakeEarlyRequests(Outputs& out);
 
 class Node {
  public:
