@@ -104,20 +104,21 @@ std::vector<std::string> ReadQuorum::TakeFullReadsNeeded() {
   return needed;
 }
 
+bool ReadQuorum::DigestCounts(const std::string& node) const {
+  auto digest = digests_.find(node);
+  return digest != digests_.end() && !full_pending_.contains(node) &&
+         AgreeingAnswer(digest->second) != nullptr;
+}
+
 size_t ReadQuorum::responses() const {
   size_t agreeing = 0;
-  for (const auto& [node, digest] : digests_) {
-    if (!full_pending_.contains(node) && AgreeingAnswer(digest) != nullptr) ++agreeing;
-  }
+  for (const auto& [node, digest] : digests_) agreeing += DigestCounts(node);
   return responses_.size() + agreeing;
 }
 
 bool ReadQuorum::Complete() const {
   for (const Target& t : targets_) {
-    if (responses_.contains(t.node) || failed_.contains(t.node)) continue;
-    auto digest = digests_.find(t.node);
-    if (digest == digests_.end() || full_pending_.contains(t.node) ||
-        AgreeingAnswer(digest->second) == nullptr) {
+    if (!responses_.contains(t.node) && !failed_.contains(t.node) && !DigestCounts(t.node)) {
       return false;
     }
   }

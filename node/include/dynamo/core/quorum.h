@@ -106,6 +106,9 @@ class ReadQuorum {
  private:
   // The full answer a digest stands for, if one matches it.
   const std::optional<VersionedObject>* AgreeingAnswer(uint64_t digest) const;
+  // The node answered with a digest that counts as a full answer: it agrees
+  // with one, and no full re-read of the node is under way.
+  bool DigestCounts(const std::string& node) const;
 
   std::vector<Target> targets_;
   size_t r_;
