@@ -8,6 +8,7 @@
 #include <rocksdb/listener.h>
 #include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_manager.h>
 #include <rocksdb/status.h>
 #include <rocksdb/table.h>
 #include <rocksdb/table_properties.h>
@@ -55,6 +56,19 @@ constexpr int64_t kBlobGcCheckIntervalMs = 1000;
 // (until reopened).
 constexpr int64_t kResumeIntervalMs = 100;
 constexpr int64_t kSpaceCheckIntervalMs = 100;
+
+// Deleting a large file at once, on a volume mounted with `discard`, holds up
+// every fsync there for tens of milliseconds (the discard rides the next
+// journal commit): after a bulk load, 118 MiB of log files deleted together
+// slowed each log sync of a durable node from ~1 to ~10 ms for half a second,
+// on every replica at once (bench/RESULTS.md, F16). Files RocksDB no longer
+// needs are therefore renamed *.trash and deleted at this rate, a chunk at a
+// time; the trash may grow to the size of the tables and blob files, and
+// beyond that (or on a nearly full volume) files go at once.
+constexpr int64_t kFileDeletionBytesPerSecond = 64 << 20;
+constexpr uint64_t kFileDeletionChunkBytes = 2 << 20;
+constexpr double kTrashPerDataMax = 1.0;
+constexpr uint64_t kDeleteAtOnceBelowReserves = 4;
 
 // All memtables together. It is also the room kept free for their flush:
 // writes stop below it, and resume only with at least this much free space.
@@ -155,6 +169,11 @@ rocksdb::DBOptions MakeDbOptions(const RocksDbOptions& options) {
   db.keep_log_file_num = kInfoLogFilesMax;
   db.max_log_file_size = kInfoLogFileBytesMax;
   db.listeners.push_back(std::make_shared<RecoverOnDemand>());
+  // No trash directory is given, so creating the manager cannot fail.
+  db.sst_file_manager.reset(rocksdb::NewSstFileManager(
+      db.env, db.env->GetFileSystem(), /*info_log=*/nullptr, /*trash_dir=*/"",
+      kFileDeletionBytesPerSecond, /*delete_existing_trash=*/true, /*status=*/nullptr,
+      kTrashPerDataMax, kFileDeletionChunkBytes));
   return db;
 }
 
@@ -360,7 +379,8 @@ RocksDbEngine::RocksDbEngine(RocksDbOptions options, std::unique_ptr<rocksdb::DB
       db_(std::move(db)),
       handles_(std::move(handles)),
       spaces_(spaces),
-      background_work_(std::move(background_work)) {
+      background_work_(std::move(background_work)),
+      file_manager_(db_->GetDBOptions().sst_file_manager) {
   if (options_.durability == RocksDbOptions::Durability::kBuffered || options_.blob_min_bytes > 0) {
     background_thread_ = std::thread([this] { BackgroundLoop(); });
   }
@@ -379,6 +399,10 @@ RocksDbEngine::~RocksDbEngine() {
     db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   }
   db_->Close().PermitUncheckedError();
+}
+
+int64_t FileDeletionBytesPerSecond(uint64_t free_bytes, uint64_t reserve_bytes) {
+  return free_bytes / kDeleteAtOnceBelowReserves < reserve_bytes ? 0 : kFileDeletionBytesPerSecond;
 }
 
 bool BlobGarbageCollectionWanted(bool running, uint64_t garbage_bytes, uint64_t total_bytes) {
@@ -467,6 +491,10 @@ absl::Status RocksDbEngine::CheckFreeSpace() {
     uint64_t free_bytes = 0;
     const rocksdb::Status s = db_->GetEnv()->GetFreeSpace(options_.path, &free_bytes);
     free_bytes_ = s.ok() ? free_bytes : ~uint64_t{0};  // unknown: do not refuse
+    const int64_t rate = FileDeletionBytesPerSecond(free_bytes_, MemtablesBytesMax(options_));
+    if (rate != file_manager_->GetDeleteRateBytesPerSecond()) {
+      file_manager_->SetDeleteRateBytesPerSecond(rate);
+    }
   }
   const uint64_t reserve = MemtablesBytesMax(options_);
   if (free_bytes_ >= reserve) return absl::OkStatus();
@@ -583,6 +611,10 @@ absl::Status RocksDbEngine::SyncWal() {
   return absl::OkStatus();
 }
 
+int64_t RocksDbEngine::file_deletion_bytes_per_second() const {
+  return file_manager_->GetDeleteRateBytesPerSecond();
+}
+
 absl::Status RocksDbEngine::FlushMemTables() {
   rocksdb::FlushOptions flush_options;
   flush_options.wait = true;
@@ -609,6 +641,7 @@ EngineStats RocksDbEngine::Stats() const {
     stats.blob_file_bytes += blob.blob_file_size;
     stats.blob_garbage_bytes += blob.garbage_blob_bytes;
   }
+  stats.trash_bytes = file_manager_->GetTotalTrashSize();
   // One cache serves every column family: ask one of them.
   if (db_->GetIntProperty(spaces_[static_cast<int>(Space::kData)], "rocksdb.block-cache-usage",
                           &value)) {

@@ -38,6 +38,7 @@ namespace dynamo::storage {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 using Durability = RocksDbOptions::Durability;
 
@@ -848,6 +849,13 @@ TEST(RocksDbEngineValueSeparation, CompactionsRewriteKeysNotObjectsAndSpaceRetur
     // The overwritten objects' files are gone: one copy is left.
     EXPECT_LE(TotalBytes(DbFiles(options.path, ".blob")), kOneCopyAndHeaders);
     EXPECT_LT(TotalBytes(TableFiles(options.path)), uint64_t{kKeys} * kValueBytes / 4);
+    // Files deleted gradually (FileDeletionBytesPerSecond) are gone too.
+    while ((engine->Stats().trash_bytes > 0 || !DbFiles(options.path, ".trash").empty()) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(engine->Stats().trash_bytes, 0u);
+    EXPECT_THAT(DbFiles(options.path, ".trash"), IsEmpty());
   }
   std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
   ASSERT_NE(engine, nullptr);
@@ -969,6 +977,49 @@ TEST(RocksDbDiskReserve, FollowsTheMemtableSize) {
   EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
   EXPECT_THAT(Message(refused), HasSubstr("below the reserve of 8 MiB"));
   EXPECT_EQ(engine->Get(Space::kData, "k").value_or(""), "v");  // reads keep working
+}
+
+// Deleting big files at once stalls every fsync on a volume mounted with
+// `discard` (bench/RESULTS.md, F16): they go gradually, unless space is short.
+TEST(RocksDbFileDeletion, GradualUnlessLessThanFourReservesAreFree) {
+  constexpr uint64_t kReserve = 64 << 20;
+  EXPECT_GT(FileDeletionBytesPerSecond(~uint64_t{0}, kReserve), 0);  // free space unknown
+  EXPECT_GT(FileDeletionBytesPerSecond(100 * kReserve, kReserve), 0);
+  EXPECT_GT(FileDeletionBytesPerSecond(4 * kReserve, kReserve), 0);
+  EXPECT_EQ(FileDeletionBytesPerSecond(4 * kReserve - 4, kReserve), 0);
+  EXPECT_EQ(FileDeletionBytesPerSecond(kReserve, kReserve), 0);
+  EXPECT_EQ(FileDeletionBytesPerSecond(0, kReserve), 0);
+}
+
+TEST(RocksDbFileDeletion, EngineFollowsTheFreeSpace) {
+  TempDir dir;
+  auto fs = std::make_shared<FaultFs>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  RocksDbOptions options = Options(dir.Sub("db"));
+  options.env = env.get();
+  options.memtable_bytes = 1 << 20;  // reserve 4 MiB
+  fs->set_free_bytes(1 << 30);
+  std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
+  ASSERT_NE(engine, nullptr);
+  ASSERT_OK(engine->Put(Space::kData, "k", "v"));
+  const int64_t gradual = engine->file_deletion_bytes_per_second();
+  EXPECT_GT(gradual, 0);
+
+  // The engine reads the free space at a write, at most every 100 ms: write
+  // until the rate changes from `before`.
+  auto rate_once_changed_from = [&](int64_t before) {
+    for (int attempt = 0; attempt < 40; ++attempt) {
+      EXPECT_OK(engine->Put(Space::kData, "k", "v"));
+      if (engine->file_deletion_bytes_per_second() != before) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return engine->file_deletion_bytes_per_second();
+  };
+  // Still room to write, but little: deleted files return their space at once.
+  fs->set_free_bytes(8 << 20);
+  EXPECT_EQ(rate_once_changed_from(gradual), 0);
+  fs->set_free_bytes(1 << 30);
+  EXPECT_EQ(rate_once_changed_from(0), gradual);
 }
 
 class RocksDbDiskFullTest : public ::testing::TestWithParam<Durability> {};

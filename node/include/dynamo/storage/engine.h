@@ -51,6 +51,7 @@ struct EngineStats {
   uint64_t block_cache_bytes = 0;         // held in the block cache now
   uint64_t blob_file_bytes = 0;           // objects kept apart from the keys, on disk now
   uint64_t blob_garbage_bytes = 0;        // of which overwritten or deleted, not yet collected
+  uint64_t trash_bytes = 0;               // deleted files whose space is not yet returned
 };
 
 // Visitor of a scan: return false to stop early.

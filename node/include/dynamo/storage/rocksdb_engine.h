@@ -22,6 +22,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class SstFileManager;
 class Env;
 class Status;
 class WriteBatch;
@@ -128,6 +129,9 @@ class RocksDbEngine final : public StorageEngine {
   absl::Status FlushMemTables();
 
   const RocksDbOptions& options() const { return options_; }
+  // How fast files RocksDB no longer needs are deleted now (bytes per second;
+  // 0: at once). See FileDeletionBytesPerSecond.
+  int64_t file_deletion_bytes_per_second() const;
 
  private:
   class BackgroundWorkCounter;
@@ -155,6 +159,7 @@ class RocksDbEngine final : public StorageEngine {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::array<rocksdb::ColumnFamilyHandle*, kSpaceCount> spaces_;
   std::shared_ptr<BackgroundWorkCounter> background_work_;  // a listener of the database
+  std::shared_ptr<rocksdb::SstFileManager> file_manager_;    // deletes obsolete files
 
   absl::Mutex mu_;
   // Set when a write or log sync failed with an I/O error: RocksDB then
@@ -172,6 +177,13 @@ class RocksDbEngine final : public StorageEngine {
   bool blob_gc_running_ = false;  // BackgroundLoop's thread only
   std::thread background_thread_;  // kBuffered, or blob files on
 };
+
+// How fast files RocksDB no longer needs (old log files, compacted tables,
+// collected blob files) are deleted, given the volume's free bytes and the
+// write reserve: gradually (see rocksdb_engine.cc, kFileDeletionBytesPerSecond),
+// or at once (0) while less than 4 reserves are free, when the space matters
+// more than a stall.
+int64_t FileDeletionBytesPerSecond(uint64_t free_bytes, uint64_t reserve_bytes);
 
 // Whether compactions should relocate the live objects of the oldest blob files
 // (garbage collection), given the blob files' garbage and total bytes now: on
