@@ -35,6 +35,7 @@ struct Spread {
   bool spread = false;
   double rounds = 0;
   uint64_t messages = 0;
+  uint64_t bytes = 0;  // encoded messages, all kinds, during the spread
 };
 
 // Every node knows every other node (its member table has S entries).
@@ -79,6 +80,7 @@ Spread Measure(size_t nodes, uint64_t seed, int64_t interval_ms, std::vector<siz
   const std::string id = sim.id(changer);
   const int64_t start = sim.now();
   const uint64_t sent0 = sim.messages_sent();
+  const uint64_t bytes0 = sim.bytes_sent();
   const int64_t step = std::max<int64_t>(1, interval_ms / 10);
   curve->clear();
   int64_t next_round = start + interval_ms;
@@ -95,6 +97,7 @@ Spread Measure(size_t nodes, uint64_t seed, int64_t interval_ms, std::vector<siz
   }
   out.rounds = static_cast<double>(sim.now() - start) / static_cast<double>(interval_ms);
   out.messages = sim.messages_sent() - sent0;
+  out.bytes = sim.bytes_sent() - bytes0;
   return out;
 }
 
@@ -118,10 +121,11 @@ int main(int argc, char** argv) {
   std::printf("gossip_spread: rounds (gossip intervals of %lld ms) for a member-state change to "
               "reach all S nodes; %d seeds per size\n",
               static_cast<long long>(interval_ms), seeds);
-  std::printf("%6s %8s %8s %8s %8s %10s %12s %12s  %s\n", "S", "log2(S)", "min", "mean", "max",
-              "mean/log2", "msgs/node/rd", "formed (s)", "nodes reached after each round (seed 1)");
+  std::printf("%6s %8s %8s %8s %8s %10s %12s %13s %12s  %s\n", "S", "log2(S)", "min", "mean",
+              "max", "mean/log2", "msgs/node/rd", "KiB/node/rd", "formed (s)",
+              "nodes reached after each round (seed 1)");
   for (size_t s : sizes) {
-    double sum = 0, lo = 1e9, hi = 0, formed = 0, msgs = 0;
+    double sum = 0, lo = 1e9, hi = 0, formed = 0, msgs = 0, kib = 0;
     int done = 0;
     std::vector<size_t> first_curve;
     for (int k = 1; k <= seeds; ++k) {
@@ -139,14 +143,15 @@ int main(int argc, char** argv) {
       hi = std::max(hi, r.rounds);
       formed += r.formed_s;
       msgs += static_cast<double>(r.messages) / (r.rounds * static_cast<double>(s));
+      kib += static_cast<double>(r.bytes) / 1024.0 / (r.rounds * static_cast<double>(s));
     }
     if (done == 0) continue;
     const double mean = sum / done;
     std::string curve_text;
     for (size_t c : first_curve) curve_text += std::to_string(c) + " ";
-    std::printf("%6zu %8.2f %8.1f %8.1f %8.1f %10.2f %12.2f %12.1f  %s\n", s,
+    std::printf("%6zu %8.2f %8.1f %8.1f %8.1f %10.2f %12.2f %13.1f %12.1f  %s\n", s,
                 std::log2(static_cast<double>(s)), lo, mean, hi,
-                mean / std::log2(static_cast<double>(s)), msgs / done, formed / done,
+                mean / std::log2(static_cast<double>(s)), msgs / done, kib / done, formed / done,
                 curve_text.c_str());
     std::fflush(stdout);
   }

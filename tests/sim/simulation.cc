@@ -241,6 +241,7 @@ void Simulation::Emit(size_t i, core::Outputs& out) {
 
 void Simulation::Deliver(size_t from, const core::OutMessage& message) {
   ++messages_sent_;
+  bytes_sent_ += message.envelope.ByteSizeLong();
   auto to_it = by_address_.find(message.to_address);
   if (to_it == by_address_.end()) {
     ++messages_dropped_;

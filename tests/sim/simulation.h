@@ -110,6 +110,7 @@ class Simulation {
   std::set<std::string> AllKeys();
   bool AllInRing() const;
   uint64_t messages_sent() const { return messages_sent_; }
+  uint64_t bytes_sent() const { return bytes_sent_; }  // encoded envelopes, as on the wire
   uint64_t messages_dropped() const { return messages_dropped_; }
 
   void Log(const std::string& line);
@@ -170,6 +171,7 @@ class Simulation {
   uint64_t next_client_id_ = 1;
   std::map<uint64_t, ReplyCallback> pending_clients_;
   uint64_t messages_sent_ = 0;
+  uint64_t bytes_sent_ = 0;
   uint64_t messages_dropped_ = 0;
   std::vector<std::string> trace_;
   size_t trace_next_ = 0;
