@@ -469,6 +469,14 @@ TEST(MemoryEngine, DropUnsyncedWritesRevertsToTheLastSync) {
   EXPECT_OK(engine.Put(Space::kData, "c", "5"));
   EXPECT_OK(engine.Write({{Space::kHints, "d", "6", false}, {Space::kData, "a", "", true}}));
   EXPECT_EQ(engine.UnsyncedWriteCount(), 6u);
+  // What a crash would leave, without one.
+  EXPECT_EQ(engine.DurableValue(Space::kData, "a"), "1");
+  EXPECT_EQ(engine.DurableValue(Space::kMeta, "b"), "2");
+  EXPECT_EQ(engine.DurableValue(Space::kData, "c"), std::nullopt);
+  EXPECT_EQ(engine.DurableValue(Space::kHints, "d"), std::nullopt);
+  EXPECT_THAT(engine.UnsyncedKeys(Space::kData), ElementsAre("a", "c"));
+  EXPECT_THAT(engine.UnsyncedKeys(Space::kMeta), ElementsAre("b"));
+  EXPECT_EQ(engine.Get(Space::kData, "c").value_or(""), "5");  // still there until the crash
 
   engine.DropUnsyncedWrites();
   EXPECT_EQ(engine.Get(Space::kData, "a").value_or(""), "1");
@@ -480,6 +488,8 @@ TEST(MemoryEngine, DropUnsyncedWritesRevertsToTheLastSync) {
   // A crash right after a Sync loses nothing.
   EXPECT_OK(engine.Put(Space::kData, "e", "7"));
   EXPECT_OK(engine.Sync());
+  EXPECT_EQ(engine.DurableValue(Space::kData, "e"), "7");
+  EXPECT_THAT(engine.UnsyncedKeys(Space::kData), IsEmpty());
   engine.DropUnsyncedWrites();
   EXPECT_EQ(engine.Get(Space::kData, "e").value_or(""), "7");
 }

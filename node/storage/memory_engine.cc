@@ -115,6 +115,27 @@ void MemoryEngine::SyncOldest(size_t writes) {
                   unsynced_.begin() + static_cast<std::ptrdiff_t>(std::min(writes, unsynced_.size())));
 }
 
+std::optional<std::string> MemoryEngine::DurableValue(Space space, std::string_view key) const {
+  absl::ReaderMutexLock lock(&mu_);
+  // The oldest unsynced write of the key remembers what the sync left.
+  for (const Undo& undo : unsynced_) {
+    if (undo.space == space && undo.key == key) return undo.previous;
+  }
+  const Map& map = spaces_[static_cast<int>(space)];
+  auto it = map.find(key);
+  if (it == map.end()) return std::nullopt;
+  return it->second;
+}
+
+std::set<std::string> MemoryEngine::UnsyncedKeys(Space space) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::set<std::string> keys;
+  for (const Undo& undo : unsynced_) {
+    if (undo.space == space) keys.insert(undo.key);
+  }
+  return keys;
+}
+
 std::string MemoryEngine::Describe() const { return "memory"; }
 
 void MemoryEngine::Clear() {

@@ -42,9 +42,9 @@ std::string Replay(const Simulation& sim) {
                       info->name(), "\nlast events:\n", sim.Trace(150));
 }
 
-// Acknowledgements come only after W replicas hold the write: at the moment
-// a coordinator emits an OK put, at least W nodes store a version that
-// includes it.
+// Acknowledgements come only after W replicas hold the write durably: at the
+// moment a coordinator emits an OK put, at least W nodes have synced a version
+// that includes it (a machine crash of all of them would keep it).
 void CheckAcksAfterW(Simulation& sim, size_t w, std::string* violation) {
   sim.on_coordinator_reply = [&sim, w, violation](size_t, const core::ClientReply& reply) {
     if (!reply.status.ok() || !violation->empty()) return;
@@ -57,10 +57,12 @@ void CheckAcksAfterW(Simulation& sim, size_t w, std::string* violation) {
       if (!ctx.ok()) continue;
       size_t holders = 0;
       for (size_t i = 0; i < sim.size(); ++i) {
-        auto obj = sim.Stored(i, key);
+        auto obj = sim.StoredDurably(i, key);
         if (obj && obj->clock().Descends(*ctx)) ++holders;
       }
-      if (holders < w) *violation = absl::StrCat("put to ", key, " acknowledged with ", holders, " copies");
+      if (holders < w) {
+        *violation = absl::StrCat("put to ", key, " acknowledged with ", holders, " durable copies");
+      }
       return;
     }
   };

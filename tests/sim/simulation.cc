@@ -322,23 +322,43 @@ void Simulation::Delete(size_t at, const std::string& key, const std::string& co
 }
 
 std::optional<core::VersionedObject> Simulation::Stored(size_t i, const std::string& key) {
-  const uint64_t position = core::KeyPosition(key);
-  std::optional<core::VersionedObject> result;
+  return StoredIn(i, key, /*durable_only=*/false);
+}
+
+std::optional<core::VersionedObject> Simulation::StoredDurably(size_t i, const std::string& key) {
+  return StoredIn(i, key, /*durable_only=*/true);
+}
+
+std::optional<core::VersionedObject> Simulation::StoredIn(size_t i, const std::string& key,
+                                                          bool durable_only) {
   storage::MemoryEngine& e = *nodes_[i].engine;
-  absl::StatusOr<std::string> data = e.Get(storage::Space::kData, core::DataKey(position, key));
-  if (data.ok()) {
-    absl::StatusOr<core::VersionedObject> obj = core::VersionedObject::Decode(*data);
-    if (obj.ok()) result = *std::move(obj);
-  }
-  (void)e.Scan(storage::Space::kHints, "", "", [&](std::string_view k, std::string_view v) {
-    auto h = core::ParseHintKey(k);
-    if (!h || h->key != key) return true;
-    absl::StatusOr<core::VersionedObject> obj = core::VersionedObject::Decode(v);
-    if (!obj.ok()) return true;
+  auto read = [&](storage::Space space, std::string_view k) -> std::optional<std::string> {
+    if (durable_only) return e.DurableValue(space, k);
+    absl::StatusOr<std::string> value = e.Get(space, k);
+    if (!value.ok()) return std::nullopt;
+    return *std::move(value);
+  };
+  std::optional<core::VersionedObject> result;
+  auto merge = [&](const std::optional<std::string>& encoded) {
+    if (!encoded) return;
+    absl::StatusOr<core::VersionedObject> obj = core::VersionedObject::Decode(*encoded);
+    if (!obj.ok()) return;
     if (!result) result.emplace();
     result->Merge(*obj);
+  };
+  merge(read(storage::Space::kData, core::DataKey(core::KeyPosition(key), key)));
+  // The key's hints now, and (durably) those deleted since the last sync.
+  std::set<std::string> hint_keys;
+  (void)e.Scan(storage::Space::kHints, "", "", [&](std::string_view k, std::string_view) {
+    if (auto h = core::ParseHintKey(k); h && h->key == key) hint_keys.emplace(k);
     return true;
   });
+  if (durable_only) {
+    for (const std::string& k : e.UnsyncedKeys(storage::Space::kHints)) {
+      if (auto h = core::ParseHintKey(k); h && h->key == key) hint_keys.insert(k);
+    }
+  }
+  for (const std::string& k : hint_keys) merge(read(storage::Space::kHints, k));
   return result;
 }
 

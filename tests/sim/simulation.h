@@ -106,6 +106,8 @@ class Simulation {
   // --- inspection ---
   // What node i stores for the key: its replica merged with its hints.
   std::optional<core::VersionedObject> Stored(size_t i, const std::string& key);
+  // The same, as a machine crash of node i now would leave it: synced writes only.
+  std::optional<core::VersionedObject> StoredDurably(size_t i, const std::string& key);
   // Every key stored on any node (replicas and hints).
   std::set<std::string> AllKeys();
   bool AllInRing() const;
@@ -170,6 +172,8 @@ class Simulation {
   std::set<std::pair<size_t, size_t>> blocked_;
   uint64_t next_client_id_ = 1;
   std::map<uint64_t, ReplyCallback> pending_clients_;
+  std::optional<core::VersionedObject> StoredIn(size_t i, const std::string& key, bool durable_only);
+
   uint64_t messages_sent_ = 0;
   uint64_t bytes_sent_ = 0;
   uint64_t messages_dropped_ = 0;

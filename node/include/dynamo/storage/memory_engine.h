@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,11 @@ class MemoryEngine final : public StorageEngine {
   void DropUnsyncedWrites();
   // Number of writes a machine crash would lose now (tests).
   size_t UnsyncedWriteCount() const;
+  // What a machine crash now would leave of the key: its value as of the last
+  // sync (nullopt if absent then). Tests, to count durable copies.
+  std::optional<std::string> DurableValue(Space space, std::string_view key) const;
+  // Keys of the space written (or deleted) since the last sync.
+  std::set<std::string> UnsyncedKeys(Space space) const;
 
  private:
   using Map = std::map<std::string, std::string, std::less<>>;
