@@ -7,9 +7,11 @@
 //
 // The nodes form the membership only (auto-join off, no ring): what spreads
 // is the same member state whatever the ring. Push-pull gossip to one random
-// peer per round reaches everyone in about log2(S) + ln(S) rounds.
+// peer per round reaches everyone in about log2(S) + ln(S) rounds. With
+// --join=1 they also join the ring first, which every gossip message carries
+// too: what that adds to the bytes.
 //
-// usage: gossip_spread [--sizes=10,30,100,300,1000] [--seeds=3] [--interval-ms=1000]
+// usage: gossip_spread [--sizes=10,30,100,300,1000] [--seeds=3] [--interval-ms=1000] [--join=0]
 
 #include <cmath>
 #include <cstdio>
@@ -55,9 +57,10 @@ size_t Seen(dynamo::sim::Simulation& sim, const std::string& id, uint64_t versio
   return seen;
 }
 
-Spread Measure(size_t nodes, uint64_t seed, int64_t interval_ms, std::vector<size_t>* curve) {
+Spread Measure(size_t nodes, uint64_t seed, int64_t interval_ms, bool join,
+               std::vector<size_t>* curve) {
   dynamo::sim::SimOptions options = dynamo::sim::DefaultSimOptions(seed, nodes);
-  options.node.auto_join = false;
+  options.node.auto_join = join;
   options.node.gossip_interval_ms = interval_ms;
   options.tick_ms = std::max<int64_t>(1, interval_ms / 20);
   options.trace_max = 16;
@@ -65,7 +68,8 @@ Spread Measure(size_t nodes, uint64_t seed, int64_t interval_ms, std::vector<siz
   for (size_t i = 0; i < nodes; ++i) sim.Start(i);
   Spread out;
   // Learning the whole membership from one seed is itself a spread; wait for it.
-  out.formed = sim.RunUntil([&] { return AllKnowAll(sim); }, 600 * interval_ms);
+  out.formed = sim.RunUntil([&] { return AllKnowAll(sim) && (!join || sim.AllInRing()); },
+                            600 * interval_ms);
   out.formed_s = static_cast<double>(sim.now()) / 1000.0;
   if (!out.formed) return out;
   sim.RunFor(3 * interval_ms);  // settle: the failure detectors see everyone alive
@@ -117,10 +121,12 @@ int main(int argc, char** argv) {
   }
   const int seeds = std::atoi(Flag(argc, argv, "seeds", "3").c_str());
   const int64_t interval_ms = std::atoll(Flag(argc, argv, "interval-ms", "1000").c_str());
+  const bool join = Flag(argc, argv, "join", "0") == "1";
 
   std::printf("gossip_spread: rounds (gossip intervals of %lld ms) for a member-state change to "
-              "reach all S nodes; %d seeds per size\n",
-              static_cast<long long>(interval_ms), seeds);
+              "reach all S nodes; %d seeds per size; %s\n",
+              static_cast<long long>(interval_ms), seeds,
+              join ? "nodes in the ring (gossip carries it)" : "membership only, no ring");
   std::printf("%6s %8s %8s %8s %8s %10s %12s %13s %12s  %s\n", "S", "log2(S)", "min", "mean",
               "max", "mean/log2", "msgs/node/rd", "KiB/node/rd", "formed (s)",
               "nodes reached after each round (seed 1)");
@@ -130,7 +136,7 @@ int main(int argc, char** argv) {
     std::vector<size_t> first_curve;
     for (int k = 1; k <= seeds; ++k) {
       std::vector<size_t> curve;
-      const Spread r = Measure(s, static_cast<uint64_t>(k), interval_ms, &curve);
+      const Spread r = Measure(s, static_cast<uint64_t>(k), interval_ms, join, &curve);
       if (!r.formed || !r.spread) {
         std::printf("%6zu seed %d: %s\n", s, k,
                     !r.formed ? "membership never formed" : "change did not reach everyone");

@@ -60,8 +60,8 @@ constexpr int64_t kSpaceCheckIntervalMs = 100;
 // Deleting a large file at once, on a volume mounted with `discard`, holds up
 // every fsync there for tens of milliseconds (the discard rides the next
 // journal commit): after a bulk load, 118 MiB of log files deleted together
-// slowed each log sync of a durable node from ~1 to ~10 ms for half a second,
-// on every replica at once (bench/RESULTS.md, F16). Files RocksDB no longer
+// slowed each log sync of a durable node from under 1 ms to 3-10 ms for half a
+// second, on every replica at once (bench/RESULTS.md, F20). Files RocksDB no longer
 // needs are therefore renamed *.trash and deleted at this rate, a chunk at a
 // time; the trash may grow to the size of the tables and blob files, and
 // beyond that (or on a nearly full volume) files go at once.

@@ -22,8 +22,8 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
-class SstFileManager;
 class Env;
+class SstFileManager;
 class Status;
 class WriteBatch;
 }  // namespace rocksdb
