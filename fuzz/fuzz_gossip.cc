@@ -74,7 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   core::Membership peer(peer_config, peer_self, v1::RingState());
   core::FailureDetector peer_fd(config.phi_threshold, config.gossip_interval_ms);
   peer.Merge(gossip, now_ms, peer_fd);
-  peer.Merge(m.MakeGossip(), now_ms, peer_fd);
+  peer.Merge(m.MakeGossip(/*with_ring=*/true), now_ms, peer_fd);
   if (const v1::MemberState* seen = peer.Find(fuzz::kNodeId); seen != nullptr) {
     FUZZ_CHECK(seen->generation() == m.self().generation() && seen->version() == m.self().version(),
                "after hearing the node, a peer still holds another state of it: generation "
@@ -97,7 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   m.MaybeClaim(now_ms, fd, rng);
   fuzz::CheckState(m, before_claim);
 
-  const v1::Gossip made = m.MakeGossip();
+  const v1::Gossip made = m.MakeGossip(/*with_ring=*/true);
   std::string bytes;
   FUZZ_CHECK(made.SerializeToString(&bytes), "the node's gossip does not serialize");
   v1::Gossip parsed;

@@ -184,7 +184,7 @@ void Envelopes(CorpusWriter& w) {
   }
   {  // gossip from a peer that wants to join, carrying the node's ring
     v1::Envelope e = Request(15);
-    *e.mutable_gossip() = node.membership().MakeGossip();
+    *e.mutable_gossip() = node.membership().MakeGossip(/*with_ring=*/true);
     v1::MemberState* peer = e.mutable_gossip()->add_members();
     peer->set_node_id("n2");
     peer->set_address("127.0.0.1:7002");
@@ -225,7 +225,7 @@ void Envelopes(CorpusWriter& w) {
     out("reply_write_ack", e);
     v1::Envelope g = Request(0);
     g.set_is_reply(true);
-    *g.mutable_gossip_reply() = node.membership().MakeGossip();
+    *g.mutable_gossip_reply() = node.membership().MakeGossip(/*with_ring=*/true);
     out("reply_gossip_from_seed", g);
     v1::Envelope err = Request(20);
     err.set_is_reply(true);
@@ -245,7 +245,7 @@ void Envelopes(CorpusWriter& w) {
 
 void Gossips(CorpusWriter& w) {
   OneNodeRing ring;
-  const v1::Gossip own = ring.node().membership().MakeGossip();
+  const v1::Gossip own = ring.node().membership().MakeGossip(/*with_ring=*/true);
   w.Write("fuzz_gossip", "own_ring", own.SerializeAsString());
 
   // A two-node ring made by its claimant n0, which also names this node.
@@ -268,7 +268,7 @@ void Gossips(CorpusWriter& w) {
   *joining.add_members() = ring.node().membership().self();
   m.Merge(joining, kStartMs, fd);
   FUZZ_CHECK(m.MaybeClaim(kStartMs + 1000, fd, rng), "n0 did not add n1 to its ring");
-  w.Write("fuzz_gossip", "two_node_ring", m.MakeGossip().SerializeAsString());
+  w.Write("fuzz_gossip", "two_node_ring", m.MakeGossip(/*with_ring=*/true).SerializeAsString());
 
   v1::Gossip newer_self = own;
   newer_self.clear_ring();

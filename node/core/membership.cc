@@ -84,14 +84,26 @@ void Membership::BeatHeart() {
   s.set_heartbeat(s.heartbeat() + 1);
 }
 
-v1::Gossip Membership::MakeGossip() const {
+v1::Gossip Membership::MakeGossip(bool with_ring) const {
   v1::Gossip g;
   for (const auto& [id, state] : members_) {
     if (state.generation() == 0 && id != self_id_) continue;  // only known from the ring
     *g.add_members() = state;
   }
-  *g.mutable_ring() = ring_state_;
+  if (with_ring) {
+    *g.mutable_ring() = ring_state_;
+  } else {
+    g.set_ring_version(ring_state_.version());
+    g.set_ring_claimant(ring_state_.claimant());
+  }
   return g;
+}
+
+bool Membership::RingNewerThan(const v1::Gossip& peer) const {
+  const uint64_t version = peer.has_ring() ? peer.ring().version() : peer.ring_version();
+  const std::string_view claimant = peer.has_ring() ? peer.ring().claimant() : peer.ring_claimant();
+  return std::make_tuple(ring_state_.version(), std::string_view(ring_state_.claimant())) >
+         std::make_tuple(version, claimant);
 }
 
 Membership::MergeResult Membership::Merge(const v1::Gossip& gossip, int64_t now_ms,

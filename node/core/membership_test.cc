@@ -181,7 +181,7 @@ TEST(MembershipMergeTest, APeerHoldingANewerStateOfOursMakesUsJump) {
   Membership peer(Config("b"), State("b", 100), {});
   FailureDetector peer_fd(8, 1000);
   peer.Merge(GossipOf({State("a", 250, 1)}), 0, peer_fd);
-  peer.Merge(m.MakeGossip(), 0, peer_fd);
+  peer.Merge(m.MakeGossip(/*with_ring=*/true), 0, peer_fd);
   ASSERT_NE(peer.Find("a"), nullptr);
   EXPECT_EQ(peer.Find("a")->generation(), 251u);
 }
@@ -221,10 +221,36 @@ TEST(MembershipTest, GossipCarriesKnownStatesNotRingOnlyOnes) {
   // b is known from the persisted ring only: a placeholder, not gossiped.
   ASSERT_NE(m.Find("b"), nullptr);
   EXPECT_EQ(m.AddressOf("b"), Addr("b"));
-  v1::Gossip g = m.MakeGossip();
+  v1::Gossip g = m.MakeGossip(/*with_ring=*/true);
   ASSERT_EQ(g.members_size(), 1);
   EXPECT_EQ(g.members(0).node_id(), "a");
   EXPECT_EQ(g.ring().version(), 1u);
+}
+
+TEST(MembershipTest, GossipNamesTheRingOrCarriesIt) {
+  Membership m(Config("a"), State("a", 100), MakeRing(3, "b", {{"a", 4}, {"b", 4}}));
+  const v1::Gossip named = m.MakeGossip(/*with_ring=*/false);
+  EXPECT_FALSE(named.has_ring());
+  EXPECT_EQ(named.ring_version(), 3u);
+  EXPECT_EQ(named.ring_claimant(), "b");
+  EXPECT_EQ(m.MakeGossip(/*with_ring=*/true).ring().version(), 3u);
+
+  auto named_as = [](uint64_t version, const std::string& claimant) {
+    v1::Gossip g;
+    g.set_ring_version(version);
+    g.set_ring_claimant(claimant);
+    return g;
+  };
+  EXPECT_TRUE(m.RingNewerThan(v1::Gossip()));
+  EXPECT_TRUE(m.RingNewerThan(named_as(2, "z")));
+  EXPECT_TRUE(m.RingNewerThan(named_as(3, "a")));  // same version, lower claimant
+  EXPECT_FALSE(m.RingNewerThan(named_as(3, "b")));
+  EXPECT_FALSE(m.RingNewerThan(named_as(3, "c")));
+  EXPECT_FALSE(m.RingNewerThan(named_as(4, "a")));
+  // A whole ring is compared by its own identity, whatever the fields say.
+  v1::Gossip whole = named_as(9, "z");
+  *whole.mutable_ring() = MakeRing(2, "b", {{"a", 4}, {"b", 4}});
+  EXPECT_TRUE(m.RingNewerThan(whole));
 }
 
 // ------------------------------------------------------------- ring adoption

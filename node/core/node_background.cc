@@ -30,7 +30,7 @@ void Node::Gossip(int64_t now_ms, Outputs* out) {
   ++counters_.gossip_rounds;
   for (const Membership::Peer& peer : membership_->GossipTargets(now_ms, fd_, rng_)) {
     v1::Envelope env;
-    *env.mutable_gossip() = membership_->MakeGossip();
+    *env.mutable_gossip() = membership_->MakeGossip(/*with_ring=*/false);  // see Gossip.ring
     if (peer.node_id.empty()) {
       SendToAddress(peer.address, std::move(env), out);
     } else {

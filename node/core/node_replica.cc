@@ -32,7 +32,8 @@ void Node::ServeRequest(const v1::Envelope& request, int64_t now_ms, Outputs* ou
     case v1::Envelope::kGossip: {
       OnGossip(request.gossip(), now_ms, out);
       v1::Envelope reply;
-      *reply.mutable_gossip_reply() = membership_->MakeGossip();
+      *reply.mutable_gossip_reply() =
+          membership_->MakeGossip(/*with_ring=*/membership_->RingNewerThan(request.gossip()));
       Reply(request, std::move(reply), out);
       break;
     }

@@ -743,6 +743,41 @@ TEST(NodeBadInputTest, GossipWithABadRingChangesNoStoredRing) {
   }
 }
 
+// A gossip request names its ring; the reply carries the replier's ring only
+// when it is newer than that (an unchanged ring does not travel every round).
+TEST(NodeTest, GossipRepliesCarryTheRingOnlyToAPeerWithAnOlderOne) {
+  Cluster c(1, 1);
+  c.Step();
+  const v1::RingState& ring = c.node(0).membership().ring_state();
+  ASSERT_GT(ring.version(), 0u);
+  auto reply_to = [&](const v1::Gossip& gossip) {
+    v1::Envelope e = Request();
+    *e.mutable_gossip() = gossip;
+    Outputs out;
+    c.node(0).HandleMessage(e, c.now(), &out);
+    EXPECT_EQ(out.messages.size(), 1u);
+    return out.messages.empty() ? v1::Gossip() : out.messages[0].envelope.gossip_reply();
+  };
+  v1::Gossip same;
+  same.set_ring_version(ring.version());
+  same.set_ring_claimant(ring.claimant());
+  v1::Gossip reply = reply_to(same);
+  EXPECT_FALSE(reply.has_ring());
+  EXPECT_EQ(reply.ring_version(), ring.version());
+  EXPECT_EQ(reply.ring_claimant(), ring.claimant());
+
+  v1::Gossip older = same;
+  older.set_ring_version(ring.version() - 1);
+  EXPECT_EQ(reply_to(older).ring().version(), ring.version());
+  // A peer without a ring, or of a version that names none (0).
+  EXPECT_EQ(reply_to(v1::Gossip()).ring().version(), ring.version());
+  // A version that sends the whole ring: compared by the ring it sent.
+  v1::Gossip whole;
+  *whole.mutable_ring() = ring;
+  EXPECT_FALSE(reply_to(whole).has_ring());
+  EXPECT_EQ(c.node(0).membership().ring_state().version(), ring.version());
+}
+
 // ------------------------------------------------------------- sibling limit
 
 TEST(NodeTest, SiblingHardLimitRefusesConcurrentWritesButNotResolvingOnes) {

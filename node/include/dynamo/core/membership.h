@@ -45,7 +45,12 @@ class Membership {
   void BeatHeart();
   void SetSeeds(std::vector<std::string> seeds) { config_.seeds = std::move(seeds); }
 
-  v1::Gossip MakeGossip() const;
+  // Every member's state, and the ring or only its identity (version and
+  // claimant).
+  v1::Gossip MakeGossip(bool with_ring) const;
+  // Whether our ring is newer than the one a peer's gossip holds or names:
+  // then the peer should get it.
+  bool RingNewerThan(const v1::Gossip& peer) const;
   struct MergeResult {
     bool ring_changed = false;
     bool self_changed = false;  // someone held a newer state of ours: we jumped past it
