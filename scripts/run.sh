@@ -13,9 +13,11 @@ if [ -f "$DIR/n1.pid" ] && kill -0 "$(cat "$DIR/n1.pid")" 2>/dev/null; then
   "$CTL" dev down --dir "$DIR"
 fi
 # Nodes run with jemalloc preloaded, as the node image runs them (bench/RESULTS.md, F13).
-# awk and sed read their input to the end: a reader that quits early can kill
-# the writer with SIGPIPE, which pipefail turns into a failed run (1 in 10 here).
-JEMALLOC=$(ldconfig -p | awk '!p && /libjemalloc\.so\.2 /{p = $NF} END {print p}')
+# sed reads its input to the end: a reader that quits early can kill the
+# writer with SIGPIPE, which pipefail turns into a failed run (1 in 10 here).
+# shellcheck source=scripts/lib/jemalloc.sh
+. scripts/lib/jemalloc.sh
+JEMALLOC=$(jemalloc_path)
 LD_PRELOAD="$JEMALLOC" "$CTL" dev up -n 3 --dir "$DIR" --node-binary "$BIN/node/dynamo-node"
 export DYNAMO_ADDR=127.0.0.1:7001
 echo

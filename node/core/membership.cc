@@ -13,6 +13,11 @@ auto Newness(const v1::MemberState& s) {
   return std::make_tuple(s.generation(), s.version(), s.heartbeat());
 }
 
+// Which of two rings is newer: the higher version, then the higher claimant.
+std::tuple<uint64_t, std::string_view> RingId(const v1::RingState& ring) {
+  return {ring.version(), ring.claimant()};
+}
+
 // Generations are wall-clock milliseconds at start (plus one per restart), far
 // below this; a node could not jump past a larger state of itself (see Merge:
 // generation + 1 would wrap to 0 and the peer's state would win for good).
@@ -102,8 +107,7 @@ v1::Gossip Membership::MakeGossip(bool with_ring) const {
 bool Membership::RingNewerThan(const v1::Gossip& peer) const {
   const uint64_t version = peer.has_ring() ? peer.ring().version() : peer.ring_version();
   const std::string_view claimant = peer.has_ring() ? peer.ring().claimant() : peer.ring_claimant();
-  return std::make_tuple(ring_state_.version(), std::string_view(ring_state_.claimant())) >
-         std::make_tuple(version, claimant);
+  return RingId(ring_state_) > std::make_tuple(version, claimant);
 }
 
 Membership::MergeResult Membership::Merge(const v1::Gossip& gossip, int64_t now_ms,
@@ -142,8 +146,7 @@ Membership::MergeResult Membership::Merge(const v1::Gossip& gossip, int64_t now_
 }
 
 bool Membership::AdoptRing(const v1::RingState& ring) {
-  if (std::make_tuple(ring.version(), ring.claimant()) <=
-      std::make_tuple(ring_state_.version(), ring_state_.claimant())) {
+  if (RingId(ring) <= RingId(ring_state_)) {
     return false;
   }
   if (!RingFromState(ring).ok()) return false;  // a malformed ring never replaces a good one
