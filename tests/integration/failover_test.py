@@ -12,6 +12,7 @@ class KillOwnerThenRestart(unittest.TestCase):
 
     def test_hints_reach_restarted_owner(self):
         c = Cluster(3).start()
+        self.addCleanup(c.close)  # a failed test must not leave nodes on the next one's ports
         n0, n1, n2 = c.nodes
         first = n0.put(b"k", b"v1", w=2)
         n2.kill()  # kill -9
@@ -29,8 +30,11 @@ class KillOwnerThenRestart(unittest.TestCase):
         n2.start()
         wait_until(lambda: all(not n.status().hints for n in (n0, n1)), 30,
                    "hint backlog to drain")
-        delivered = n0.metric("dynamo_hints_delivered_total") + n1.metric("dynamo_hints_delivered_total")
-        self.assertGreater(delivered, 0)
+        # /metrics is republished every 100 ms: it may trail the status just read.
+        delivered = lambda: (n0.metric("dynamo_hints_delivered_total") +
+                             n1.metric("dynamo_hints_delivered_total"))
+        wait_until(lambda: delivered() > 0, 5, "the delivered hints metric")
+        self.assertGreater(delivered(), 0)
         self.assertGreater(n0.status().hints_delivered + n1.status().hints_delivered, 0)
         # R=1 aimed at the restarted node: its own replica answers.
         got = n2.get(b"k", r=1)
@@ -42,6 +46,7 @@ class KillOwnerThenRestart(unittest.TestCase):
 class DurableAcrossKill9(unittest.TestCase):
     def test_every_acknowledged_write_survives_kill9_of_all_nodes(self):
         c = Cluster(3).start()
+        self.addCleanup(c.close)  # a failed test must not leave nodes on the next one's ports
         for i in range(200):
             c.nodes[i % 3].put(b"d%d" % i, b"value%d" % i, w=2)
         for n in c.nodes:
@@ -62,6 +67,7 @@ class RestartKeepsOrChangesTheClockActor(unittest.TestCase):
 
     def test_clean_stop_keeps_it_kill9_changes_it(self):
         c = Cluster(3).start()
+        self.addCleanup(c.close)  # a failed test must not leave nodes on the next one's ports
         n0 = c.nodes[0]
         first = n0.status().actor
         n0.put(b"a", b"before-stop", w=3)
@@ -75,6 +81,9 @@ class RestartKeepsOrChangesTheClockActor(unittest.TestCase):
         c.wait_normal()
         self.assertNotEqual(n0.status().actor, first, "kill -9 must change the actor")
         n0.put(b"a", b"after-kill", w=3)
+        # Right after a kill -9 restart a read of all three can find a peer's
+        # connection to n0 still reconnecting (UNAVAILABLE): retried briefly.
+        wait_until(lambda: c.nodes[1].get(b"a", r=3) is not None, 10, "a read of all three replicas")
         got = c.nodes[1].get(b"a", r=3)
         self.assertEqual(sorted(s.value for s in got.siblings),
                          [b"after-kill", b"after-stop", b"before-stop"])
@@ -84,6 +93,7 @@ class RestartKeepsOrChangesTheClockActor(unittest.TestCase):
 class WipedNodeIsRebuilt(unittest.TestCase):
     def test_antientropy_restores_every_key(self):
         c = Cluster(3).start()
+        self.addCleanup(c.close)  # a failed test must not leave nodes on the next one's ports
         keys = [b"w%d" % i for i in range(300)]
         for i, k in enumerate(keys):
             c.nodes[i % 3].put(k, b"v", w=3)
