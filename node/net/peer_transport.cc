@@ -19,31 +19,31 @@ struct InFlight {
 
 }  // namespace
 
-std::shared_ptr<v1::Replica::Stub> PeerTransport::StubFor(const std::string& address) {
+PeerTransport::Peer PeerTransport::PeerFor(const std::string& address) {
   absl::MutexLock lock(&mu_);
-  if (closed_) return nullptr;
+  if (closed_) return {};
   ++in_flight_;
-  auto it = stubs_.find(address);
-  if (it != stubs_.end()) return it->second;
-  if (stubs_.size() >= kChannelsMax) stubs_.erase(stubs_.begin());
+  auto it = peers_.find(address);
+  if (it != peers_.end()) return it->second;
+  if (peers_.size() >= kChannelsMax) peers_.erase(peers_.begin());
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(message_bytes_max_));
   args.SetMaxSendMessageSize(static_cast<int>(message_bytes_max_));
-  // Reconnect fast after a peer restarts: failure detection is ours, not gRPC's.
+  // Failure detection is ours, not gRPC's: short backoffs, reset in Start.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   auto channel = grpc::CreateCustomChannel(address, credentials_, args);
-  std::shared_ptr<v1::Replica::Stub> stub = v1::Replica::NewStub(channel);
-  stubs_[address] = stub;
-  return stub;
+  Peer peer{channel, v1::Replica::NewStub(channel)};
+  peers_[address] = peer;
+  return peer;
 }
 
 template <typename Message, typename DoneFn, typename Method>
 void PeerTransport::Start(const std::string& address, Message request, int64_t timeout_ms,
                           DoneFn done, Method method) {
-  std::shared_ptr<v1::Replica::Stub> stub = StubFor(address);
-  if (stub == nullptr) {
+  Peer peer = PeerFor(address);
+  if (peer.stub == nullptr) {
     done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport closed"), Message());
     return;
   }
@@ -52,7 +52,17 @@ void PeerTransport::Start(const std::string& address, Message request, int64_t t
   call->done = std::move(done);
   call->context.set_deadline(std::chrono::system_clock::now() +
                              std::chrono::milliseconds(timeout_ms));
-  method(stub->async(), &call->context, &call->request, &call->reply,
+  // The core calls only peers its failure detector holds alive, so a channel
+  // still backing off from calls made while the peer was down (a restart)
+  // must try again now, and the call must wait for that attempt: without
+  // wait_for_ready it fails at once while the channel reports the failure.
+  // A peer that is still down then fails the call by its deadline, as a
+  // silent network would.
+  if (peer.channel->GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    grpc::experimental::ChannelResetConnectionBackoff(peer.channel.get());
+    call->context.set_wait_for_ready(true);
+  }
+  method(peer.stub->async(), &call->context, &call->request, &call->reply,
          [this, call](grpc::Status status) {
            call->done(status, std::move(call->reply));
            delete call;

@@ -35,7 +35,12 @@ class PeerTransport {
   void Close();
 
  private:
-  std::shared_ptr<v1::Replica::Stub> StubFor(const std::string& address);  // counts a call in flight
+  struct Peer {
+    std::shared_ptr<grpc::Channel> channel;
+    std::shared_ptr<v1::Replica::Stub> stub;
+  };
+  // Counts a call in flight; an empty Peer once closed.
+  Peer PeerFor(const std::string& address);
   void CallEnded();
   template <typename Message, typename DoneFn, typename Method>
   void Start(const std::string& address, Message request, int64_t timeout_ms, DoneFn done,
@@ -46,7 +51,7 @@ class PeerTransport {
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, std::shared_ptr<v1::Replica::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Peer> peers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dynamo::server

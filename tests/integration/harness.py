@@ -137,6 +137,10 @@ class Node:
         _, _, admin_pb2, _ = stubs()
         return self.admin().Members(admin_pb2.MembersRequest(), timeout=5)
 
+    def member(self, node_id):
+        """This node's view of one member (state, alive, address)."""
+        return next(m for m in self.members().members if m.node_id == node_id)
+
     def http(self, path):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
             return r.status, r.read().decode()
@@ -201,7 +205,8 @@ class Cluster:
         return node
 
     def wait_normal(self, timeout=60, nodes=None):
-        """Until every running node sees every given node NORMAL, on one ring version."""
+        """Until every running node sees every given node NORMAL and alive (its
+        failure detector), on one ring version."""
         _, _, admin_pb2, _ = stubs()
         nodes = nodes or self.nodes
         running = [n for n in self.nodes if n.alive()]
@@ -211,12 +216,12 @@ class Cluster:
             for viewer in running:
                 m = viewer.members()
                 versions.add(m.ring_version)
-                states = {x.node_id: x.state for x in m.members}
-                if any(states.get(n.id) != admin_pb2.NODE_STATE_NORMAL for n in nodes):
+                seen = {x.node_id: (x.state, x.alive) for x in m.members}
+                if any(seen.get(n.id) != (admin_pb2.NODE_STATE_NORMAL, True) for n in nodes):
                     return False
             return len(versions) == 1
         try:
-            wait_until(ok, timeout, "every node NORMAL on one ring")
+            wait_until(ok, timeout, "every node NORMAL and alive on one ring")
         except AssertionError:
             self.dump()
             raise
