@@ -156,12 +156,59 @@ absl::Status LocalStore::OnRingChange(const Ring& ring) {
   return Rebuild(ring);
 }
 
-MerkleTree* LocalStore::TreeFor(uint64_t position) {
-  if (trees_.empty()) return nullptr;
+std::optional<size_t> LocalStore::RangeOf(uint64_t position) const {
+  if (ranges_.empty()) return std::nullopt;
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), position,
                              [](uint64_t p, const KeyRange& r) { return p < r.start; });
-  size_t i = it == ranges_.begin() ? ranges_.size() - 1 : static_cast<size_t>(it - ranges_.begin()) - 1;
-  return &trees_[i];
+  return it == ranges_.begin() ? ranges_.size() - 1 : static_cast<size_t>(it - ranges_.begin()) - 1;
+}
+
+MerkleTree* LocalStore::TreeFor(uint64_t position) {
+  const std::optional<size_t> i = RangeOf(position);
+  return i && *i < trees_.size() ? &trees_[*i] : nullptr;
+}
+
+absl::Status LocalStore::VerifyTrees() const {
+  std::map<std::string, uint64_t> hashes;  // stored key -> its object's item hash
+  std::vector<MerkleTree> expected;
+  for (const KeyRange& r : ranges_) {
+    absl::StatusOr<MerkleTree> tree = MerkleTree::Create(r, shape_);
+    if (!tree.ok()) return tree.status();
+    expected.push_back(*std::move(tree));
+  }
+  absl::Status s =
+      engine_->Scan(Space::kData, "", "", [&](std::string_view stored, std::string_view value) {
+        if (auto k = ParseDataKey(stored)) {
+          const uint64_t hash = ItemHash(k->key, value);
+          hashes[std::string(stored)] = hash;
+          if (auto i = RangeOf(k->position)) (void)expected[*i].Update(k->position, 0, hash);
+        }
+        return true;
+      });
+  if (!s.ok()) return s;
+  std::string differs;
+  s = engine_->Scan(Space::kItemHashes, "", "", [&](std::string_view stored, std::string_view value) {
+    auto it = hashes.find(std::string(stored));
+    if (it == hashes.end() || DecodeItemHash(value) != it->second) {
+      differs = absl::StrCat("the stored item hash of ", absl::CHexEscape(absl::string_view(stored.data(), stored.size())),
+                             it == hashes.end() ? " has no object" : " is not its object's");
+      return false;
+    }
+    hashes.erase(it);
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (differs.empty() && !hashes.empty()) {
+    differs = absl::StrCat(absl::CHexEscape(hashes.begin()->first), " has no stored item hash");
+  }
+  for (size_t i = 0; differs.empty() && i < expected.size(); ++i) {
+    if (expected[i].Root() != trees_[i].Root() || expected[i].key_count() != trees_[i].key_count()) {
+      differs = absl::StrCat("the tree of range ", i, " holds ", trees_[i].key_count(),
+                             " keys and is not what the ", expected[i].key_count(),
+                             " stored objects make");
+    }
+  }
+  return differs.empty() ? absl::OkStatus() : absl::DataLossError(differs);
 }
 
 std::optional<size_t> LocalStore::FindRange(const KeyRange& range) const {
@@ -220,15 +267,21 @@ absl::StatusOr<StoredObject> LocalStore::Merge(std::string_view key, uint64_t po
                                                const VersionedObject& incoming, bool* changed) {
   absl::StatusOr<std::optional<StoredObject>> current = Get(key, position);
   if (!current.ok()) return current.status();
-  if (!*current && incoming.empty()) {  // nothing to store: no record of nothing
+  return MergeWith(key, position, *current, incoming, changed);
+}
+
+absl::StatusOr<StoredObject> LocalStore::MergeWith(std::string_view key, uint64_t position,
+                                                   const std::optional<StoredObject>& current,
+                                                   const VersionedObject& incoming, bool* changed) {
+  if (!current && incoming.empty()) {  // nothing to store: no record of nothing
     if (changed != nullptr) *changed = false;
     return StoredObject{};
   }
-  VersionedObject merged = *current ? (*current)->object : VersionedObject();
-  const bool did_change = merged.Merge(incoming) || !*current;
+  VersionedObject merged = current ? current->object : VersionedObject();
+  const bool did_change = merged.Merge(incoming) || !current;
   if (changed != nullptr) *changed = did_change;
-  if (!did_change) return **std::move(current);
-  return Replace(key, position, *current, merged);
+  if (!did_change) return *current;
+  return Replace(key, position, current, merged);
 }
 
 absl::StatusOr<bool> LocalStore::DeleteIfUnchanged(std::string_view key, uint64_t position,

@@ -283,7 +283,8 @@ void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
   // replica and its hints: its clock entry then truthfully covers every dot
   // this actor ever made for the key (the invariant that lets version vectors
   // stand for sets of dots; see TakeNewEpoch for when a node forgets some).
-  absl::StatusOr<std::optional<VersionedObject>> current = ReadLocal(op.key, op.position);
+  std::optional<StoredObject> replica;  // what object is built on, of this node's replica
+  absl::StatusOr<std::optional<VersionedObject>> current = ReadLocal(op.key, op.position, &replica);
   if (!current.ok()) {
     ++counters_.storage_errors;
     Respond(op, current.status(), std::monostate(), now_ms, out);
@@ -311,7 +312,8 @@ void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
       NextDot(std::max(object.clock().Counter(actor_), context.Counter(actor_)));
   object.Write(context, dot, std::move(op.value), tombstone, now_ms);
   object.PruneClock(config_.clock_entries_max);
-  absl::StatusOr<StoredObject> stored = StoreFor(hint_for, op.key, op.position, object, out);
+  absl::StatusOr<StoredObject> stored =
+      StoreFor(hint_for, op.key, op.position, object, out, &replica);
   if (!stored.ok()) {
     Respond(op, stored.status(), std::monostate(), now_ms, out);
     AdvanceOp(op, now_ms, out);

@@ -60,12 +60,13 @@ void Node::ServeRequest(const v1::Envelope& request, int64_t now_ms, Outputs* ou
   }
 }
 
-absl::StatusOr<std::optional<VersionedObject>> Node::ReadLocal(const std::string& key,
-                                                               uint64_t position) {
+absl::StatusOr<std::optional<VersionedObject>> Node::ReadLocal(
+    const std::string& key, uint64_t position, std::optional<StoredObject>* replica) {
   absl::StatusOr<std::optional<StoredObject>> data = store_.Get(key, position);
   if (!data.ok()) return data.status();
   std::optional<VersionedObject> result;
-  if (*data) result = std::move((*data)->object);
+  if (*data) result = (*data)->object;
+  if (replica != nullptr) *replica = *std::move(data);
   // A fallback answers with what it holds for the owners it stands in for.
   for (const auto& [owner, count] : store_.hint_counts()) {
     absl::StatusOr<std::optional<StoredObject>> hint = store_.GetHint(owner, key, position);
@@ -105,10 +106,12 @@ absl::Status Node::DigestLocal(const std::string& key, uint64_t position, v1::Re
 
 absl::StatusOr<StoredObject> Node::StoreFor(const std::string& hint_for, const std::string& key,
                                             uint64_t position, const VersionedObject& object,
-                                            Outputs* out) {
+                                            Outputs* out,
+                                            const std::optional<StoredObject>* built_on) {
   absl::StatusOr<StoredObject> stored;
   if (hint_for.empty() || hint_for == config_.node_id) {
-    stored = store_.Merge(key, position, object, nullptr);
+    stored = built_on != nullptr ? store_.MergeWith(key, position, *built_on, object, nullptr)
+                                 : store_.Merge(key, position, object, nullptr);
   } else {
     stored = store_.MergeHint(hint_for, key, position, object);
     if (stored.ok()) ++counters_.hints_stored;

@@ -35,11 +35,16 @@ void MemoryEngine::ApplyLocked(Space space, std::string_view key, const std::str
 
 absl::StatusOr<std::string> MemoryEngine::Get(Space space, std::string_view key) {
   if (!IsValidSpace(space)) return InvalidSpaceError(space);
+  gets_[static_cast<int>(space)].fetch_add(1, std::memory_order_relaxed);
   absl::ReaderMutexLock lock(&mu_);
   const Map& map = spaces_[static_cast<int>(space)];
   auto it = map.find(key);
   if (it == map.end()) return absl::NotFoundError("key not found");
   return it->second;
+}
+
+uint64_t MemoryEngine::GetCount(Space space) const {
+  return IsValidSpace(space) ? gets_[static_cast<int>(space)].load(std::memory_order_relaxed) : 0;
 }
 
 absl::Status MemoryEngine::Put(Space space, std::string_view key, std::string_view value) {

@@ -86,6 +86,11 @@ bool Converged(Simulation& sim, std::string* why) {
         sim.node(0)->membership().ring_state().version()) {
       return fail(absl::StrCat(sim.id(i), " has another ring version"));
     }
+    // Anti-entropy compares these trees: one that drifted from the objects
+    // would keep replicas exchanging, or miss a difference.
+    if (absl::Status s = sim.node(i)->store().VerifyTrees(); !s.ok()) {
+      return fail(absl::StrCat(sim.id(i), ": ", s.message()));
+    }
   }
   const core::Ring& ring = sim.node(0)->membership().ring();
   const size_t n = sim.node(0)->config().replicas_n;

@@ -57,6 +57,11 @@ class LocalStore {
   // Merges `incoming` into what is stored; returns the result.
   absl::StatusOr<StoredObject> Merge(std::string_view key, uint64_t position,
                                      const VersionedObject& incoming, bool* changed);
+  // The same with `current`, what the caller read with Get and nothing wrote
+  // since: saves reading it again.
+  absl::StatusOr<StoredObject> MergeWith(std::string_view key, uint64_t position,
+                                         const std::optional<StoredObject>& current,
+                                         const VersionedObject& incoming, bool* changed);
   // Stores `object` in place of `previous` (which the caller read).
   absl::StatusOr<StoredObject> Replace(std::string_view key, uint64_t position,
                                        const std::optional<StoredObject>& previous,
@@ -84,6 +89,10 @@ class LocalStore {
   uint64_t total_keys() const;
   // Index of the tree whose range is exactly `range`, if any.
   std::optional<size_t> FindRange(const KeyRange& range) const;
+  // A full check, for tests and repair tools: DataLoss saying what differs if
+  // a stored item hash is not its object's, or a tree is not what the stored
+  // objects make. Reads every object.
+  absl::Status VerifyTrees() const;
 
   // --- hints: objects held for another node (sloppy quorum) ---
   absl::StatusOr<std::optional<StoredObject>> GetHint(std::string_view owner, std::string_view key,
@@ -109,6 +118,8 @@ class LocalStore {
   storage::StorageEngine* engine() { return engine_; }
 
  private:
+  // Index of the range holding `position`; none if there are no ranges.
+  std::optional<size_t> RangeOf(uint64_t position) const;
   MerkleTree* TreeFor(uint64_t position);
   // Empty trees for ranges_.
   absl::Status ResetTrees();

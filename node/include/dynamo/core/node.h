@@ -231,17 +231,21 @@ class Node {
   void ServeRangeRoots(const v1::Envelope& request, Outputs* out);
   void ServeRangeDigests(const v1::Envelope& request, Outputs* out);
   // What this node holds for a key: its replica and any hints for it, merged.
-  absl::StatusOr<std::optional<VersionedObject>> ReadLocal(const std::string& key,
-                                                           uint64_t position);
+  // `replica`, if given, receives the replica's stored object alone.
+  absl::StatusOr<std::optional<VersionedObject>> ReadLocal(
+      const std::string& key, uint64_t position, std::optional<StoredObject>* replica = nullptr);
   // A replica read's answer for one key: the object (ReadLocal), or only its
   // digest (ReadDigest of it), which needs no object read when no hints
   // could add to it.
   absl::Status ObjectLocal(const std::string& key, uint64_t position, v1::ReadItem* item);
   absl::Status DigestLocal(const std::string& key, uint64_t position, v1::ReadItem* item);
   // Stores an object for a target: as a replica, or as a hint for its owner.
+  // `built_on`, if given, is the replica's stored object as ReadLocal just
+  // read it: merged with without reading it again.
   absl::StatusOr<StoredObject> StoreFor(const std::string& hint_for, const std::string& key,
                                         uint64_t position, const VersionedObject& object,
-                                        Outputs* out);
+                                        Outputs* out,
+                                        const std::optional<StoredObject>* built_on = nullptr);
 
   // --- background work (node_background.cc) ---
   void Gossip(int64_t now_ms, Outputs* out);

@@ -3,6 +3,7 @@
 // An in-memory StorageEngine for tests and the deterministic simulator.
 
 #include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -52,6 +53,8 @@ class MemoryEngine final : public StorageEngine {
   std::optional<std::string> DurableValue(Space space, std::string_view key) const;
   // Keys of the space written (or deleted) since the last sync.
   std::set<std::string> UnsyncedKeys(Space space) const;
+  // Gets of the space since the engine was made (tests, to count reads).
+  uint64_t GetCount(Space space) const;
 
  private:
   using Map = std::map<std::string, std::string, std::less<>>;
@@ -70,6 +73,7 @@ class MemoryEngine final : public StorageEngine {
   // Writes since the last Sync(), oldest first. Bounded by what the node
   // writes between two Syncs (it syncs before every acknowledgement).
   std::vector<Undo> unsynced_ ABSL_GUARDED_BY(mu_);
+  std::array<std::atomic<uint64_t>, kSpaceCount> gets_{};
 };
 
 // A fresh, empty in-memory engine.
