@@ -16,14 +16,38 @@ using storage::WriteOp;
 // is converted: bounded memory, few write calls.
 constexpr size_t kItemHashBatch = 1024;
 
+// An item hash space value: the 8-byte item hash, then (since item metas)
+// the object's clock as an ObjectRecord without siblings.
 std::string EncodeItemHash(uint64_t hash) { return EncodeBigEndian64(hash); }
 
-// ItemHash is never 0; anything but 8 bytes of non-zero is not ours.
+std::string EncodeItemMeta(uint64_t hash, const VersionVector& clock) {
+  v1::ObjectRecord record;
+  clock.ToProto(record.mutable_clock());
+  return EncodeItemHash(hash) + record.SerializeAsString();
+}
+
+// ItemHash is never 0; fewer than 8 bytes or a zero hash is not ours.
 std::optional<uint64_t> DecodeItemHash(std::string_view bytes) {
-  if (bytes.size() != 8) return std::nullopt;
-  const uint64_t hash = DecodeBigEndian64(bytes);
+  if (bytes.size() < 8) return std::nullopt;
+  const uint64_t hash = DecodeBigEndian64(bytes.substr(0, 8));
   if (hash == 0) return std::nullopt;
   return hash;
+}
+
+std::optional<ItemMeta> DecodeItemMeta(std::string_view bytes) {
+  const std::optional<uint64_t> hash = DecodeItemHash(bytes);
+  if (!hash) return std::nullopt;
+  ItemMeta meta{*hash, std::nullopt};
+  if (bytes.size() == 8) return meta;  // stored before item metas: hash only
+  v1::ObjectRecord record;
+  if (!record.ParseFromArray(bytes.data() + 8, static_cast<int>(bytes.size() - 8)) ||
+      record.siblings_size() != 0) {
+    return std::nullopt;
+  }
+  absl::StatusOr<VersionVector> clock = VersionVector::FromProto(record.clock());
+  if (!clock.ok()) return std::nullopt;
+  meta.clock = *std::move(clock);
+  return meta;
 }
 
 absl::Status MalformedItemHash(std::string_view key) {
@@ -169,7 +193,11 @@ MerkleTree* LocalStore::TreeFor(uint64_t position) {
 }
 
 absl::Status LocalStore::VerifyTrees() const {
-  std::map<std::string, uint64_t> hashes;  // stored key -> its object's item hash
+  struct Item {
+    uint64_t hash;
+    VersionVector clock;
+  };
+  std::map<std::string, Item> items;  // stored key -> its object's item hash and clock
   std::vector<MerkleTree> expected;
   for (const KeyRange& r : ranges_) {
     absl::StatusOr<MerkleTree> tree = MerkleTree::Create(r, shape_);
@@ -178,28 +206,36 @@ absl::Status LocalStore::VerifyTrees() const {
   }
   absl::Status s =
       engine_->Scan(Space::kData, "", "", [&](std::string_view stored, std::string_view value) {
-        if (auto k = ParseDataKey(stored)) {
-          const uint64_t hash = ItemHash(k->key, value);
-          hashes[std::string(stored)] = hash;
-          if (auto i = RangeOf(k->position)) (void)expected[*i].Update(k->position, 0, hash);
-        }
+        auto k = ParseDataKey(stored);
+        if (!k) return true;
+        const uint64_t hash = ItemHash(k->key, value);
+        absl::StatusOr<VersionedObject> object = VersionedObject::Decode(value);
+        items[std::string(stored)] = {hash, object.ok() ? object->clock() : VersionVector()};
+        if (auto i = RangeOf(k->position)) (void)expected[*i].Update(k->position, 0, hash);
         return true;
       });
   if (!s.ok()) return s;
   std::string differs;
+  auto check = [&](std::string_view stored, std::string_view value) -> std::string_view {
+    auto it = items.find(std::string(stored));
+    if (it == items.end()) return " has no object";
+    const std::optional<ItemMeta> meta = DecodeItemMeta(value);
+    if (!meta || meta->hash != it->second.hash) return " is not its object's";
+    if (meta->clock && *meta->clock != it->second.clock) return " has another clock";
+    items.erase(it);
+    return "";
+  };
   s = engine_->Scan(Space::kItemHashes, "", "", [&](std::string_view stored, std::string_view value) {
-    auto it = hashes.find(std::string(stored));
-    if (it == hashes.end() || DecodeItemHash(value) != it->second) {
-      differs = absl::StrCat("the stored item hash of ", absl::CHexEscape(absl::string_view(stored.data(), stored.size())),
-                             it == hashes.end() ? " has no object" : " is not its object's");
-      return false;
-    }
-    hashes.erase(it);
-    return true;
+    const std::string_view what = check(stored, value);
+    if (what.empty()) return true;
+    differs = absl::StrCat("the stored item meta of ",
+                           absl::CHexEscape(absl::string_view(stored.data(), stored.size())),
+                           absl::string_view(what.data(), what.size()));
+    return false;
   });
   if (!s.ok()) return s;
-  if (differs.empty() && !hashes.empty()) {
-    differs = absl::StrCat(absl::CHexEscape(hashes.begin()->first), " has no stored item hash");
+  if (differs.empty() && !items.empty()) {
+    differs = absl::StrCat(absl::CHexEscape(items.begin()->first), " has no stored item hash");
   }
   for (size_t i = 0; differs.empty() && i < expected.size(); ++i) {
     if (expected[i].Root() != trees_[i].Root() || expected[i].key_count() != trees_[i].key_count()) {
@@ -249,25 +285,53 @@ absl::StatusOr<std::optional<uint64_t>> LocalStore::GetItemHash(std::string_view
   return hash;
 }
 
+absl::StatusOr<std::optional<ItemMeta>> LocalStore::GetItemMeta(std::string_view key,
+                                                                uint64_t position) {
+  absl::StatusOr<std::string> v = engine_->Get(Space::kItemHashes, DataKey(position, key));
+  if (absl::IsNotFound(v.status())) return std::nullopt;
+  if (!v.ok()) return v.status();
+  std::optional<ItemMeta> meta = DecodeItemMeta(*v);
+  if (!meta) return MalformedItemHash(key);
+  return meta;
+}
+
 absl::StatusOr<StoredObject> LocalStore::Replace(std::string_view key, uint64_t position,
                                                  const std::optional<StoredObject>& previous,
                                                  const VersionedObject& object) {
   StoredObject next{object, object.Encode()};
   if (previous && previous->encoded == next.encoded) return next;
+  return Store(key, position, previous ? ItemHash(key, previous->encoded) : 0, std::move(next));
+}
+
+absl::StatusOr<StoredObject> LocalStore::Store(std::string_view key, uint64_t position,
+                                               uint64_t old_hash, StoredObject next) {
   std::string stored = DataKey(position, key);
   const uint64_t hash = ItemHash(key, next.encoded);
-  absl::Status s = engine_->Write({{Space::kData, stored, next.encoded, false},
-                                   {Space::kItemHashes, std::move(stored), EncodeItemHash(hash), false}});
+  absl::Status s = engine_->Write(
+      {{Space::kData, stored, next.encoded, false},
+       {Space::kItemHashes, std::move(stored), EncodeItemMeta(hash, next.object.clock()), false}});
   if (!s.ok()) return s;
-  TrackItem(position, previous ? ItemHash(key, previous->encoded) : 0, hash);
+  TrackItem(position, old_hash, hash);
   return next;
 }
 
 absl::StatusOr<StoredObject> LocalStore::Merge(std::string_view key, uint64_t position,
                                                const VersionedObject& incoming, bool* changed) {
-  absl::StatusOr<std::optional<StoredObject>> current = Get(key, position);
-  if (!current.ok()) return current.status();
-  return MergeWith(key, position, *current, incoming, changed);
+  absl::StatusOr<std::optional<ItemMeta>> meta = GetItemMeta(key, position);
+  if (!meta.ok()) return meta.status();
+  return MergeWith(key, position, *meta, incoming, changed);
+}
+
+absl::StatusOr<StoredObject> LocalStore::MergeWith(std::string_view key, uint64_t position,
+                                                   const std::optional<ItemMeta>& current,
+                                                   const VersionedObject& incoming, bool* changed) {
+  if (current && current->clock && incoming.ReplacesAnyWithClock(*current->clock)) {
+    if (changed != nullptr) *changed = true;
+    return Store(key, position, current->hash, StoredObject{incoming, incoming.Encode()});
+  }
+  absl::StatusOr<std::optional<StoredObject>> object = Get(key, position);
+  if (!object.ok()) return object.status();
+  return MergeWith(key, position, *object, incoming, changed);
 }
 
 absl::StatusOr<StoredObject> LocalStore::MergeWith(std::string_view key, uint64_t position,

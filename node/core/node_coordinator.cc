@@ -265,6 +265,30 @@ bool Node::ForwardWrite(Op& op, int64_t now_ms, Outputs* out) {
   return true;
 }
 
+absl::StatusOr<VersionedObject> Node::WriteBase(const Op& op, const std::string& hint_for,
+                                                ReplicaRead* read) {
+  // The new version is built on everything this node holds for the key, its
+  // replica and its hints: its clock entry then truthfully covers every dot
+  // this actor ever made for the key (the invariant that lets version vectors
+  // stand for sets of dots; see TakeNewEpoch for when a node forgets some).
+  if (store_.hint_counts().empty() && (hint_for.empty() || hint_for == config_.node_id)) {
+    absl::StatusOr<std::optional<ItemMeta>> meta = store_.GetItemMeta(op.key, op.position);
+    if (!meta.ok()) return meta.status();
+    // Without an item meta (nothing stored, or stored by an older version)
+    // the object read below tells.
+    if (*meta && (*meta)->clock && op.context.Descends(*(*meta)->clock)) {
+      VersionVector clock = *(*meta)->clock;
+      *read = *std::move(meta);
+      return VersionedObject::OfClock(std::move(clock));
+    }
+  }
+  std::optional<StoredObject> replica;
+  absl::StatusOr<std::optional<VersionedObject>> current = ReadLocal(op.key, op.position, &replica);
+  if (!current.ok()) return current.status();
+  *read = std::move(replica);
+  return *current ? **std::move(current) : VersionedObject();
+}
+
 void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
   op.forwarded = false;
   const VersionVector& context = op.context;
@@ -279,19 +303,15 @@ void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
     targets.push_back({config_.node_id, ""});
   }
 
-  // The new version is built on everything this node holds for the key, its
-  // replica and its hints: its clock entry then truthfully covers every dot
-  // this actor ever made for the key (the invariant that lets version vectors
-  // stand for sets of dots; see TakeNewEpoch for when a node forgets some).
-  std::optional<StoredObject> replica;  // what object is built on, of this node's replica
-  absl::StatusOr<std::optional<VersionedObject>> current = ReadLocal(op.key, op.position, &replica);
-  if (!current.ok()) {
+  ReplicaRead replica;
+  absl::StatusOr<VersionedObject> base = WriteBase(op, hint_for, &replica);
+  if (!base.ok()) {
     ++counters_.storage_errors;
-    Respond(op, current.status(), std::monostate(), now_ms, out);
+    Respond(op, base.status(), std::monostate(), now_ms, out);
     AdvanceOp(op, now_ms, out);
     return;
   }
-  VersionedObject object = *current ? **std::move(current) : VersionedObject();
+  VersionedObject object = *std::move(base);
   size_t survivors = 0;
   for (const Sibling& s : object.siblings()) {
     if (!s.tombstone && !context.Covers(s.dot)) ++survivors;
@@ -313,7 +333,7 @@ void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
   object.Write(context, dot, std::move(op.value), tombstone, now_ms);
   object.PruneClock(config_.clock_entries_max);
   absl::StatusOr<StoredObject> stored =
-      StoreFor(hint_for, op.key, op.position, object, out, &replica);
+      StoreFor(hint_for, op.key, op.position, object, out, replica);
   if (!stored.ok()) {
     Respond(op, stored.status(), std::monostate(), now_ms, out);
     AdvanceOp(op, now_ms, out);

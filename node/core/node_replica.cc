@@ -106,12 +106,16 @@ absl::Status Node::DigestLocal(const std::string& key, uint64_t position, v1::Re
 
 absl::StatusOr<StoredObject> Node::StoreFor(const std::string& hint_for, const std::string& key,
                                             uint64_t position, const VersionedObject& object,
-                                            Outputs* out,
-                                            const std::optional<StoredObject>* built_on) {
+                                            Outputs* out, const ReplicaRead& read) {
   absl::StatusOr<StoredObject> stored;
   if (hint_for.empty() || hint_for == config_.node_id) {
-    stored = built_on != nullptr ? store_.MergeWith(key, position, *built_on, object, nullptr)
-                                 : store_.Merge(key, position, object, nullptr);
+    if (const auto* o = std::get_if<std::optional<StoredObject>>(&read)) {
+      stored = store_.MergeWith(key, position, *o, object, nullptr);
+    } else if (const auto* m = std::get_if<std::optional<ItemMeta>>(&read)) {
+      stored = store_.MergeWith(key, position, *m, object, nullptr);
+    } else {
+      stored = store_.Merge(key, position, object, nullptr);
+    }
   } else {
     stored = store_.MergeHint(hint_for, key, position, object);
     if (stored.ok()) ++counters_.hints_stored;

@@ -22,6 +22,27 @@ bool RecordLess(const Sibling& a, const Sibling& b) {
 
 }  // namespace
 
+VersionedObject VersionedObject::OfClock(VersionVector clock) {
+  VersionedObject obj;
+  obj.clock_ = std::move(clock);
+  return obj;
+}
+
+bool VersionedObject::ReplacesAnyWithClock(const VersionVector& clock) const {
+  if (siblings_.empty()) return false;  // the merge might change nothing
+  for (const Sibling& s : siblings_) {
+    if (clock.Covers(s.dot)) return false;  // the stored object may have dropped it
+  }
+  for (const auto& [actor, entry] : clock.entries()) {
+    auto it = clock_.entries().find(actor);
+    if (it == clock_.entries().end() || it->second.counter < entry.counter ||
+        it->second.timestamp_ms < entry.timestamp_ms) {
+      return false;  // the merged clock would differ from ours
+    }
+  }
+  return true;
+}
+
 void VersionedObject::Write(const VersionVector& context, Dot dot, std::string value,
                             bool tombstone, int64_t now_ms) {
   std::erase_if(siblings_, [&](const Sibling& s) { return context.Covers(s.dot); });

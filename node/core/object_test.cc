@@ -231,6 +231,67 @@ RC_GTEST_PROP(VersionedObjectLattice, MergeIsIdempotent, (uint64_t seed)) {
   RC_ASSERT(aa == a);
 }
 
+// What lets a replica store a write without reading its own object: when
+// ReplacesAnyWithClock holds, the merge gives the incoming object itself.
+RC_GTEST_PROP(VersionedObjectLattice, ReplacesAnyWithClockOnlyWhenTheMergeGivesTheIncoming,
+              (uint64_t seed)) {
+  Random rng(seed);
+  std::vector<VersionedObject> s = RandomObjects(rng, 2);
+  VersionedObject stored = s[0];
+  VersionedObject incoming = s[1];
+  if (rng.Chance(0.5)) {
+    // The common case: a coordinator's write built on a copy of `stored`,
+    // with a context that saw part or all of it.
+    incoming = stored;
+    const VersionVector context = rng.Chance(0.7) ? stored.clock() : VersionVector();
+    incoming.Write(context, Dot{"w#1", stored.clock().Counter("w#1") + 1}, "new", false,
+                   static_cast<int64_t>(rng.Uniform(1000)));
+  }
+  const bool replaces = incoming.ReplacesAnyWithClock(stored.clock());
+  RC_TAG(replaces);
+  VersionedObject merged = stored;
+  const bool changed = merged.Merge(incoming);
+  if (replaces) {
+    RC_ASSERT(merged == incoming);
+    RC_ASSERT(changed);
+  }
+}
+
+TEST(VersionedObjectTest, ReplacesAnyWithClockNeedsTheWholeClockAndOnlyNewSiblings) {
+  VersionVector stored;
+  stored.Advance("a", 2, 50);
+  VersionedObject incoming;
+  incoming.Write(stored, Dot{"w", 1}, "x", false, 60);
+  EXPECT_TRUE(incoming.ReplacesAnyWithClock(stored));
+  VersionVector later = stored;
+  later.Advance("a", 2, 55);  // same counter, a later time: the merge keeps it
+  EXPECT_FALSE(incoming.ReplacesAnyWithClock(later));
+  later = stored;
+  later.Advance("b", 1, 1);
+  EXPECT_FALSE(incoming.ReplacesAnyWithClock(later)) << "an entry it lacks";
+  later = stored;
+  later.Advance("w", 1, 60);
+  EXPECT_FALSE(incoming.ReplacesAnyWithClock(later)) << "its sibling may have been dropped";
+  EXPECT_FALSE(VersionedObject::OfClock(stored).ReplacesAnyWithClock(stored)) << "no sibling";
+}
+
+// A coordinator whose write's context covers the stored clock builds on the
+// clock alone (OfClock) and gets what building on the whole object gives.
+RC_GTEST_PROP(VersionedObjectLattice, AWriteCoveringTheClockNeedsOnlyTheClock, (uint64_t seed)) {
+  Random rng(seed);
+  VersionedObject stored = RandomObject(rng);
+  VersionVector context = stored.clock();
+  if (rng.Chance(0.5)) context.Advance("other#1", 1 + rng.Uniform(3), 5);
+  const Dot dot{"w#1", stored.clock().Counter("w#1") + 1};
+  const bool tombstone = rng.Chance(0.2);
+  VersionedObject whole = stored;
+  whole.Write(context, dot, "new", tombstone, 77);
+  VersionedObject from_clock = VersionedObject::OfClock(stored.clock());
+  from_clock.Write(context, dot, "new", tombstone, 77);
+  RC_ASSERT(from_clock == whole);
+  RC_ASSERT(whole.ReplacesAnyWithClock(stored.clock()));
+}
+
 RC_GTEST_PROP(VersionVectorLattice, MergeLaws, (uint64_t seed)) {
   Random rng(seed);
   auto random_vv = [&] {

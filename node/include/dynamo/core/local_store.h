@@ -29,6 +29,15 @@ struct StoredObject {
   std::string encoded;
 };
 
+// What a write needs of a stored object without reading it: its item hash
+// and its clock. Stored beside the object (the item hash space); the clock is
+// absent where a version before it stored the hash, or the hashes were
+// rebuilt from the objects: a write then reads the object.
+struct ItemMeta {
+  uint64_t hash = 0;
+  std::optional<VersionVector> clock;
+};
+
 // Not thread-safe: owned by the node's single protocol thread.
 class LocalStore {
  public:
@@ -54,13 +63,21 @@ class LocalStore {
   // The stored ItemHash of the key's object, without reading the object (a
   // digest read); empty if there is none. DataLoss if it is malformed.
   absl::StatusOr<std::optional<uint64_t>> GetItemHash(std::string_view key, uint64_t position);
-  // Merges `incoming` into what is stored; returns the result.
+  // The stored item hash and clock, without reading the object; empty if
+  // there is no object. DataLoss if malformed.
+  absl::StatusOr<std::optional<ItemMeta>> GetItemMeta(std::string_view key, uint64_t position);
+  // Merges `incoming` into what is stored; returns the result. Reads only the
+  // stored item meta when that shows the result is `incoming` itself
+  // (VersionedObject::ReplacesAnyWithClock), the common replica write.
   absl::StatusOr<StoredObject> Merge(std::string_view key, uint64_t position,
                                      const VersionedObject& incoming, bool* changed);
-  // The same with `current`, what the caller read with Get and nothing wrote
-  // since: saves reading it again.
+  // The same with what the caller read (Get, or GetItemMeta) and nothing
+  // wrote since: saves reading it again.
   absl::StatusOr<StoredObject> MergeWith(std::string_view key, uint64_t position,
                                          const std::optional<StoredObject>& current,
+                                         const VersionedObject& incoming, bool* changed);
+  absl::StatusOr<StoredObject> MergeWith(std::string_view key, uint64_t position,
+                                         const std::optional<ItemMeta>& current,
                                          const VersionedObject& incoming, bool* changed);
   // Stores `object` in place of `previous` (which the caller read).
   absl::StatusOr<StoredObject> Replace(std::string_view key, uint64_t position,
@@ -121,6 +138,10 @@ class LocalStore {
   // Index of the range holding `position`; none if there are no ranges.
   std::optional<size_t> RangeOf(uint64_t position) const;
   MerkleTree* TreeFor(uint64_t position);
+  // Writes `next` and its item meta over the object whose item hash is
+  // `old_hash` (0: none), keeping the tree current.
+  absl::StatusOr<StoredObject> Store(std::string_view key, uint64_t position, uint64_t old_hash,
+                                     StoredObject next);
   // Empty trees for ranges_.
   absl::Status ResetTrees();
   // Hashes are ItemHash values, 0 for "absent".

@@ -239,13 +239,22 @@ class Node {
   // could add to it.
   absl::Status ObjectLocal(const std::string& key, uint64_t position, v1::ReadItem* item);
   absl::Status DigestLocal(const std::string& key, uint64_t position, v1::ReadItem* item);
+  // What a coordinated write read of its replica's stored object: nothing,
+  // the object (ReadLocal), or only its item meta (BuildWrite).
+  using ReplicaRead =
+      std::variant<std::monostate, std::optional<StoredObject>, std::optional<ItemMeta>>;
+  // What a coordinated write builds on: what this node holds for the key; or,
+  // when that is its replica alone and the write's context covers the stored
+  // clock, the clock alone (the write drops every stored value: no object
+  // read). `read` receives what was read of the replica.
+  absl::StatusOr<VersionedObject> WriteBase(const Op& op, const std::string& hint_for,
+                                            ReplicaRead* read);
   // Stores an object for a target: as a replica, or as a hint for its owner.
-  // `built_on`, if given, is the replica's stored object as ReadLocal just
-  // read it: merged with without reading it again.
+  // `read` is what the caller read of the replica's stored object, merged
+  // with without reading it again.
   absl::StatusOr<StoredObject> StoreFor(const std::string& hint_for, const std::string& key,
                                         uint64_t position, const VersionedObject& object,
-                                        Outputs* out,
-                                        const std::optional<StoredObject>* built_on = nullptr);
+                                        Outputs* out, const ReplicaRead& read = {});
 
   // --- background work (node_background.cc) ---
   void Gossip(int64_t now_ms, Outputs* out);

@@ -37,6 +37,9 @@ inline constexpr size_t kMaxSiblingsDecoded = 4096;
 class VersionedObject {
  public:
   VersionedObject() = default;
+  // An object that has seen `clock` and holds no value: what a write whose
+  // context covers the stored clock builds on (it drops every stored value).
+  static VersionedObject OfClock(VersionVector clock);
 
   // A write coordinated with a fresh dot: removes every sibling the context
   // has seen, adds the new value. `dot` must not be covered by clock() or
@@ -72,6 +75,13 @@ class VersionedObject {
 
   friend bool operator==(const VersionedObject&, const VersionedObject&) = default;
   std::string ToString() const;
+
+  // True if merging this object into any object whose clock is `clock` gives
+  // this object unchanged, and changes that object: then a replica that knows
+  // only its stored clock can store this object without reading its own.
+  // Holds when this clock includes `clock` (counters and times) and every
+  // sibling here is new to `clock`, so none is one the stored object dropped.
+  bool ReplacesAnyWithClock(const VersionVector& clock) const;
 
  private:
   VersionVector clock_;
