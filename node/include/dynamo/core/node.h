@@ -240,7 +240,7 @@ class Node {
   absl::Status ObjectLocal(const std::string& key, uint64_t position, v1::ReadItem* item);
   absl::Status DigestLocal(const std::string& key, uint64_t position, v1::ReadItem* item);
   // What a coordinated write read of its replica's stored object: nothing,
-  // the object (ReadLocal), or only its item meta (BuildWrite).
+  // the object (ReadLocal), or only its item meta (WriteBase).
   using ReplicaRead =
       std::variant<std::monostate, std::optional<StoredObject>, std::optional<ItemMeta>>;
   // What a coordinated write builds on: what this node holds for the key; or,
