@@ -1,6 +1,7 @@
 #include "peer_transport.h"
 
 #include <chrono>
+#include <vector>
 
 namespace dynamo::server {
 namespace {
@@ -19,10 +20,13 @@ struct InFlight {
 
 }  // namespace
 
-PeerTransport::Peer PeerTransport::PeerFor(const std::string& address) {
+PeerTransport::Peer PeerTransport::StartCall(const std::string& address,
+                                             std::shared_ptr<grpc::ClientContext> context,
+                                             uint64_t* id) {
   absl::MutexLock lock(&mu_);
   if (closed_) return {};
-  ++in_flight_;
+  *id = next_call_id_++;
+  in_flight_[*id] = std::move(context);
   auto it = peers_.find(address);
   if (it != peers_.end()) return it->second;
   if (peers_.size() >= kChannelsMax) peers_.erase(peers_.begin());
@@ -42,16 +46,18 @@ PeerTransport::Peer PeerTransport::PeerFor(const std::string& address) {
 template <typename Message, typename DoneFn, typename Method>
 void PeerTransport::Start(const std::string& address, Message request, int64_t timeout_ms,
                           DoneFn done, Method method) {
-  Peer peer = PeerFor(address);
-  if (peer.stub == nullptr) {
-    done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport closed"), Message());
-    return;
-  }
-  auto* call = new InFlight<Message, DoneFn>;
+  auto call = std::make_shared<InFlight<Message, DoneFn>>();
   call->request = std::move(request);
   call->done = std::move(done);
   call->context.set_deadline(std::chrono::system_clock::now() +
                              std::chrono::milliseconds(timeout_ms));
+  uint64_t id = 0;
+  // Close may cancel the call through this (sharing the call's lifetime).
+  Peer peer = StartCall(address, std::shared_ptr<grpc::ClientContext>(call, &call->context), &id);
+  if (peer.stub == nullptr) {
+    call->done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport closed"), Message());
+    return;
+  }
   // The core calls only peers its failure detector holds alive, so a channel
   // still backing off from calls made while the peer was down (a restart)
   // must try again now, and the call must wait for that attempt: without
@@ -63,10 +69,10 @@ void PeerTransport::Start(const std::string& address, Message request, int64_t t
     call->context.set_wait_for_ready(true);
   }
   method(peer.stub->async(), &call->context, &call->request, &call->reply,
-         [this, call](grpc::Status status) {
+         [this, call, id](grpc::Status status) mutable {
            call->done(status, std::move(call->reply));
-           delete call;
-           CallEnded();
+           CallEnded(id);
+           call.reset();  // the context may go here, as gRPC allows in its callback
          });
 }
 
@@ -86,16 +92,25 @@ void PeerTransport::CallBatch(const std::string& address, v1::EnvelopeBatch requ
         });
 }
 
-void PeerTransport::CallEnded() {
+void PeerTransport::CallEnded(uint64_t id) {
   absl::MutexLock lock(&mu_);
-  --in_flight_;
+  in_flight_.erase(id);
 }
 
 void PeerTransport::Close() {
+  std::vector<std::shared_ptr<grpc::ClientContext>> calls;
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    for (const auto& [id, context] : in_flight_) calls.push_back(context);
+  }
+  // Outside the lock: a cancelled call's callback takes it. A call waiting
+  // for a peer that is down would otherwise hold the stop for its deadline.
+  for (const std::shared_ptr<grpc::ClientContext>& context : calls) context->TryCancel();
   absl::MutexLock lock(&mu_);
-  closed_ = true;
   mu_.Await(absl::Condition(
-      +[](int* n) { return *n == 0; }, &in_flight_));
+      +[](std::map<uint64_t, std::shared_ptr<grpc::ClientContext>>* m) { return m->empty(); },
+      &in_flight_));
 }
 
 }  // namespace dynamo::server

@@ -30,8 +30,8 @@ class PeerTransport {
   void Call(const std::string& address, v1::Envelope request, int64_t timeout_ms, Done done);
   void CallBatch(const std::string& address, v1::EnvelopeBatch requests, int64_t timeout_ms,
                  BatchDone done);
-  // Refuses new calls and waits until those in flight have ended (each has a
-  // deadline), so no callback runs after Close returns.
+  // Refuses new calls, cancels those in flight and waits until they have
+  // ended, so no callback runs after Close returns.
   void Close();
 
  private:
@@ -39,9 +39,11 @@ class PeerTransport {
     std::shared_ptr<grpc::Channel> channel;
     std::shared_ptr<v1::Replica::Stub> stub;
   };
-  // Counts a call in flight; an empty Peer once closed.
-  Peer PeerFor(const std::string& address);
-  void CallEnded();
+  // Registers a call in flight as `*id` (its context, for Close to cancel)
+  // and finds its peer's channel; an empty Peer once closed.
+  Peer StartCall(const std::string& address, std::shared_ptr<grpc::ClientContext> context,
+                 uint64_t* id);
+  void CallEnded(uint64_t id);
   template <typename Message, typename DoneFn, typename Method>
   void Start(const std::string& address, Message request, int64_t timeout_ms, DoneFn done,
              Method method);
@@ -50,7 +52,8 @@ class PeerTransport {
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_call_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, std::shared_ptr<grpc::ClientContext>> in_flight_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Peer> peers_ ABSL_GUARDED_BY(mu_);
 };
 

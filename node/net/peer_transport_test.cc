@@ -83,5 +83,31 @@ TEST(PeerTransportTest, CallsToAPeerThatStaysDownFail) {
   transport.Close();
 }
 
+// A stopping node must not wait out the deadlines of calls to peers that are
+// down: Close cancels them. The call waits for its peer (its channel was
+// backing off, so it waits for the next attempt), with a deadline far beyond
+// the test's: without the cancel the status would be DEADLINE_EXCEEDED.
+TEST(PeerTransportTest, CloseCancelsCallsWaitingForAPeerThatIsDown) {
+  EchoReplica service;
+  int port = 0;
+  std::unique_ptr<grpc::Server> server = Serve(&service, "127.0.0.1:0", &port);
+  ASSERT_NE(port, 0);
+  server->Shutdown();
+  server.reset();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  PeerTransport transport(1 << 20, grpc::InsecureChannelCredentials());
+  EXPECT_TRUE(Refused(CallOnce(transport, address)));  // the channel now backs off
+  std::promise<grpc::Status> done;
+  transport.Call(address, v1::Envelope(), 600000,
+                 [&done](const grpc::Status& status, v1::Envelope) { done.set_value(status); });
+  transport.Close();
+  EXPECT_EQ(done.get_future().get().error_code(), grpc::StatusCode::CANCELLED);
+  std::promise<grpc::Status> late;
+  transport.Call(address, v1::Envelope(), 600000,
+                 [&late](const grpc::Status& status, v1::Envelope) { late.set_value(status); });
+  EXPECT_EQ(late.get_future().get().error_code(), grpc::StatusCode::UNAVAILABLE)
+      << "a closed transport refuses calls";
+}
+
 }  // namespace
 }  // namespace dynamo::server

@@ -20,7 +20,7 @@ enum class Space : int {
   kData = 0,   // objects this node replicates, keyed by ring position then key
   kHints = 1,  // objects held for another node (hinted handoff)
   kMeta = 2,   // node metadata: epoch, counters, ring, handoff cursors
-  kItemHashes = 3,  // kData's keys with each object's 8-byte Merkle item hash
+  kItemHashes = 3,  // kData's keys with each object's 8-byte Merkle item hash and its clock
 };
 inline constexpr int kSpaceCount = 4;
 
