@@ -171,18 +171,5 @@ class Operations(unittest.TestCase):
         c.close()
 
 
-class StopEndsWhenItsCallsHaveEnded(unittest.TestCase):
-    def test_idle_connections_do_not_hold_a_stop_for_the_whole_grace(self):
-        # This test's channel and the peers' stay open and idle: the stop must
-        # not wait for them until the grace ends (Node.stop waits 30 s at most).
-        c = Cluster(3, node_flags=harness.FAST + ("--shutdown-grace-ms=120000",)).start()
-        self.addCleanup(c.close)
-        n = c.nodes[0]
-        n.put(b"k", b"v", w=3)
-        self.assertEqual(n.stop(), 0)
-        got = c.nodes[1].get(b"k", r=2)
-        self.assertEqual([s.value for s in got.siblings], [b"v"])
-
-
 if __name__ == "__main__":
     unittest.main(argv=harness.parse_args())
