@@ -164,15 +164,20 @@ void Membership::SetRing(v1::RingState state) {
   ring_ = *std::move(ring);
 }
 
-std::vector<Membership::Peer> Membership::GossipTargets(int64_t now_ms, const FailureDetector& fd,
-                                                        Random& rng) const {
-  std::vector<Peer> live, unreachable;
+Membership::Peers Membership::KnownPeers(int64_t now_ms, const FailureDetector& fd) const {
+  Peers peers;
   for (const auto& [id, state] : members_) {
     if (id == self_id_ || StateOf(id) == v1::NODE_STATE_LEFT) continue;
     const std::string address = AddressOf(id);
     if (address.empty()) continue;
-    (fd.Alive(id, now_ms) ? live : unreachable).push_back({id, address});
+    (fd.Alive(id, now_ms) ? peers.live : peers.unreachable).push_back({id, address});
   }
+  return peers;
+}
+
+std::vector<Membership::Peer> Membership::GossipTargets(int64_t now_ms, const FailureDetector& fd,
+                                                        Random& rng) const {
+  const auto [live, unreachable] = KnownPeers(now_ms, fd);
   std::vector<Peer> seeds;
   for (const std::string& seed : config_.seeds) {
     if (seed != config_.address) seeds.push_back({"", seed});

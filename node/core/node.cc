@@ -266,6 +266,7 @@ void Node::DispatchAnswer(const PendingRequest& pending, uint64_t request_id,
       OnHandoffAnswer(pending, reply, now_ms, out);
       break;
     case RequestKind::kGossip:
+      farewells_.erase(request_id);
       if (reply != nullptr && reply->has_gossip_reply()) OnGossip(reply->gossip_reply(), now_ms, out);
       break;
     case RequestKind::kAeDigests:

@@ -39,6 +39,15 @@ void Node::Gossip(int64_t now_ms, Outputs* out) {
   }
 }
 
+void Node::Farewell(int64_t now_ms, Outputs* out) {
+  if (membership_->self().intent() != v1::MEMBER_INTENT_LEAVE) return;
+  for (const Membership::Peer& peer : membership_->KnownPeers(now_ms, fd_).live) {
+    v1::Envelope env;
+    *env.mutable_gossip() = membership_->MakeGossip(/*with_ring=*/false);
+    farewells_.insert(Send(peer.node_id, RequestKind::kGossip, 0, std::move(env), now_ms, out));
+  }
+}
+
 void Node::OnGossip(const v1::Gossip& gossip, int64_t now_ms, Outputs* out) {
   Membership::MergeResult r = membership_->Merge(gossip, now_ms, fd_);
   if (r.self_changed) PersistSelf(out);

@@ -205,6 +205,14 @@ class Cluster {
     return r;
   }
 
+  // Runs `step` on node i (an admin call, a farewell) and delivers what it sends.
+  void Do(size_t i, const std::function<void(Node&, int64_t, Outputs*)>& step, bool deliver = true) {
+    Outputs out;
+    step(node(i), now_, &out);
+    Process(i, std::move(out));
+    if (deliver) Pump();
+  }
+
   v1::GetResponse MustGet(size_t i, const std::string& key) {
     ClientReply r = Call(i, Get(key));
     EXPECT_TRUE(r.status.ok()) << r.status;
@@ -1039,6 +1047,51 @@ TEST(NodeClusterTest, WritesReachingANodeOutsideThePreferenceListAreForwarded) {
   EXPECT_GT(c.node(0).counters().forwarded + c.node(1).counters().forwarded +
                 c.node(2).counters().forwarded,
             0u);
+}
+
+// A node that has left says so to every live peer before it stops: the
+// cluster learns LEFT from it, not from gossip it may stop before sending.
+TEST(NodeClusterTest, ALeftNodesFarewellTellsEveryLivePeerItLeft) {
+  Cluster c(4, 3);
+  ASSERT_TRUE(c.Form());
+  c.MustPut(0, "k", "v");
+  // A node not leaving has nothing to announce.
+  c.Do(3, [](Node& n, int64_t now, Outputs* out) {
+    n.Farewell(now, out);
+    EXPECT_TRUE(out->messages.empty());
+  });
+  EXPECT_TRUE(c.node(3).FarewellAnswered());
+
+  c.Do(3, [](Node& n, int64_t now, Outputs* out) { n.Leave(now, out); });
+  for (int t = 0; t < 3000 && c.node(3).Status(c.now()).state() != v1::NODE_STATE_LEFT; ++t) {
+    c.Step();
+  }
+  ASSERT_EQ(c.node(3).Status(c.now()).state(), v1::NODE_STATE_LEFT);
+  const auto peers_see_left = [&] {
+    for (size_t i = 0; i < 3; ++i) {
+      if (c.node(i).membership().StateOf("n4") != v1::NODE_STATE_LEFT) return false;
+    }
+    return true;
+  };
+  ASSERT_FALSE(peers_see_left()) << "gossip told them already: the test shows nothing";
+
+  c.down = {2};  // down, though n4 has not noticed: its farewell to n3 fails
+  c.Do(3, [](Node& n, int64_t now, Outputs* out) {
+    n.Farewell(now, out);
+    EXPECT_EQ(out->messages.size(), 3u);
+  }, /*deliver=*/false);
+  EXPECT_FALSE(c.node(3).FarewellAnswered());
+  c.Step();
+  EXPECT_TRUE(c.node(3).FarewellAnswered());
+  c.down = {2, 3};  // n4 stops; n3 comes back
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(c.node(i).membership().StateOf("n4"), v1::NODE_STATE_LEFT) << i;
+  }
+  EXPECT_EQ(c.node(2).membership().StateOf("n4"), v1::NODE_STATE_LEAVING);
+  c.down = {3};
+  for (int t = 0; t < 3000 && !peers_see_left(); ++t) c.Step();
+  EXPECT_TRUE(peers_see_left());
+  EXPECT_EQ(Values(c.MustGet(2, "k")), (std::vector<std::string>{"v"}));
 }
 
 // ------------------------------------------------------------- anti-entropy

@@ -164,6 +164,11 @@ absl::Status NodeServer::Impl::Start() {
   return absl::OkStatus();
 }
 
+bool NodeServer::Impl::PeerCallsDone() {
+  absl::MutexLock lock(&mu_);
+  return tasks_.empty() && !loop_stepping_ && inbound_in_flight_ == 0;
+}
+
 bool NodeServer::Impl::Post(Task task, Priority priority) {
   absl::MutexLock lock(&mu_);
   if (loop_stopping_) return false;
@@ -196,6 +201,8 @@ void NodeServer::Impl::Loop() {
     {
       absl::MutexLock lock(&mu_);
       loop_holds_outputs_ = !held_.empty();
+      loop_stepping_ = false;
+      inbound_in_flight_ = pending_inbound_.size();
       const int64_t wait_ms = std::max<int64_t>(0, next_tick - NowMs());
       mu_.AwaitWithTimeout(
           absl::Condition(
@@ -209,6 +216,7 @@ void NodeServer::Impl::Loop() {
       if (loop_stopping_ && tasks_.empty() && sync_results_.empty() && held_.empty()) break;
       batch.swap(tasks_);
       synced.swap(sync_results_);
+      loop_stepping_ = true;
     }
     for (const SyncResult& result : synced) OnSynced(result);
     const int64_t now = NowMs();
@@ -217,6 +225,9 @@ void NodeServer::Impl::Loop() {
     if (now >= next_tick) {
       node_->Tick(now, &out);
       next_tick = now + options_.tick_ms;
+    }
+    if (farewell_.load() == kFarewellSent && node_->FarewellAnswered()) {
+      farewell_.store(kFarewellAnswered);
     }
     Release(std::move(out));
     if (now >= next_snapshot_ms_) {
@@ -506,10 +517,31 @@ void NodeServer::Impl::Shutdown() {
          (clients_in_flight_.load() > 0 || NowMs() - last_refused_ms_.load() < kDrainQuietMs)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  // Then the gRPC servers stop taking calls; calls in flight (from peers)
-  // finish, the loop still running, or are cancelled when the grace ends.
-  if (admin_server_) admin_server_->Shutdown(grace);
-  if (server_) server_->Shutdown(grace);
+  // A leaving node tells its live peers its last state and waits for their
+  // answers: stopping right after it turned LEFT, gossip might never carry
+  // that to them, and they would show it LEAVING for good.
+  if (node_ && Post(
+                   [this](core::Node& node, int64_t now_ms, core::Outputs* out) {
+                     node.Farewell(now_ms, out);
+                     farewell_.store(node.FarewellAnswered() ? kFarewellAnswered
+                                                             : kFarewellSent);
+                   },
+                   Priority::kAnswer)) {
+    while (std::chrono::system_clock::now() < grace && farewell_.load() != kFarewellAnswered) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  // Then the calls in flight from peers finish, the loop still running, and
+  // the gRPC servers stop at once: a shutdown with a later deadline also
+  // waits for idle connections a client keeps open (~3-5 s with the Python
+  // test harness's channel). A peer call that races the stop is cancelled, a
+  // failed send the peer survives.
+  while (std::chrono::system_clock::now() < grace && !PeerCallsDone()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto now = std::chrono::system_clock::now();
+  if (admin_server_) admin_server_->Shutdown(now);
+  if (server_) server_->Shutdown(now);
   if (peers_) peers_->Close();
   {
     absl::MutexLock lock(&mu_);

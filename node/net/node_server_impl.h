@@ -50,6 +50,8 @@ class NodeServer::Impl {
   static constexpr size_t kNewWorkQueueMax = 20000;
   static constexpr size_t kQueueMax = 200000;
   [[nodiscard]] bool Post(Task task, Priority priority = Priority::kNewWork);
+  // True when the loop has answered every peer call it was given.
+  bool PeerCallsDone();
 
   // A client call waiting for the core's reply (loop thread only).
   struct PendingClient {
@@ -148,7 +150,14 @@ class NodeServer::Impl {
   std::deque<SyncResult> sync_results_ ABSL_GUARDED_BY(mu_);
   bool syncer_stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool loop_holds_outputs_ ABSL_GUARDED_BY(mu_) = false;  // held_ is not empty
+  // For the stop: the loop is stepping a batch, and the peer calls it took
+  // and has not answered (pending_inbound_'s size when it last waited).
+  bool loop_stepping_ ABSL_GUARDED_BY(mu_) = false;
+  size_t inbound_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread syncer_;
+  // The stop's farewell (core::Node::Farewell): set by the loop.
+  static constexpr int kFarewellNotSent = 0, kFarewellSent = 1, kFarewellAnswered = 2;
+  std::atomic<int> farewell_{kFarewellNotSent};
   std::atomic<bool> draining_{false};
   std::atomic<int> clients_in_flight_{0};
   std::atomic<int64_t> last_refused_ms_{0};  // steady clock; client calls refused while draining

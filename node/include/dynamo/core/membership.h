@@ -67,7 +67,12 @@ class Membership {
     friend auto operator<=>(const Peer&, const Peer&) = default;
   };
   std::vector<Peer> GossipTargets(int64_t now_ms, const FailureDetector& fd,
-                                         Random& rng) const;
+                                  Random& rng) const;
+  // The peers gossip may reach (known address, not LEFT), live and unreachable.
+  struct Peers {
+    std::vector<Peer> live, unreachable;
+  };
+  Peers KnownPeers(int64_t now_ms, const FailureDetector& fd) const;
 
   // The claimant's step: if this node is the claimant and the intents call for
   // a different ring, makes the next ring version. A node that asks to join,

@@ -124,6 +124,12 @@ class Node {
   // A clean stop: records it and syncs, so that the next Open keeps the clock
   // actor. No step may follow.
   absl::Status Close();
+  // Before a stop: a leaving node sends its state to every live peer, so that
+  // the cluster learns it LEFT (or is still LEAVING) from the node itself, not
+  // from gossip it may stop before sending. FarewellAnswered is true once each
+  // peer has answered or failed; a node not leaving sends nothing.
+  void Farewell(int64_t now_ms, Outputs* out);
+  bool FarewellAnswered() const { return farewells_.empty(); }
 
   // Administration (the paper's explicit join and leave).
   v1::JoinResponse Join(const std::string& seed, int64_t now_ms, Outputs* out);
@@ -307,6 +313,7 @@ class Node {
   std::set<std::pair<int64_t, uint64_t>> request_deadlines_;
 
   int64_t next_gossip_ms_ = 0;
+  std::set<uint64_t> farewells_;  // gossip requests of Farewell not answered yet
   int64_t next_background_ms_ = 0;
   int64_t next_antientropy_ms_ = 0;
 
