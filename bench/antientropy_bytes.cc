@@ -22,16 +22,15 @@
 #include <string>
 #include <vector>
 
+#include "core_cluster.h"
 #include "dynamo/core/hash.h"
 #include "dynamo/core/node.h"
 #include "dynamo/storage/memory_engine.h"
 
 namespace {
 
-using dynamo::core::Node;
 using dynamo::core::NodeConfig;
-using dynamo::core::OutMessage;
-using dynamo::core::Outputs;
+using Cluster = dynamo::bench::CoreCluster;
 namespace v1 = dynamo::v1;
 
 constexpr int64_t kRpcOverheadBytes = 100;  // estimate: gRPC + HTTP/2 framing per round trip
@@ -47,99 +46,6 @@ long Flag(int argc, char** argv, const char* name, long dflt) {
 struct Tally {
   uint64_t messages = 0;
   uint64_t bytes = 0;
-};
-
-class Cluster {
- public:
-  Cluster(size_t n, const NodeConfig& base) {
-    for (size_t i = 0; i < n; ++i) {
-      NodeConfig c = base;
-      c.node_id = "n" + std::to_string(i);
-      c.address = "10.0.0." + std::to_string(i + 1) + ":7000";
-      c.seeds = {"10.0.0.1:7000"};
-      configs_.push_back(c);
-      by_address_[c.address] = i;
-      engines_.push_back(std::make_unique<dynamo::storage::MemoryEngine>());
-    }
-    for (size_t i = 0; i < n; ++i) {
-      auto node = Node::Open(configs_[i], engines_[i].get(), 1000 + i, now_);
-      if (!node.ok()) {
-        std::fprintf(stderr, "open: %s\n", std::string(node.status().message()).c_str());
-        std::exit(1);
-      }
-      nodes_.push_back(*std::move(node));
-    }
-  }
-
-  Node& node(size_t i) { return *nodes_[i]; }
-  size_t size() const { return nodes_.size(); }
-  int64_t now() const { return now_; }
-  void set_counting(bool on) { counting_ = on; }
-  std::map<std::string, Tally>& tally() { return tally_; }
-  uint64_t client_errors() const { return client_errors_; }
-
-  void Client(size_t at, dynamo::core::ClientRequest request) {
-    Outputs out;
-    nodes_[at]->HandleClient(next_client_++, std::move(request), now_, &out);
-    Process(at, out);
-  }
-
-  void Drain() {
-    while (!queue_.empty()) {
-      auto [from, m] = std::move(queue_.front());
-      queue_.pop_front();
-      auto it = by_address_.find(m.to_address);
-      if (it == by_address_.end()) continue;
-      if (counting_) {
-        const auto* field = v1::Envelope::GetDescriptor()->FindFieldByNumber(
-            static_cast<int>(m.envelope.body_case()));
-        Tally& t = tally_[field != nullptr ? std::string(field->name()) : "empty"];
-        ++t.messages;
-        t.bytes += m.envelope.ByteSizeLong();
-      }
-      Outputs out;
-      nodes_[it->second]->HandleMessage(m.envelope, now_, &out);
-      Process(it->second, out);
-    }
-  }
-
-  // Advances time by `ms`, ticking every node every 10 ms and delivering at once.
-  void Advance(int64_t ms) {
-    for (int64_t t = 0; t < ms; t += 10) {
-      now_ += 10;
-      for (size_t i = 0; i < nodes_.size(); ++i) {
-        Outputs out;
-        nodes_[i]->Tick(now_, &out);
-        Process(i, out);
-      }
-      Drain();
-    }
-  }
-
- private:
-  void Process(size_t i, Outputs& out) {
-    if (out.sync) (void)engines_[i]->Sync();
-    for (OutMessage& m : out.messages) queue_.emplace_back(i, std::move(m));
-    for (const auto& r : out.replies) {
-      if (!r.status.ok()) {
-        if (client_errors_ < 5) {
-          std::fprintf(stderr, "client error: %s\n", std::string(r.status.message()).c_str());
-        }
-        ++client_errors_;
-      }
-    }
-  }
-
-  std::vector<NodeConfig> configs_;
-  std::map<std::string, size_t> by_address_;
-  std::vector<std::unique_ptr<dynamo::storage::MemoryEngine>> engines_;
-  std::vector<std::unique_ptr<Node>> nodes_;
-  std::deque<std::pair<size_t, OutMessage>> queue_;
-  int64_t now_ = 1'700'000'000'000;
-  uint64_t next_client_ = 1;
-  bool counting_ = false;
-  std::map<std::string, Tally> tally_;
-  uint64_t client_errors_ = 0;
 };
 
 std::string Key(uint64_t i) {
@@ -220,15 +126,18 @@ int main(int argc, char** argv) {
   base.request_timeout_ms = 100000;  // time stands still while loading
   base.background_bytes_per_s = 1 << 30;
 
-  Cluster c(3, base);
-  for (int i = 0; i < 600 && !(c.node(0).membership().ring().nodes().size() == 3 &&
-                               c.node(1).membership().ring_state().version() ==
-                                   c.node(0).membership().ring_state().version() &&
-                               c.node(2).membership().ring_state().version() ==
-                                   c.node(0).membership().ring_state().version());
-       ++i) {
-    c.Advance(100);
-  }
+  Cluster c(3, base, [](size_t) { return std::make_unique<dynamo::storage::MemoryEngine>(); });
+  std::map<std::string, Tally> tally;
+  bool counting = false;
+  c.set_observer([&](const dynamo::core::OutMessage& m) {
+    if (!counting) return;
+    const auto* field = v1::Envelope::GetDescriptor()->FindFieldByNumber(
+        static_cast<int>(m.envelope.body_case()));
+    Tally& t = tally[field != nullptr ? std::string(field->name()) : "empty"];
+    ++t.messages;
+    t.bytes += m.envelope.ByteSizeLong();
+  });
+  c.FormRing();
   c.Advance(3000);
   std::printf("antientropy_bytes: 3 nodes, N=3, Q=%u partitions, Merkle %ux%u per range; "
               "ring v%llu with %zu nodes\n",
@@ -255,7 +164,7 @@ int main(int argc, char** argv) {
               DifferingRanges(c));
 
   // A round of anti-entropy between replicas that agree: what each round costs anyway.
-  c.set_counting(true);
+  counting = true;
   const uint64_t ex0 = c.node(0).counters().antientropy_exchanges +
                        c.node(1).counters().antientropy_exchanges +
                        c.node(2).counters().antientropy_exchanges;
@@ -263,9 +172,9 @@ int main(int argc, char** argv) {
   const uint64_t ex1 = c.node(0).counters().antientropy_exchanges +
                        c.node(1).counters().antientropy_exchanges +
                        c.node(2).counters().antientropy_exchanges;
-  Report(c.tally(), "\nidle: one anti-entropy interval with nothing to repair");
+  Report(tally, "\nidle: one anti-entropy interval with nothing to repair");
   std::printf("  exchanges completed: %llu\n", static_cast<unsigned long long>(ex1 - ex0));
-  c.tally().clear();
+  tally.clear();
 
   // One key written at its first owner only.
   std::string key;
@@ -290,7 +199,7 @@ int main(int argc, char** argv) {
   const uint64_t repaired1 = c.node(0).counters().antientropy_keys_repaired +
                              c.node(1).counters().antientropy_keys_repaired +
                              c.node(2).counters().antientropy_keys_repaired;
-  Report(c.tally(), "repair: from the write until every replica agrees");
+  Report(tally, "repair: from the write until every replica agrees");
   std::printf("  converged after %.1f s of simulated time; keys repaired %llu; differing ranges "
               "%zu\n",
               static_cast<double>(c.now() - start) / 1000.0,
