@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core_cluster.h"
+#include "flags.h"
 #include "dynamo/core/hash.h"
 #include "dynamo/core/node.h"
 #include "dynamo/storage/memory_engine.h"
@@ -31,29 +32,16 @@ namespace {
 
 using dynamo::core::NodeConfig;
 using Cluster = dynamo::bench::CoreCluster;
+using dynamo::bench::Flag;
+using dynamo::bench::Key;
 namespace v1 = dynamo::v1;
 
 constexpr int64_t kRpcOverheadBytes = 100;  // estimate: gRPC + HTTP/2 framing per round trip
-
-long Flag(int argc, char** argv, const char* name, long dflt) {
-  const std::string prefix = std::string("--") + name + "=";
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]).rfind(prefix, 0) == 0) return std::atol(argv[i] + prefix.size());
-  }
-  return dflt;
-}
 
 struct Tally {
   uint64_t messages = 0;
   uint64_t bytes = 0;
 };
-
-std::string Key(uint64_t i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "user%016llx",
-                static_cast<unsigned long long>(dynamo::core::Mix64(i + 1)));
-  return buf;
-}
 
 dynamo::core::ClientRequest Put(const std::string& key, std::string value, uint32_t n = 0,
                                 uint32_t w = 0) {

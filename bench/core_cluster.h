@@ -15,10 +15,18 @@
 #include <utility>
 #include <vector>
 
+#include "dynamo/core/hash.h"
 #include "dynamo/core/node.h"
 #include "dynamo/storage/engine.h"
 
 namespace dynamo::bench {
+
+// The i-th key the in-process benchmarks write: spread over the ring.
+inline std::string Key(uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "user%016llx", static_cast<unsigned long long>(core::Mix64(i + 1)));
+  return buf;
+}
 
 class CoreCluster {
  public:

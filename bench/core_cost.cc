@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core_cluster.h"
+#include "flags.h"
 #include "dynamo/core/hash.h"
 #include "dynamo/core/random.h"
 #include "dynamo/storage/memory_engine.h"
@@ -39,28 +40,10 @@ namespace {
 
 namespace v1 = dynamo::v1;
 using dynamo::bench::CoreCluster;
+using dynamo::bench::Flag;
+using dynamo::bench::Key;
 using dynamo::core::ClientReply;
 using dynamo::core::ClientRequest;
-
-std::string Flag(int argc, char** argv, const char* name, const std::string& dflt) {
-  const std::string prefix = std::string("--") + name + "=";
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg.rfind(prefix, 0) == 0) return arg.substr(prefix.size());
-  }
-  return dflt;
-}
-long Flag(int argc, char** argv, const char* name, long dflt) {
-  const std::string v = Flag(argc, argv, name, std::string());
-  return v.empty() ? dflt : std::atol(v.c_str());
-}
-
-std::string Key(uint64_t i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "user%016llx",
-                static_cast<unsigned long long>(dynamo::core::Mix64(i + 1)));
-  return buf;
-}
 
 // CPU seconds: this thread's, and the process's (every thread).
 double ThreadCpu() {

@@ -19,17 +19,12 @@
 #include <string>
 #include <vector>
 
+#include "flags.h"
 #include "simulation.h"
 
 namespace {
 
-std::string Flag(int argc, char** argv, const char* name, const std::string& dflt) {
-  const std::string prefix = std::string("--") + name + "=";
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]).rfind(prefix, 0) == 0) return argv[i] + prefix.size();
-  }
-  return dflt;
-}
+using dynamo::bench::Flag;
 
 struct Spread {
   bool formed = false;

@@ -21,6 +21,7 @@
 #include "dynamo/core/claim.h"
 #include "dynamo/core/random.h"
 #include "dynamo/core/ring.h"
+#include "flags.h"
 
 namespace {
 
@@ -29,19 +30,12 @@ using dynamo::core::Ring;
 using dynamo::core::RingNode;
 using dynamo::core::RingSpec;
 using dynamo::core::RingToken;
+using dynamo::bench::Flag;
 
 std::string Id(int i) {
   char id[16];
   std::snprintf(id, sizeof id, "node-%03d", i);
   return id;
-}
-
-long Flag(int argc, char** argv, const char* name, long dflt) {
-  const std::string prefix = std::string("--") + name + "=";
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]).rfind(prefix, 0) == 0) return std::atol(argv[i] + prefix.size());
-  }
-  return dflt;
 }
 
 Ring MakeRing(const RingSpec& spec, const std::vector<RingToken>& tokens, int nodes) {

@@ -506,6 +506,13 @@ void NodeServer::Impl::Shutdown() {
   draining_.store(true);
   const auto grace = std::chrono::system_clock::now() +
                      std::chrono::milliseconds(options_.shutdown_grace_ms);
+  // Each step of the stop waits for its condition, and all of them together
+  // for the grace period at most.
+  const auto wait_until = [&grace](const auto& done) {
+    while (std::chrono::system_clock::now() < grace && !done()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
   // First the node drains with its gRPC server still up: a client call that
   // arrives now is refused by BeginClientCall with UNAVAILABLE ("retry
   // elsewhere"). Stopping the gRPC server at once would have it cancel calls
@@ -513,10 +520,9 @@ void NodeServer::Impl::Shutdown() {
   // ends when no client call is in flight and clients have stopped sending
   // for a moment, or when the grace period ends.
   last_refused_ms_.store(NowMs());
-  while (std::chrono::system_clock::now() < grace &&
-         (clients_in_flight_.load() > 0 || NowMs() - last_refused_ms_.load() < kDrainQuietMs)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  wait_until([this] {
+    return clients_in_flight_.load() == 0 && NowMs() - last_refused_ms_.load() >= kDrainQuietMs;
+  });
   // A leaving node tells its live peers its last state and waits for their
   // answers: stopping right after it turned LEFT, gossip might never carry
   // that to them, and they would show it LEAVING for good.
@@ -527,18 +533,14 @@ void NodeServer::Impl::Shutdown() {
                                                              : kFarewellSent);
                    },
                    Priority::kAnswer)) {
-    while (std::chrono::system_clock::now() < grace && farewell_.load() != kFarewellAnswered) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    wait_until([this] { return farewell_.load() == kFarewellAnswered; });
   }
   // Then the calls in flight from peers finish, the loop still running, and
   // the gRPC servers stop at once: a shutdown with a later deadline also
-  // waits for idle connections a client keeps open (~3-5 s with the Python
-  // test harness's channel). A peer call that races the stop is cancelled, a
-  // failed send the peer survives.
-  while (std::chrono::system_clock::now() < grace && !PeerCallsDone()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  // waits for idle connections a client keeps open (the whole grace in
+  // bench/stop-time, RESULTS F22). A peer call that races the stop is
+  // cancelled, a failed send the peer survives.
+  wait_until([this] { return PeerCallsDone(); });
   const auto now = std::chrono::system_clock::now();
   if (admin_server_) admin_server_->Shutdown(now);
   if (server_) server_->Shutdown(now);
