@@ -96,14 +96,13 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
   peer_calls_ = *calls;
   auto sent = registry_.AddIntCounterFamily(
       "dynamo_peer_requests_total",
-      "Requests this node sent to other nodes, by the RPC that carried them (call, batch).",
+      "Requests this node sent to other nodes, by the RPC that carried them (call, batch, "
+      "stream).",
       {"rpc"});
   if (!sent.ok()) return sent.status();
   peer_requests_ = *sent;
-  for (const char* rpc : {"call", "batch"}) {
-    peer_calls_->WithLabels({rpc});
-    peer_requests_->WithLabels({rpc});
-  }
+  for (const char* rpc : {"call", "batch"}) peer_calls_->WithLabels({rpc});
+  for (const char* rpc : {"call", "batch", "stream"}) peer_requests_->WithLabels({rpc});
 
   using metrics::LabeledValue;
   auto counter = [&](const char* name, const char* help, uint64_t core::NodeCounters::*field) {
@@ -235,6 +234,10 @@ void NodeMetrics::StorageSync(double seconds) { storage_sync_->Observe(seconds);
 void NodeMetrics::PeerCall(const std::string& rpc, size_t requests) {
   peer_calls_->WithLabels({rpc}).Increment();
   peer_requests_->WithLabels({rpc}).Increment(requests);
+}
+
+void NodeMetrics::PeerStreamed(size_t requests) {
+  peer_requests_->WithLabels({"stream"}).Increment(requests);
 }
 
 void NodeMetrics::SiblingsRead(size_t siblings) { siblings_->Observe(static_cast<double>(siblings)); }

@@ -44,6 +44,8 @@ class NodeMetrics {
   void ReplicaRequest(const std::string& op, double seconds);
   // rpc: call (one request) or batch (several to one node).
   void PeerCall(const std::string& rpc, size_t requests);
+  // Requests sent on a Replica.Stream (which are not calls).
+  void PeerStreamed(size_t requests);
   void SiblingsRead(size_t siblings);
   // One storage sync that acknowledgements waited for (a group commit).
   void StorageSync(double seconds);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -103,7 +104,13 @@ absl::Status NodeServer::Impl::Start() {
   creds_ = *std::move(creds);
   if (absl::Status s = client_token_.Load(); !s.ok()) return s;
   if (absl::Status s = admin_token_.Load(); !s.ok()) return s;
-  peers_ = std::make_unique<PeerTransport>(options_.grpc_message_bytes_max, creds_.peer);
+  // Replies and losses on the streams to peers go to the core as messages
+  // do (see SendRequests).
+  PeerTransport::StreamHandlers on_stream;
+  on_stream.replies = [this](std::vector<v1::Envelope> replies) { PostReplies(std::move(replies)); };
+  on_stream.lost = [this](std::vector<SentRequest> lost) { PostLost(std::move(lost)); };
+  peers_ = std::make_unique<PeerTransport>(options_.grpc_message_bytes_max, creds_.peer,
+                                           std::move(on_stream));
   Services services = MakeServices(this);
   const bool separate_admin = !options_.admin_listen.empty() && options_.admin_listen != options_.listen;
   {
@@ -166,18 +173,23 @@ absl::Status NodeServer::Impl::Start() {
 
 bool NodeServer::Impl::PeerCallsDone() {
   absl::MutexLock lock(&mu_);
-  return tasks_.empty() && !loop_stepping_ && inbound_in_flight_ == 0;
+  return tasks_.empty() && !stepping_ && inbound_in_flight_ == 0;
 }
 
 bool NodeServer::Impl::Post(Task task, Priority priority) {
-  absl::MutexLock lock(&mu_);
-  if (loop_stopping_) return false;
-  // New client work is refused first when the loop falls behind; answers
-  // from peers are taken until a far higher bound (dropping one is a lost
-  // message, which the core survives, but it wastes the work done).
-  const size_t limit = priority == Priority::kNewWork ? kNewWorkQueueMax : kQueueMax;
-  if (tasks_.size() >= limit) return false;
-  tasks_.push_back(std::move(task));
+  {
+    absl::MutexLock lock(&mu_);
+    if (loop_stopping_) return false;
+    // New client work is refused first when the core falls behind; answers
+    // from peers are taken until a far higher bound (dropping one is a lost
+    // message, which the core survives, but it wastes the work done).
+    const size_t limit = priority == Priority::kNewWork ? kNewWorkQueueMax : kQueueMax;
+    if (tasks_.size() >= limit) return false;
+    tasks_.push_back(std::move(task));
+    if (stepping_) return true;  // the stepper takes it with the rest
+    stepping_ = true;
+  }
+  Step(kInlineRoundsMax);
   return true;
 }
 
@@ -194,37 +206,53 @@ void NodeServer::Impl::AddInbound(const v1::Envelope& request, PendingInbound pe
 }
 
 void NodeServer::Impl::Loop() {
-  int64_t next_tick = 0;
   while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      const int64_t wait_ms = std::max<int64_t>(0, next_tick_ms_.load() - NowMs());
+      // Work no one steps (an in-line stepper left it, or sync results), or
+      // the stop; else the tick when it is due.
+      mu_.AwaitWithTimeout(
+          absl::Condition(
+              +[](Impl* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                return !self->stepping_ &&
+                       (!self->tasks_.empty() || !self->sync_results_.empty() ||
+                        (self->loop_stopping_ && !self->outputs_held_));
+              },
+              this),
+          absl::Milliseconds(wait_ms));
+      mu_.Await(absl::Condition(
+          +[](Impl* self) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !self->stepping_; }, this));
+      // Stops once nothing is left to answer: held outputs wait for their sync.
+      if (loop_stopping_ && tasks_.empty() && sync_results_.empty() && !outputs_held_) break;
+      stepping_ = true;
+    }
+    Step(std::numeric_limits<int>::max());
+  }
+}
+
+void NodeServer::Impl::Step(int max_rounds) {
+  for (int round = 0;; ++round) {
     std::deque<Task> batch;
     std::deque<SyncResult> synced;
     {
       absl::MutexLock lock(&mu_);
-      loop_holds_outputs_ = !held_.empty();
-      loop_stepping_ = false;
-      inbound_in_flight_ = pending_inbound_.size();
-      const int64_t wait_ms = std::max<int64_t>(0, next_tick - NowMs());
-      mu_.AwaitWithTimeout(
-          absl::Condition(
-              +[](Impl* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                return !self->tasks_.empty() || !self->sync_results_.empty() ||
-                       (self->loop_stopping_ && !self->loop_holds_outputs_);
-              },
-              this),
-          absl::Milliseconds(wait_ms));
-      // Stops once nothing is left to answer: held outputs wait for their sync.
-      if (loop_stopping_ && tasks_.empty() && sync_results_.empty() && held_.empty()) break;
+      if (round > 0 && (round == max_rounds || (tasks_.empty() && sync_results_.empty()))) {
+        outputs_held_ = !held_.empty();
+        inbound_in_flight_ = pending_inbound_.size();
+        stepping_ = false;  // work left now wakes the loop thread
+        return;
+      }
       batch.swap(tasks_);
       synced.swap(sync_results_);
-      loop_stepping_ = true;
     }
     for (const SyncResult& result : synced) OnSynced(result);
     const int64_t now = NowMs();
     core::Outputs out;
     for (Task& task : batch) task(*node_, now, &out);
-    if (now >= next_tick) {
+    if (now >= next_tick_ms_.load()) {
       node_->Tick(now, &out);
-      next_tick = now + options_.tick_ms;
+      next_tick_ms_.store(now + options_.tick_ms);
     }
     if (farewell_.load() == kFarewellSent && node_->FarewellAnswered()) {
       farewell_.store(kFarewellAnswered);
@@ -279,9 +307,9 @@ void FailUnsynced(core::Outputs& out, const absl::Status& status) {
 void NodeServer::Impl::Release(core::Outputs out) {
   if (out.sync) {
     if (sync_in_background_) {
-      ++syncs_requested_by_loop_;
+      ++syncs_counted_;
       absl::MutexLock lock(&mu_);
-      syncs_requested_ = syncs_requested_by_loop_;
+      syncs_requested_ = syncs_counted_;
     } else if (absl::Status s = storage_->Sync(); !s.ok()) {
       // Not a real fsync (memory, or buffered: a check that writes still
       // work), so it is done here, in line.
@@ -290,7 +318,7 @@ void NodeServer::Impl::Release(core::Outputs out) {
   }
   // Outputs without writes of their own still wait for earlier syncs: a read
   // may return a value whose write is not durable yet.
-  const uint64_t after_sync = syncs_requested_by_loop_;
+  const uint64_t after_sync = syncs_counted_;
   if (held_.empty() && after_sync <= syncs_done_) {
     Dispatch(out);
     return;
@@ -313,14 +341,16 @@ void NodeServer::Impl::OnSynced(const SyncResult& result) {
 
 void NodeServer::Impl::Dispatch(core::Outputs& out) {
   const auto now = std::chrono::steady_clock::now();
-  // Replica reads and writes for one node leave together (see CallBatch).
+  // Replica reads and writes for one node leave together (on its stream,
+  // or in a CallBatch).
   std::map<std::string, std::vector<core::OutMessage>> batched;
+  std::vector<std::pair<std::shared_ptr<ReplyStream>, std::vector<v1::Envelope>>> streamed;
   for (core::OutMessage& m : out.messages) {
     if (!m.envelope.is_reply()) {
       if (Batchable(m.envelope)) {
         auto& [address, batch] = *batched.try_emplace(m.to_address).first;
         batch.push_back(std::move(m));
-        if (batch.size() == kBatchMax) SendRequests(address, std::exchange(batch, {}));
+        if (batch.size() == kBatchMax) SendBatchable(address, std::exchange(batch, {}));
       } else {
         const std::string address = m.to_address;
         std::vector<core::OutMessage> one;
@@ -334,14 +364,23 @@ void NodeServer::Impl::Dispatch(core::Outputs& out) {
     PendingInbound p = std::move(it->second);
     pending_inbound_.erase(it);
     if (p.batch != nullptr && p.batch->finished) continue;  // the batch's call ended
-    *p.response = std::move(m.envelope);
     if (!p.op.empty()) {
       metrics_->ReplicaRequest(p.op, std::chrono::duration<double>(now - p.start).count());
     }
+    if (p.stream != nullptr) {
+      // A stream's replies of this step leave together.
+      auto s = std::find_if(streamed.begin(), streamed.end(),
+                            [&p](const auto& sr) { return sr.first == p.stream; });
+      if (s == streamed.end()) s = streamed.insert(streamed.end(), {p.stream, {}});
+      s->second.push_back(std::move(m.envelope));
+      continue;
+    }
+    *p.response = std::move(m.envelope);
     FinishInbound(p, grpc::Status::OK);
   }
+  for (auto& [stream, replies] : streamed) stream->Send(std::move(replies));
   for (auto& [address, messages] : batched) {
-    if (!messages.empty()) SendRequests(address, std::move(messages));
+    if (!messages.empty()) SendBatchable(address, std::move(messages));
   }
   for (core::ClientReply& r : out.replies) {
     auto it = pending_clients_.find(r.client_id);
@@ -367,32 +406,32 @@ void NodeServer::Impl::Dispatch(core::Outputs& out) {
   }
 }
 
+void NodeServer::Impl::SendBatchable(const std::string& address,
+                                     std::vector<core::OutMessage> messages) {
+  const size_t count = messages.size();
+  std::vector<core::OutMessage> rest =
+      peers_->Stream(address, std::move(messages), options_.node.request_timeout_ms + 100);
+  if (rest.size() < count) metrics_->PeerStreamed(count - rest.size());
+  if (!rest.empty()) SendRequests(address, std::move(rest));
+}
+
 void NodeServer::Impl::SendRequests(const std::string& address,
                                     std::vector<core::OutMessage> messages) {
-  // What the answers go to: the node and request id of each request.
-  std::vector<std::pair<std::string, uint64_t>> sent;
-  for (const core::OutMessage& m : messages) sent.emplace_back(m.to_node, m.envelope.request_id());
+  // What the answers go to: the node and request id of each request, but
+  // those without an id (gossip to a seed's address) await no answer.
+  std::vector<SentRequest> sent;
+  for (const core::OutMessage& m : messages) {
+    if (m.envelope.request_id() != 0) sent.emplace_back(m.to_node, m.envelope.request_id());
+  }
   auto answered = [this, sent = std::move(sent)](const grpc::Status& status,
                                                  std::vector<v1::Envelope> replies) {
     if (status.ok()) {
       std::erase_if(replies, [](const v1::Envelope& r) {
         return r.body_case() == v1::Envelope::BODY_NOT_SET;  // no reply: the request times out
       });
-      if (replies.empty()) return;
-      (void)Post(
-          [replies = std::move(replies)](core::Node& n, int64_t now, core::Outputs* out) {
-            for (const v1::Envelope& reply : replies) n.HandleMessage(reply, now, out);
-          },
-          Priority::kAnswer);
-    } else if (std::any_of(sent.begin(), sent.end(), [](const auto& s) { return s.second != 0; })) {
-      // Requests without an id (gossip to a seed's address) await no answer.
-      (void)Post(
-          [sent](core::Node& n, int64_t now, core::Outputs* out) {
-            for (const auto& [to_node, request_id] : sent) {
-              if (request_id != 0) n.HandleSendFailure(to_node, request_id, now, out);
-            }
-          },
-          Priority::kAnswer);
+      PostReplies(std::move(replies));
+    } else {
+      PostLost(sent);
     }
   };
   const int64_t timeout_ms = options_.node.request_timeout_ms + 100;
@@ -419,7 +458,28 @@ void NodeServer::Impl::SendRequests(const std::string& address,
                     });
 }
 
+void NodeServer::Impl::PostReplies(std::vector<v1::Envelope> replies) {
+  if (replies.empty()) return;
+  (void)Post(
+      [replies = std::move(replies)](core::Node& n, int64_t now, core::Outputs* out) {
+        for (const v1::Envelope& reply : replies) n.HandleMessage(reply, now, out);
+      },
+      Priority::kAnswer);
+}
+
+void NodeServer::Impl::PostLost(std::vector<SentRequest> lost) {
+  if (lost.empty()) return;
+  (void)Post(
+      [lost = std::move(lost)](core::Node& n, int64_t now, core::Outputs* out) {
+        for (const auto& [to_node, request_id] : lost) {
+          n.HandleSendFailure(to_node, request_id, now, out);
+        }
+      },
+      Priority::kAnswer);
+}
+
 void NodeServer::Impl::FinishInbound(PendingInbound& pending, const grpc::Status& status) {
+  if (pending.stream != nullptr) return;  // its requester times out, or its stream broke
   if (pending.batch == nullptr) {
     pending.reactor->Finish(status);
     return;

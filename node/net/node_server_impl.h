@@ -1,7 +1,15 @@
 #pragma once
 
-// NodeServer's insides, shared by node_server.cc (the loop) and services.cc
-// (the gRPC handlers).
+// NodeServer's insides, shared by node_server.cc (stepping the core) and
+// services.cc (the gRPC handlers).
+//
+// One thread at a time steps the core: the one holding the stepper role. A
+// thread that posts work while no one steps takes the role and steps at once,
+// in line (a gRPC handler or a peer call's callback); otherwise the stepper
+// takes the work with the rest of the queue. The loop thread steps when the
+// tick is due, and takes over work left when an in-line stepper stops after
+// a few rounds. Handing every task to a sleeping loop thread cost a futex
+// wake and two context switches per message (bench/RESULTS.md, F24).
 
 #include <atomic>
 #include <deque>
@@ -12,6 +20,7 @@
 #include <thread>
 #include <tuple>
 #include <variant>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -31,7 +40,7 @@ namespace dynamo::server {
 
 class NodeServer::Impl {
  public:
-  // Work for the loop thread: it may step the core and append outputs.
+  // Work for the stepper: it may step the core and append outputs.
   using Task = std::function<void(core::Node& node, int64_t now_ms, core::Outputs* out)>;
 
   explicit Impl(ServerOptions options) : options_(std::move(options)) {}
@@ -43,17 +52,18 @@ class NodeServer::Impl {
   int grpc_port() const { return grpc_port_; }
   int http_port() const;
 
-  // Thread-safe: queue work for the loop. False (and the task is dropped)
-  // once the loop has stopped or when the queue is full: the caller answers
-  // its call itself then.
+  // Thread-safe: queue work for the stepper, and step now, in this thread,
+  // if no other thread does. False (and the task is dropped) once the loop
+  // has stopped or when the queue is full: the caller answers its call
+  // itself then. Callers must not hold locks the stepper takes.
   enum class Priority { kNewWork, kAnswer };
   static constexpr size_t kNewWorkQueueMax = 20000;
   static constexpr size_t kQueueMax = 200000;
   [[nodiscard]] bool Post(Task task, Priority priority = Priority::kNewWork);
-  // True when the loop has answered every peer call it was given.
+  // True when the stepper has answered every peer call it was given.
   bool PeerCallsDone();
 
-  // A client call waiting for the core's reply (loop thread only).
+  // A client call waiting for the core's reply (stepper only).
   struct PendingClient {
     grpc::ServerUnaryReactor* reactor;
     std::variant<v1::GetResponse*, v1::PutResponse*, v1::DeleteResponse*> response;
@@ -61,21 +71,29 @@ class NodeServer::Impl {
     std::chrono::steady_clock::time_point start;
   };
   // A CallBatch from a peer: its call ends when every request has its reply,
-  // or at the first failure (loop thread only).
+  // or at the first failure (stepper only).
   struct InboundBatch {
     size_t unanswered;
     bool finished = false;
   };
-  // A peer's request waiting for the core's reply (loop thread only).
+  // Where the replies to a peer's Replica.Stream leave (services.cc).
+  class ReplyStream {
+   public:
+    virtual ~ReplyStream() = default;
+    virtual void Send(std::vector<v1::Envelope> replies) = 0;
+  };
+  // A peer's request waiting for the core's reply (stepper only).
   struct PendingInbound {
-    grpc::ServerUnaryReactor* reactor;
+    grpc::ServerUnaryReactor* reactor;  // null for a streamed request
     v1::Envelope* response;  // the call's response, or its slot in a batch's
     std::string op;          // "read" or "write" for latency metrics, else empty
     std::chrono::steady_clock::time_point start;
     std::shared_ptr<InboundBatch> batch;  // null for a single Call
+    std::shared_ptr<ReplyStream> stream = nullptr;  // set for a streamed request
   };
-  // Requests with these bodies may share a CallBatch: the core answers them
-  // in the step that receives them. At most this many per batch.
+  // Requests with these bodies may share a CallBatch or travel on a Stream:
+  // the core answers them in the step that receives them. At most this many
+  // per CallBatch.
   static bool Batchable(const v1::Envelope& request) {
     return request.request_id() != 0 && (request.has_read() || request.has_write());
   }
@@ -101,6 +119,13 @@ class NodeServer::Impl {
 
  private:
   void Loop();
+  // Steps the core with the queued work, round after round while work is
+  // queued, at most max_rounds; the caller holds the stepper role, and this
+  // gives it up. The first round always steps (the tick may be due).
+  void Step(int max_rounds);
+  // Rounds an in-line stepper takes before it leaves what is queued to the
+  // loop thread: a gRPC thread stepping for long would not serve its calls.
+  static constexpr int kInlineRoundsMax = 4;
   void SyncLoop();
   // Sends what stepping the core produced, once every write it may depend on
   // is durable: at once, or held until the syncer reports (see Loop()).
@@ -108,9 +133,18 @@ class NodeServer::Impl {
   struct SyncResult;
   void OnSynced(const SyncResult& result);
   void Dispatch(core::Outputs& out);
+  // Sends replica reads and writes to one node: on its stream, or else as
+  // SendRequests does.
+  void SendBatchable(const std::string& address, std::vector<core::OutMessage> messages);
   // Sends requests to one node: one Call, or one CallBatch for several.
   void SendRequests(const std::string& address, std::vector<core::OutMessage> messages);
-  // Ends a peer's call with this status; a batch's ends once (loop thread).
+  // What peers answered, and the requests that will have no answer (a failed
+  // call, a broken stream), go to the core.
+  using SentRequest = PeerTransport::SentRequest;
+  void PostReplies(std::vector<v1::Envelope> replies);
+  void PostLost(std::vector<SentRequest> lost);
+  // Ends a peer's call with this status; a batch's ends once; a streamed
+  // request that fails stays unanswered (stepper only).
   void FinishInbound(PendingInbound& pending, const grpc::Status& status);
   void PublishSnapshot(core::Node& node, int64_t now_ms);
   void ExpireInbound();
@@ -135,9 +169,9 @@ class NodeServer::Impl {
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   std::thread loop_;
 
-  // Pipelined group commit (durable RocksDB only). The loop counts the syncs
-  // it asks for; the syncer thread syncs everything written up to the latest
-  // request and reports (count, status); the loop keeps stepping the core
+  // Pipelined group commit (durable RocksDB only). The stepper counts the
+  // syncs it asks for; the syncer thread syncs everything written up to the
+  // latest request and reports (count, status); the core keeps stepping
   // meanwhile, so the next batch forms during the fsync.
   struct SyncResult {
     uint64_t through;  // every sync request up to this one is answered
@@ -149,13 +183,13 @@ class NodeServer::Impl {
   uint64_t syncs_taken_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<SyncResult> sync_results_ ABSL_GUARDED_BY(mu_);
   bool syncer_stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool loop_holds_outputs_ ABSL_GUARDED_BY(mu_) = false;  // held_ is not empty
-  // For the stop: the loop is stepping a batch, and the peer calls it took
-  // and has not answered (pending_inbound_'s size when it last waited).
-  bool loop_stepping_ ABSL_GUARDED_BY(mu_) = false;
+  bool outputs_held_ ABSL_GUARDED_BY(mu_) = false;  // held_ is not empty
+  // A thread holds the stepper role; and for the stop, the peer calls taken
+  // and not answered (pending_inbound_'s size when the role was last left).
+  bool stepping_ ABSL_GUARDED_BY(mu_) = false;
   size_t inbound_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread syncer_;
-  // The stop's farewell (core::Node::Farewell): set by the loop.
+  // The stop's farewell (core::Node::Farewell): set by the stepper.
   static constexpr int kFarewellNotSent = 0, kFarewellSent = 1, kFarewellAnswered = 2;
   std::atomic<int> farewell_{kFarewellNotSent};
   std::atomic<bool> draining_{false};
@@ -164,7 +198,10 @@ class NodeServer::Impl {
   std::atomic<bool> ready_{false};
   std::string not_ready_why_ ABSL_GUARDED_BY(mu_);
 
-  // Loop thread only.
+  // When the core ticks next: set by the stepper, read by the loop thread.
+  std::atomic<int64_t> next_tick_ms_{0};
+
+  // Stepper only.
   uint64_t next_client_id_ = 1;
   std::map<uint64_t, PendingClient> pending_clients_;
   std::map<InboundKey, PendingInbound> pending_inbound_;
@@ -177,7 +214,7 @@ class NodeServer::Impl {
     core::Outputs out;
   };
   std::deque<HeldOutputs> held_;
-  uint64_t syncs_requested_by_loop_ = 0;
+  uint64_t syncs_counted_ = 0;
   uint64_t syncs_done_ = 0;
 };
 

@@ -1,7 +1,11 @@
 #include "peer_transport.h"
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "stream_outbox.h"
 
 namespace dynamo::server {
 namespace {
@@ -27,6 +31,10 @@ PeerTransport::Peer PeerTransport::StartCall(const std::string& address,
   if (closed_) return {};
   *id = next_call_id_++;
   in_flight_[*id] = std::move(context);
+  return PeerFor(address);
+}
+
+PeerTransport::Peer PeerTransport::PeerFor(const std::string& address) {
   auto it = peers_.find(address);
   if (it != peers_.end()) return it->second;
   if (peers_.size() >= kChannelsMax) peers_.erase(peers_.begin());
@@ -41,6 +49,169 @@ PeerTransport::Peer PeerTransport::StartCall(const std::string& address,
   Peer peer{channel, v1::Replica::NewStub(channel)};
   peers_[address] = peer;
   return peer;
+}
+
+// One Replica.Stream to a peer. It holds itself (self_) until gRPC is done
+// with it, and a hold on the call until it has nothing more to write, so
+// that a write started from the transport never follows OnDone.
+class PeerTransport::OutboundStream final
+    : public grpc::ClientBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch> {
+ public:
+  OutboundStream(PeerTransport* transport, std::string address)
+      : transport_(transport),
+        address_(std::move(address)),
+        outbox_(transport->message_bytes_max_ / 2) {}
+
+  // Binds the call; Start activates it (outside the transport's lock: gRPC
+  // may run reactions in line).
+  void Bind(v1::Replica::Stub* stub, std::shared_ptr<OutboundStream> self) {
+    self_ = std::move(self);
+    stub->async()->Stream(&context_, this);
+    AddHold();
+    StartRead(&in_);
+  }
+  void Start() { StartCall(); }
+  void Cancel() { context_.TryCancel(); }
+
+  // Queues the requests; those it cannot send (all of them once the stream
+  // is closing) go to *rest.
+  void Send(std::vector<core::OutMessage>& requests, int64_t timeout_ms,
+            std::vector<core::OutMessage>* rest) {
+    const int64_t deadline = NowMs() + timeout_ms;
+    std::vector<v1::Envelope> envelopes;
+    envelopes.reserve(requests.size());
+    {
+      absl::MutexLock lock(&mu_);
+      for (core::OutMessage& m : requests) {
+        outstanding_[m.envelope.request_id()] = {m.to_node, deadline};
+        envelopes.push_back(std::move(m.envelope));
+      }
+      ForgetExpired();
+    }
+    std::vector<v1::Envelope> too_large;
+    const StreamOutbox::Added added = outbox_.Add(&envelopes, &too_large);
+    if (!added.accepted || !too_large.empty()) {
+      // What did not leave goes back to the caller, as it came.
+      absl::MutexLock lock(&mu_);
+      auto give_back = [&](std::vector<v1::Envelope>& es) {
+        for (v1::Envelope& e : es) {
+          auto it = outstanding_.find(e.request_id());
+          rest->push_back({it->second.to_node, address_, std::move(e)});
+          outstanding_.erase(it);
+        }
+      };
+      give_back(envelopes);  // all of them if refused, else none
+      give_back(too_large);
+    }
+    if (added.write != nullptr) StartWrite(added.write);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the stream is over; OnDone has its status
+      if (outbox_.Close()) RemoveHold();
+      return;
+    }
+    std::vector<v1::Envelope> replies;
+    replies.reserve(static_cast<size_t>(in_.envelopes_size()));
+    {
+      absl::MutexLock lock(&mu_);
+      for (v1::Envelope& e : *in_.mutable_envelopes()) {
+        outstanding_.erase(e.request_id());
+        replies.push_back(std::move(e));
+      }
+    }
+    in_.Clear();
+    StartRead(&in_);
+    if (!replies.empty()) transport_->stream_handlers_.replies(std::move(replies));
+  }
+
+  void OnWriteDone(bool ok) override {
+    const StreamOutbox::Next next = outbox_.WriteDone(ok);
+    if (next.write != nullptr) StartWrite(next.write);
+    if (next.end) RemoveHold();
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::vector<SentRequest> lost;
+    {
+      absl::MutexLock lock(&mu_);
+      const int64_t now = NowMs();
+      for (auto& [id, request] : outstanding_) {
+        if (request.deadline_ms > now) lost.emplace_back(std::move(request.to_node), id);
+      }
+      outstanding_.clear();
+    }
+    if (!lost.empty()) transport_->stream_handlers_.lost(std::move(lost));
+    transport_->StreamEnded(address_, this, status);
+    self_.reset();  // may delete this: last
+  }
+
+ private:
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  // A request a peer never answers must not stay here for good: the map is
+  // swept when it has doubled since the last sweep.
+  void ForgetExpired() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (outstanding_.size() < sweep_at_) return;
+    const int64_t now = NowMs();
+    absl::erase_if(outstanding_, [now](const auto& kv) { return kv.second.deadline_ms <= now; });
+    sweep_at_ = std::max<size_t>(kSweepMin, 2 * outstanding_.size());
+  }
+  static constexpr size_t kSweepMin = 1024;
+
+  struct Outstanding {
+    std::string to_node;
+    int64_t deadline_ms;
+  };
+  PeerTransport* const transport_;
+  const std::string address_;
+  std::shared_ptr<OutboundStream> self_;
+  grpc::ClientContext context_;
+  v1::EnvelopeBatch in_;
+  StreamOutbox outbox_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, Outstanding> outstanding_ ABSL_GUARDED_BY(mu_);
+  size_t sweep_at_ ABSL_GUARDED_BY(mu_) = kSweepMin;
+};
+
+PeerTransport::~PeerTransport() { Close(); }
+
+std::vector<core::OutMessage> PeerTransport::Stream(const std::string& address,
+                                                    std::vector<core::OutMessage> requests,
+                                                    int64_t timeout_ms) {
+  std::shared_ptr<OutboundStream> stream;
+  bool opened = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_ || without_streams_.contains(address)) return requests;
+    auto it = streams_.find(address);
+    if (it != streams_.end()) {
+      stream = it->second;
+    } else {
+      Peer peer = PeerFor(address);
+      if (peer.channel->GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE) return requests;
+      stream = std::make_shared<OutboundStream>(this, address);
+      stream->Bind(peer.stub.get(), stream);
+      streams_[address] = stream;
+      opened = true;
+    }
+  }
+  if (opened) stream->Start();
+  // A stream that broke refuses them all; the next send opens another one.
+  std::vector<core::OutMessage> rest;
+  stream->Send(requests, timeout_ms, &rest);
+  return rest;
+}
+
+void PeerTransport::StreamEnded(const std::string& address, const OutboundStream* stream,
+                                const grpc::Status& status) {
+  absl::MutexLock lock(&mu_);
+  auto it = streams_.find(address);
+  if (it != streams_.end() && it->second.get() == stream) streams_.erase(it);
+  if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) without_streams_.insert(address);
 }
 
 template <typename Message, typename DoneFn, typename Method>
@@ -99,18 +270,24 @@ void PeerTransport::CallEnded(uint64_t id) {
 
 void PeerTransport::Close() {
   std::vector<std::shared_ptr<grpc::ClientContext>> calls;
+  std::vector<std::shared_ptr<OutboundStream>> streams;
   {
     absl::MutexLock lock(&mu_);
     closed_ = true;
     for (const auto& [id, context] : in_flight_) calls.push_back(context);
+    for (const auto& [address, stream] : streams_) streams.push_back(stream);
   }
   // Outside the lock: a cancelled call's callback takes it. A call waiting
   // for a peer that is down would otherwise hold the stop for its deadline.
   for (const std::shared_ptr<grpc::ClientContext>& context : calls) context->TryCancel();
+  for (const std::shared_ptr<OutboundStream>& stream : streams) stream->Cancel();
+  streams.clear();
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
-      +[](std::map<uint64_t, std::shared_ptr<grpc::ClientContext>>* m) { return m->empty(); },
-      &in_flight_));
+      +[](PeerTransport* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return self->in_flight_.empty() && self->streams_.empty();
+      },
+      this));
 }
 
 }  // namespace dynamo::server

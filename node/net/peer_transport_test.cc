@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <future>
+#include <thread>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -20,8 +24,60 @@ class EchoReplica final : public v1::Replica::CallbackService {
   }
 };
 
-std::unique_ptr<grpc::Server> Serve(EchoReplica* service, const std::string& address,
-                                    int* port) {
+// Serves Replica.Stream: answers each request it reads, unless silent.
+class StreamReplica final : public v1::Replica::CallbackService {
+ public:
+  explicit StreamReplica(bool silent) : silent_(silent) {}
+
+  grpc::ServerBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch>* Stream(
+      grpc::CallbackServerContext*) override {
+    return new Reactor(this);
+  }
+  // Requests read so far, from every stream.
+  int requests_read() {
+    absl::MutexLock lock(&mu_);
+    return read_;
+  }
+
+ private:
+  class Reactor final : public grpc::ServerBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch> {
+   public:
+    explicit Reactor(StreamReplica* service) : service_(service) { StartRead(&in_); }
+    void OnReadDone(bool ok) override {
+      if (!ok) {
+        Finish(grpc::Status::OK);
+        return;
+      }
+      {
+        absl::MutexLock lock(&service_->mu_);
+        service_->read_ += in_.envelopes_size();
+      }
+      if (service_->silent_) {
+        StartRead(&in_);
+        return;
+      }
+      out_.Clear();
+      for (const v1::Envelope& e : in_.envelopes()) {
+        v1::Envelope* reply = out_.add_envelopes();
+        reply->set_is_reply(true);
+        reply->set_request_id(e.request_id());
+      }
+      StartWrite(&out_);  // the next read starts once this write is done
+    }
+    void OnWriteDone(bool) override { StartRead(&in_); }
+    void OnDone() override { delete this; }
+
+   private:
+    StreamReplica* const service_;
+    v1::EnvelopeBatch in_, out_;
+  };
+  const bool silent_;
+  absl::Mutex mu_;
+  int read_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+template <typename Service>
+std::unique_ptr<grpc::Server> Serve(Service* service, const std::string& address, int* port) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
   builder.RegisterService(service);
@@ -107,6 +163,129 @@ TEST(PeerTransportTest, CloseCancelsCallsWaitingForAPeerThatIsDown) {
                  [&late](const grpc::Status& status, v1::Envelope) { late.set_value(status); });
   EXPECT_EQ(late.get_future().get().error_code(), grpc::StatusCode::UNAVAILABLE)
       << "a closed transport refuses calls";
+}
+
+// What a transport's streams handed back: replies and lost requests.
+class StreamLog {
+ public:
+  PeerTransport::StreamHandlers Handlers() {
+    return {.replies =
+                [this](std::vector<v1::Envelope> replies) {
+                  absl::MutexLock lock(&mu_);
+                  for (const v1::Envelope& r : replies) replied_.push_back(r.request_id());
+                },
+            .lost =
+                [this](std::vector<PeerTransport::SentRequest> lost) {
+                  absl::MutexLock lock(&mu_);
+                  for (auto& [node, id] : lost) lost_.push_back(id);
+                }};
+  }
+  // The ids replied to (or lost) once there are `count` of them, sorted;
+  // what there is after 10 s.
+  std::vector<uint64_t> Replied(size_t count) { return Wait(&replied_, count); }
+  std::vector<uint64_t> Lost(size_t count) { return Wait(&lost_, count); }
+
+ private:
+  std::vector<uint64_t> Wait(std::vector<uint64_t>* ids, size_t count) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [ids, count]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return ids->size() >= count; };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+    std::vector<uint64_t> sorted = *ids;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted;
+  }
+  absl::Mutex mu_;
+  std::vector<uint64_t> replied_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> lost_ ABSL_GUARDED_BY(mu_);
+};
+
+std::vector<core::OutMessage> Reads(const std::string& address, std::vector<uint64_t> ids) {
+  std::vector<core::OutMessage> out;
+  for (uint64_t id : ids) {
+    core::OutMessage m{.to_node = "peer", .to_address = address, .envelope = {}};
+    m.envelope.set_request_id(id);
+    m.envelope.mutable_read()->add_keys("k");
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<uint64_t> IdsOf(const std::vector<core::OutMessage>& messages) {
+  std::vector<uint64_t> ids;
+  for (const core::OutMessage& m : messages) ids.push_back(m.envelope.request_id());
+  return ids;
+}
+
+// A peer serving `service` on a free loopback port, and a transport to it
+// (closed first when this goes).
+struct StreamSetup {
+  template <typename Service>
+  explicit StreamSetup(Service* service, size_t message_bytes_max = 1 << 20)
+      : server(Serve(service, "127.0.0.1:0", &port)),
+        address("127.0.0.1:" + std::to_string(port)),
+        transport(message_bytes_max, grpc::InsecureChannelCredentials(), log.Handlers()) {}
+  // Streams reads with these ids; the ids of those left to the caller.
+  std::vector<uint64_t> Send(std::vector<uint64_t> ids, int64_t timeout_ms = 10000) {
+    return IdsOf(transport.Stream(address, Reads(address, std::move(ids)), timeout_ms));
+  }
+
+  int port = 0;
+  std::unique_ptr<grpc::Server> server;
+  std::string address;
+  StreamLog log;
+  PeerTransport transport;
+};
+
+TEST(PeerTransportTest, AStreamCarriesRequestsAndBringsTheirRepliesBack) {
+  StreamReplica service(/*silent=*/false);
+  StreamSetup peer(&service);
+  EXPECT_TRUE(peer.Send({1, 2, 3}).empty());
+  EXPECT_TRUE(peer.Send({4}).empty());
+  EXPECT_EQ(peer.log.Replied(4), (std::vector<uint64_t>{1, 2, 3, 4}));
+  peer.transport.Close();
+  EXPECT_TRUE(peer.log.Lost(0).empty()) << "every request was answered";
+}
+
+// A node of an older version has no Replica.Stream: its peers call it.
+TEST(PeerTransportTest, APeerWithoutStreamsIsLeftToCalls) {
+  EchoReplica service;
+  StreamSetup peer(&service);
+  EXPECT_TRUE(peer.Send({1}).empty());
+  EXPECT_EQ(peer.log.Lost(1), (std::vector<uint64_t>{1})) << "the stream's UNIMPLEMENTED loses it";
+  EXPECT_EQ(peer.Send({2, 3}), (std::vector<uint64_t>{2, 3}));
+}
+
+// The core must learn at once of requests a dead peer will never answer,
+// not wait out their timeouts.
+TEST(PeerTransportTest, ABrokenStreamLosesTheRequestsItHadNotAnswered) {
+  StreamReplica service(/*silent=*/true);
+  StreamSetup peer(&service);
+  EXPECT_TRUE(peer.Send({7, 8}, 600000).empty());
+  for (int i = 0; i < 1000 && service.requests_read() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(service.requests_read(), 2);
+  peer.server->Shutdown(std::chrono::system_clock::now());
+  EXPECT_EQ(peer.log.Lost(2), (std::vector<uint64_t>{7, 8}));
+}
+
+TEST(PeerTransportTest, CloseEndsStreamsAndLeavesLaterRequestsToTheCaller) {
+  StreamReplica service(/*silent=*/true);
+  StreamSetup peer(&service);
+  EXPECT_TRUE(peer.Send({1}, 600000).empty());
+  peer.transport.Close();  // returns: the stream waiting for its answer is cancelled
+  EXPECT_EQ(peer.log.Lost(1), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(peer.Send({2}, 600000), (std::vector<uint64_t>{2}));
+}
+
+TEST(PeerTransportTest, ARequestTooLargeForAStreamMessageIsLeftToACall) {
+  StreamReplica service(/*silent=*/false);
+  StreamSetup peer(&service, 4096);
+  std::vector<core::OutMessage> reads = Reads(peer.address, {1, 2});
+  reads[1].envelope.mutable_read()->add_keys(std::string(3000, 'x'));
+  EXPECT_EQ(IdsOf(peer.transport.Stream(peer.address, std::move(reads), 10000)),
+            (std::vector<uint64_t>{2}));
+  EXPECT_EQ(peer.log.Replied(1), (std::vector<uint64_t>{1}));
 }
 
 }  // namespace

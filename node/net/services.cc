@@ -1,11 +1,13 @@
-// The gRPC services of dynamo-node. Handlers only hand work to the loop
-// thread (which owns the core) and finish calls from there.
+// The gRPC services of dynamo-node. Handlers hand work to the stepper (the
+// one thread at a time that owns the core, often the handler's own thread:
+// see node_server_impl.h), which finishes the calls.
 
 #include <chrono>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "node_server_impl.h"
+#include "stream_outbox.h"
 
 namespace dynamo::server {
 namespace {
@@ -30,9 +32,16 @@ grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, grpc::Sta
 }
 
 constexpr char kShuttingDown[] = "node is shutting down: retry elsewhere";
+constexpr char kPeerCertificateNeeded[] =
+    "node-to-node calls need a client certificate signed by the cluster CA";
 
-// Hands a call's task to the loop; false, and the call refused, if the loop
-// cannot take it.
+// A stream refused at once: it reads nothing and deletes itself when done.
+class RefusedStream final : public grpc::ServerBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch> {
+  void OnDone() override { delete this; }
+};
+
+// Hands a call's task to the stepper; false, and the call refused, if the
+// node cannot take it.
 bool PostOrRefuse(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor,
                   NodeServer::Impl::Task task) {
   if (impl->Post(std::move(task))) return true;
@@ -123,15 +132,124 @@ std::string OpName(const v1::Envelope& request) {
   return {};
 }
 
+// Why a batch of requests from a peer cannot be taken, or "" if it can.
+std::string InvalidBatch(const v1::EnvelopeBatch& batch, int max) {
+  const int n = batch.envelopes_size();
+  if (n == 0 || n > max) {
+    return absl::StrCat("a batch holds 1 to ", max, " requests, got ", n);
+  }
+  std::set<std::pair<std::string, uint64_t>> ids;
+  for (const v1::Envelope& e : batch.envelopes()) {
+    if (!NodeServer::Impl::Batchable(e) || e.is_reply()) {
+      return "a batch holds only replica reads and writes with a request id";
+    }
+    if (!ids.emplace(e.from_node(), e.request_id()).second) {
+      return absl::StrCat("request id ", e.request_id(), " appears twice in the batch");
+    }
+  }
+  return "";
+}
+
+// A peer's Replica.Stream: each batch read goes to the stepper, and the
+// replies leave in batches through the stream's outbox. gRPC holds the
+// reactor until OnDone; the replies' holder (ReplyStream) may outlive it, but
+// touches it only while its outbox has a write in flight, which the stream's
+// end waits for.
+class InboundStream final : public grpc::ServerBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch> {
+ public:
+  InboundStream(NodeServer::Impl* impl)
+      : impl_(impl), replies_(std::make_shared<Replies>(this, impl->options().grpc_message_bytes_max / 2)) {
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the peer closed its side, or the stream broke
+      End(grpc::Status::OK);
+      return;
+    }
+    if (std::string why = InvalidBatch(in_, StreamOutbox::kBatchEnvelopesMax); !why.empty()) {
+      End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
+      return;
+    }
+    auto batch = std::make_shared<v1::EnvelopeBatch>(std::move(in_));
+    in_.Clear();
+    StartRead(&in_);
+    const auto start = Clock::now();
+    NodeServer::Impl* impl = impl_;
+    std::shared_ptr<Replies> replies = replies_;
+    if (!impl_->Post([impl, batch, replies, start](core::Node& node, int64_t now,
+                                                  core::Outputs* out) {
+          for (const v1::Envelope& e : batch->envelopes()) {
+            impl->AddInbound(e, {nullptr, nullptr, OpName(e), start, nullptr, replies});
+          }
+          for (const v1::Envelope& e : batch->envelopes()) node.HandleMessage(e, now, out);
+        })) {
+      // Its peer sees the stream end, and each request on it as lost.
+      End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       impl_->draining() ? kShuttingDown : "node is overloaded (request queue full)"));
+    }
+  }
+  void OnWriteDone(bool ok) override {
+    const StreamOutbox::Next next = replies_->outbox.WriteDone(ok);
+    if (next.write != nullptr) StartWrite(next.write);
+    if (next.end) Finish(final_status());
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  struct Replies final : NodeServer::Impl::ReplyStream {
+    Replies(InboundStream* stream, size_t bytes_max) : stream(stream), outbox(bytes_max) {}
+    void Send(std::vector<v1::Envelope> replies) override {
+      std::vector<v1::Envelope> too_large;  // dropped: their requesters time out
+      const StreamOutbox::Added added = outbox.Add(&replies, &too_large);
+      if (added.write != nullptr) stream->StartWrite(added.write);
+    }
+    InboundStream* const stream;
+    StreamOutbox outbox;
+  };
+
+  // Ends the stream with this status (the first one given), once the write
+  // in flight, if any, is done.
+  void End(grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (status_set_) return;
+      status_set_ = true;
+      status_ = std::move(status);
+    }
+    if (replies_->outbox.Close()) Finish(final_status());
+  }
+  grpc::Status final_status() {
+    absl::MutexLock lock(&mu_);
+    return status_;
+  }
+
+  NodeServer::Impl* const impl_;
+  const std::shared_ptr<Replies> replies_;
+  v1::EnvelopeBatch in_;
+  absl::Mutex mu_;
+  bool status_set_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
 class ReplicaService final : public v1::Replica::CallbackService {
  public:
   explicit ReplicaService(NodeServer::Impl* impl) : impl_(impl) {}
 
+  grpc::ServerBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch>* Stream(
+      grpc::CallbackServerContext* context) override {
+    if (!impl_->AllowsPeer(context)) {
+      auto* refused = new RefusedStream();
+      refused->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, kPeerCertificateNeeded));
+      return refused;
+    }
+    return new InboundStream(impl_);
+  }
+
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::Envelope* request,
                                  v1::Envelope* response) override {
     if (!impl_->AllowsPeer(context)) {
-      return Refuse(context, grpc::StatusCode::PERMISSION_DENIED,
-                    "node-to-node calls need a client certificate signed by the cluster CA");
+      return Refuse(context, grpc::StatusCode::PERMISSION_DENIED, kPeerCertificateNeeded);
     }
     if (request->is_reply()) {
       return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT, "a reply cannot be sent as a call");
@@ -151,27 +269,13 @@ class ReplicaService final : public v1::Replica::CallbackService {
                                       const v1::EnvelopeBatch* request,
                                       v1::EnvelopeBatch* response) override {
     if (!impl_->AllowsPeer(context)) {
-      return Refuse(context, grpc::StatusCode::PERMISSION_DENIED,
-                    "node-to-node calls need a client certificate signed by the cluster CA");
+      return Refuse(context, grpc::StatusCode::PERMISSION_DENIED, kPeerCertificateNeeded);
+    }
+    if (std::string why = InvalidBatch(*request, NodeServer::Impl::kBatchMax); !why.empty()) {
+      return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT, why);
     }
     const int n = request->envelopes_size();
-    if (n == 0 || n > NodeServer::Impl::kBatchMax) {
-      return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT,
-                    absl::StrCat("a batch holds 1 to ", NodeServer::Impl::kBatchMax,
-                                 " requests, got ", n));
-    }
-    std::set<std::pair<std::string, uint64_t>> ids;
-    for (const v1::Envelope& e : request->envelopes()) {
-      if (!NodeServer::Impl::Batchable(e) || e.is_reply()) {
-        return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT,
-                      "a batch holds only replica reads and writes with a request id");
-      }
-      if (!ids.emplace(e.from_node(), e.request_id()).second) {
-        return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT,
-                      absl::StrCat("request id ", e.request_id(), " appears twice in the batch"));
-      }
-    }
-    // One reply slot per request, filled by the loop as the core answers.
+    // One reply slot per request, filled by the stepper as the core answers.
     for (int i = 0; i < n; ++i) response->add_envelopes();
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     NodeServer::Impl* impl = impl_;
@@ -245,7 +349,7 @@ class AdminService final : public v1::Admin::CallbackService {
  private:
   using Body = std::function<grpc::Status(core::Node&, int64_t, core::Outputs*)>;
 
-  // Runs on the loop. The answer may leave before the change is synced; the
+  // Runs on the stepper. The answer may leave before the change is synced; the
   // operator and dynamoctl repeat join and leave until the state shows them.
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context, Body body) {
     if (!impl_->AllowsAdmin(context)) {

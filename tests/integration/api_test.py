@@ -1,6 +1,7 @@
 """The client API over the wire: siblings, contexts, bad input, quorum errors,
 graceful shutdown, and the metrics and health endpoints."""
 
+import queue
 import shutil
 import subprocess
 import threading
@@ -85,44 +86,82 @@ class BadInput(unittest.TestCase):
 
 
 class ReplicaBatch(unittest.TestCase):
-    """Replica.CallBatch: what one node sends another in one step, in one call."""
+    """Replica.CallBatch and Replica.Stream: what one node sends another in one step."""
+
+    def setUp(self):
+        self.c = Cluster(3).start()
+        self.n = self.c.nodes[0]
+        self.n.put(b"present", b"v1")
+
+    def tearDown(self):
+        self.c.close()
+
+    def stub(self):
+        stubs()
+        from dynamo.v1 import replica_pb2_grpc
+        return replica_pb2_grpc.ReplicaStub(grpc.insecure_channel(self.n.address))
+
+    @staticmethod
+    def read(request_id, key):
+        from dynamo.v1 import replica_pb2
+        return replica_pb2.Envelope(from_node="tester", from_address="127.0.0.1:1",
+                                    request_id=request_id, read=replica_pb2.ReplicaRead(keys=[key]))
 
     def test_replies_come_in_request_order_and_bad_batches_are_refused(self):
-        c = Cluster(3).start()
-        try:
-            stubs()
-            from dynamo.v1 import replica_pb2, replica_pb2_grpc
-            n = c.nodes[0]
-            n.put(b"present", b"v1")
-            stub = replica_pb2_grpc.ReplicaStub(grpc.insecure_channel(n.address))
+        stub, read, n = self.stub(), self.read, self.n
+        from dynamo.v1 import replica_pb2
+        got = stub.CallBatch(replica_pb2.EnvelopeBatch(
+            envelopes=[read(11, b"missing"), read(12, b"present")]), timeout=5)
+        self.assertEqual([e.request_id for e in got.envelopes], [11, 12])
+        self.assertTrue(all(e.is_reply for e in got.envelopes))
+        self.assertFalse(got.envelopes[0].read_reply.items[0].found)
+        self.assertTrue(got.envelopes[1].read_reply.items[0].found)
 
-            def read(request_id, key):
-                return replica_pb2.Envelope(from_node="tester", from_address="127.0.0.1:1",
-                                            request_id=request_id,
-                                            read=replica_pb2.ReplicaRead(keys=[key]))
-            got = stub.CallBatch(replica_pb2.EnvelopeBatch(
-                envelopes=[read(11, b"missing"), read(12, b"present")]), timeout=5)
-            self.assertEqual([e.request_id for e in got.envelopes], [11, 12])
-            self.assertTrue(all(e.is_reply for e in got.envelopes))
-            self.assertFalse(got.envelopes[0].read_reply.items[0].found)
-            self.assertTrue(got.envelopes[1].read_reply.items[0].found)
+        def refused(batch, words):
+            with self.assertRaises(grpc.RpcError) as e:
+                stub.CallBatch(replica_pb2.EnvelopeBatch(envelopes=batch), timeout=5)
+            self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn(words, e.exception.details())
+        refused([], "1 to 64")
+        refused([read(i + 1, b"k") for i in range(65)], "got 65")
+        refused([read(5, b"a"), read(5, b"b")], "appears twice")
+        refused([read(0, b"a")], "only replica reads and writes")
+        gossip = replica_pb2.Envelope(from_node="tester", request_id=9,
+                                      gossip=replica_pb2.Gossip())
+        refused([gossip], "only replica reads and writes")
+        self.assertTrue(n.alive())
+        self.assertEqual(n.get(b"present").siblings[0].value, b"v1")
 
-            def refused(batch, words):
-                with self.assertRaises(grpc.RpcError) as e:
-                    stub.CallBatch(replica_pb2.EnvelopeBatch(envelopes=batch), timeout=5)
-                self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
-                self.assertIn(words, e.exception.details())
-            refused([], "1 to 64")
-            refused([read(i + 1, b"k") for i in range(65)], "got 65")
-            refused([read(5, b"a"), read(5, b"b")], "appears twice")
-            refused([read(0, b"a")], "only replica reads and writes")
-            gossip = replica_pb2.Envelope(from_node="tester", request_id=9,
-                                          gossip=replica_pb2.Gossip())
-            refused([gossip], "only replica reads and writes")
-            self.assertTrue(n.alive())
-            self.assertEqual(n.get(b"present").siblings[0].value, b"v1")
-        finally:
-            c.close()
+    def test_a_stream_answers_each_request_and_ends_at_a_bad_batch(self):
+        """Replica.Stream: the same requests on one long-lived stream."""
+        stub, read, n = self.stub(), self.read, self.n
+        from dynamo.v1 import replica_pb2
+        batches = queue.Queue()
+
+        def requests():  # the stream stays open until None
+            while (batch := batches.get()) is not None:
+                yield batch
+        replies = stub.Stream(requests(), timeout=20)
+        batches.put(replica_pb2.EnvelopeBatch(envelopes=[read(11, b"missing"),
+                                                         read(12, b"present")]))
+        batches.put(replica_pb2.EnvelopeBatch(envelopes=[read(13, b"present")]))
+        got = {}
+        while len(got) < 3:
+            for e in next(replies).envelopes:
+                got[e.request_id] = e
+        self.assertEqual(sorted(got), [11, 12, 13])
+        self.assertTrue(all(e.is_reply for e in got.values()))
+        self.assertFalse(got[11].read_reply.items[0].found)
+        self.assertTrue(got[12].read_reply.items[0].found)
+        self.assertTrue(got[13].read_reply.items[0].found)
+        batches.put(replica_pb2.EnvelopeBatch(envelopes=[read(5, b"a"), read(5, b"b")]))
+        with self.assertRaises(grpc.RpcError) as e:
+            next(replies)
+        batches.put(None)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("appears twice", e.exception.details())
+        self.assertTrue(n.alive())
+        self.assertEqual(n.get(b"present").siblings[0].value, b"v1")
 
 
 class Operations(unittest.TestCase):

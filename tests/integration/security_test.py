@@ -125,6 +125,9 @@ class Security(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as e:
             stub.CallBatch(replica_pb2.EnvelopeBatch(envelopes=[env]), timeout=5)
         self.assertEqual(e.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        with self.assertRaises(grpc.RpcError) as e:
+            next(stub.Stream(iter([replica_pb2.EnvelopeBatch(envelopes=[env])]), timeout=5))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
         # A certificate from another CA: the TLS handshake itself fails.
         rogue = grpc.ssl_channel_credentials(root_certificates=read(self.d, "ca.pem"),
                                              private_key=read(self.d, "rogue.key"),

@@ -1,0 +1,63 @@
+#pragma once
+
+// Envelopes waiting to leave on one gRPC stream. A stream allows one write at
+// a time, so what is queued while a write is in flight leaves together in the
+// next one (up to a size bound): the batch grows with the load, by itself.
+// Knows nothing of gRPC: the stream's reactor starts the writes it hands out
+// and ends the stream when told. Thread-safe.
+
+#include <cstddef>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "dynamo/v1/replica.pb.h"
+
+namespace dynamo::server {
+
+class StreamOutbox {
+ public:
+  // One write holds at most this many envelopes (a receiver refuses more)
+  // and at most batch_bytes_max bytes of them; an envelope larger than that
+  // never leaves on the stream.
+  static constexpr int kBatchEnvelopesMax = 1024;
+  explicit StreamOutbox(size_t batch_bytes_max) : batch_bytes_max_(batch_bytes_max) {}
+
+  struct Added {
+    bool accepted = false;                     // false once closed: nothing was queued
+    const v1::EnvelopeBatch* write = nullptr;  // the caller starts this write now
+  };
+  // Takes the envelopes out of *envelopes into the queue, but those larger
+  // than the bound into *too_large. Once closed, takes nothing.
+  Added Add(std::vector<v1::Envelope>* envelopes, std::vector<v1::Envelope>* too_large);
+
+  struct Next {
+    const v1::EnvelopeBatch* write = nullptr;  // the caller starts this write now
+    bool end = false;  // closed, and no write is in flight: the caller ends the stream
+  };
+  // The write in flight ended (ok: it left; else the stream broke, and
+  // nothing more is written).
+  Next WriteDone(bool ok);
+  // No more envelopes: those queued are dropped. True when the caller ends
+  // the stream now; else WriteDone says when (once, either way).
+  bool Close();
+
+ private:
+  // Moves queued envelopes into writing_, up to the bound (mu_ held).
+  const v1::EnvelopeBatch* TakeBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const size_t batch_bytes_max_;
+  absl::Mutex mu_;
+  struct Queued {
+    v1::Envelope envelope;
+    size_t bytes;  // its encoded size (a moved message loses its cached size)
+  };
+  std::vector<Queued> queued_ ABSL_GUARDED_BY(mu_);
+  size_t queued_from_ ABSL_GUARDED_BY(mu_) = 0;  // queued_[..queued_from_) already left
+  v1::EnvelopeBatch writing_ ABSL_GUARDED_BY(mu_);  // alive until its write is done
+  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace dynamo::server
