@@ -118,6 +118,7 @@ absl::Status NodeServer::Impl::Start() {
     builder.AddListeningPort(options_.listen, creds_.server, &grpc_port_);
     builder.SetMaxReceiveMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
     builder.SetMaxSendMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
+    PeerTransport::AcceptKeepalive(builder);
     builder.RegisterService(services.kv.get());
     builder.RegisterService(services.replica.get());
     if (!separate_admin) builder.RegisterService(services.admin.get());

@@ -45,6 +45,9 @@ PeerTransport::Peer PeerTransport::PeerFor(const std::string& address) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_.interval_ms);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_.timeout_ms);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // a quiet stream still gets pings
   auto channel = grpc::CreateCustomChannel(address, credentials_, args);
   Peer peer{channel, v1::Replica::NewStub(channel)};
   peers_[address] = peer;
@@ -77,31 +80,38 @@ class PeerTransport::OutboundStream final
   // is closing) go to *rest.
   void Send(std::vector<core::OutMessage>& requests, int64_t timeout_ms,
             std::vector<core::OutMessage>* rest) {
-    const int64_t deadline = NowMs() + timeout_ms;
+    std::vector<uint64_t> ids;
     std::vector<v1::Envelope> envelopes;
+    ids.reserve(requests.size());
     envelopes.reserve(requests.size());
-    {
-      absl::MutexLock lock(&mu_);
-      for (core::OutMessage& m : requests) {
-        outstanding_[m.envelope.request_id()] = {m.to_node, deadline};
-        envelopes.push_back(std::move(m.envelope));
-      }
-      ForgetExpired();
+    for (core::OutMessage& m : requests) {
+      ids.push_back(m.envelope.request_id());
+      envelopes.push_back(std::move(m.envelope));
     }
     std::vector<v1::Envelope> too_large;
-    const StreamOutbox::Added added = outbox_.Add(&envelopes, &too_large);
-    if (!added.accepted || !too_large.empty()) {
-      // What did not leave goes back to the caller, as it came.
+    StreamOutbox::Added added;
+    {
+      // Queued and recorded as one step: OnDone, which takes mu_, reports
+      // every request queued as lost, and none that went back to the caller.
       absl::MutexLock lock(&mu_);
-      auto give_back = [&](std::vector<v1::Envelope>& es) {
-        for (v1::Envelope& e : es) {
-          auto it = outstanding_.find(e.request_id());
-          rest->push_back({it->second.to_node, address_, std::move(e)});
-          outstanding_.erase(it);
+      added = outbox_.Add(&envelopes, &too_large);
+      if (!added.accepted) {  // all of them go back, as they came
+        for (size_t i = 0; i < requests.size(); ++i) {
+          requests[i].envelope = std::move(envelopes[i]);
+          rest->push_back(std::move(requests[i]));
         }
-      };
-      give_back(envelopes);  // all of them if refused, else none
-      give_back(too_large);
+        return;
+      }
+      const int64_t deadline = NowMs() + timeout_ms;
+      for (size_t i = 0; i < requests.size(); ++i) {
+        outstanding_[ids[i]] = {requests[i].to_node, deadline};
+      }
+      for (v1::Envelope& e : too_large) {
+        auto it = outstanding_.find(e.request_id());
+        rest->push_back({it->second.to_node, address_, std::move(e)});
+        outstanding_.erase(it);
+      }
+      ForgetExpired();
     }
     if (added.write != nullptr) StartWrite(added.write);
   }
@@ -178,6 +188,11 @@ class PeerTransport::OutboundStream final
 };
 
 PeerTransport::~PeerTransport() { Close(); }
+
+void PeerTransport::AcceptKeepalive(grpc::ServerBuilder& builder, Keepalive keepalive) {
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             keepalive.interval_ms / 2);
+}
 
 std::vector<core::OutMessage> PeerTransport::Stream(const std::string& address,
                                                     std::vector<core::OutMessage> requests,

@@ -23,6 +23,16 @@
 
 namespace dynamo::server {
 
+// A connection to a peer that answers nothing (a half-open TCP connection:
+// the peer's machine vanished, or a partition drops its packets) is closed
+// once a keepalive ping goes unanswered: its stream then reports its requests
+// lost, and the channel connects again. Without it the kernel would keep the
+// connection for many minutes.
+struct PeerKeepalive {
+  int interval_ms = 10000;
+  int timeout_ms = 5000;
+};
+
 class PeerTransport {
  public:
   // Called on a gRPC thread with the RPC's status and the reply envelope.
@@ -39,11 +49,17 @@ class PeerTransport {
     std::function<void(std::vector<SentRequest> lost)> lost;
   };
 
+  using Keepalive = PeerKeepalive;
+  // What a node's gRPC server must accept of its peers' keepalive pings
+  // (by default a server takes pings on an idle connection as abuse).
+  static void AcceptKeepalive(grpc::ServerBuilder& builder, Keepalive keepalive = {});
+
   PeerTransport(size_t message_bytes_max, std::shared_ptr<grpc::ChannelCredentials> credentials,
-                StreamHandlers stream_handlers = {})
+                StreamHandlers stream_handlers = {}, Keepalive keepalive = {})
       : message_bytes_max_(message_bytes_max),
         credentials_(std::move(credentials)),
-        stream_handlers_(std::move(stream_handlers)) {}
+        stream_handlers_(std::move(stream_handlers)),
+        keepalive_(keepalive) {}
   ~PeerTransport();
 
   void Call(const std::string& address, v1::Envelope request, int64_t timeout_ms, Done done);
@@ -86,6 +102,7 @@ class PeerTransport {
   const size_t message_bytes_max_;
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   const StreamHandlers stream_handlers_;
+  const Keepalive keepalive_;
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_call_id_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,14 +1,19 @@
 #include "peer_transport.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <future>
-#include <thread>
-#include <vector>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace dynamo::server {
 namespace {
@@ -22,6 +27,82 @@ class EchoReplica final : public v1::Replica::CallbackService {
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
+};
+
+// Short, so that a test sees a silent connection closed within a second or two.
+constexpr PeerTransport::Keepalive kTestKeepalive{.interval_ms = 300, .timeout_ms = 300};
+
+// A TCP relay to a loopback port that can turn into a black hole: it then
+// keeps its connections open and drops every byte, as a partition that
+// drops packets would (no reset, no FIN).
+class BlackHoleRelay {
+ public:
+  explicit BlackHoleRelay(int to_port) : to_port_(to_port) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr = Loopback(0);
+    bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(listener_, 8);
+    socklen_t len = sizeof(addr);
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    accepting_ = std::thread([this] { Accept(); });
+  }
+  ~BlackHoleRelay() {
+    stopping_ = true;
+    shutdown(listener_, SHUT_RDWR);
+    accepting_.join();
+    absl::MutexLock lock(&mu_);
+    for (int fd : fds_) shutdown(fd, SHUT_RDWR);
+    for (std::thread& t : pumps_) t.join();
+    for (int fd : fds_) close(fd);
+    close(listener_);
+  }
+  int port() const { return port_; }
+  void Swallow() { swallowing_ = true; }
+
+ private:
+  static sockaddr_in Loopback(int port) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return addr;
+  }
+  void Accept() {
+    while (!stopping_) {
+      const int in = accept(listener_, nullptr, nullptr);
+      if (in < 0) return;
+      const int out = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in to = Loopback(to_port_);
+      if (connect(out, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+        close(in);
+        close(out);
+        continue;
+      }
+      absl::MutexLock lock(&mu_);
+      fds_.push_back(in);
+      fds_.push_back(out);
+      pumps_.emplace_back([this, in, out] { Pump(in, out); });
+      pumps_.emplace_back([this, in, out] { Pump(out, in); });
+    }
+  }
+  void Pump(int from, int to) {
+    char buffer[16384];
+    while (true) {
+      const ssize_t n = read(from, buffer, sizeof(buffer));
+      if (n <= 0) return;
+      if (!swallowing_ && write(to, buffer, static_cast<size_t>(n)) != n) return;
+    }
+  }
+
+  const int to_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false}, swallowing_{false};
+  absl::Mutex mu_;
+  std::vector<int> fds_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
+  std::thread accepting_;
 };
 
 // Serves Replica.Stream: answers each request it reads, unless silent.
@@ -79,6 +160,7 @@ class StreamReplica final : public v1::Replica::CallbackService {
 template <typename Service>
 std::unique_ptr<grpc::Server> Serve(Service* service, const std::string& address, int* port) {
   grpc::ServerBuilder builder;
+  PeerTransport::AcceptKeepalive(builder, kTestKeepalive);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
   builder.RegisterService(service);
   return builder.BuildAndStart();
@@ -276,6 +358,29 @@ TEST(PeerTransportTest, CloseEndsStreamsAndLeavesLaterRequestsToTheCaller) {
   peer.transport.Close();  // returns: the stream waiting for its answer is cancelled
   EXPECT_EQ(peer.log.Lost(1), (std::vector<uint64_t>{1}));
   EXPECT_EQ(peer.Send({2}, 600000), (std::vector<uint64_t>{2}));
+}
+
+// A peer whose packets stop coming (its machine vanished, a partition):
+// nothing closes the connection, yet the core must learn that the requests
+// on it are lost, and the next ones must go on a new connection.
+TEST(PeerTransportTest, AStreamToAPeerGoneSilentEndsByKeepalive) {
+  StreamReplica service(/*silent=*/false);
+  int port = 0;
+  std::unique_ptr<grpc::Server> server = Serve(&service, "127.0.0.1:0", &port);
+  ASSERT_NE(port, 0);
+  BlackHoleRelay relay(port);
+  const std::string address = "127.0.0.1:" + std::to_string(relay.port());
+  StreamLog log;
+  PeerTransport transport(1 << 20, grpc::InsecureChannelCredentials(), log.Handlers(),
+                          kTestKeepalive);
+  EXPECT_TRUE(transport.Stream(address, Reads(address, {1}), 600000).empty());
+  ASSERT_EQ(log.Replied(1), (std::vector<uint64_t>{1}));
+  relay.Swallow();
+  EXPECT_TRUE(transport.Stream(address, Reads(address, {2}), 600000).empty());
+  EXPECT_EQ(log.Lost(1), (std::vector<uint64_t>{2}))
+      << "the request's deadline is 10 minutes away: only the keepalive ends its stream";
+  transport.Close();
+  server->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST(PeerTransportTest, ARequestTooLargeForAStreamMessageIsLeftToACall) {

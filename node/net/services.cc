@@ -157,7 +157,7 @@ std::string InvalidBatch(const v1::EnvelopeBatch& batch, int max) {
 // end waits for.
 class InboundStream final : public grpc::ServerBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch> {
  public:
-  InboundStream(NodeServer::Impl* impl)
+  explicit InboundStream(NodeServer::Impl* impl)
       : impl_(impl), replies_(std::make_shared<Replies>(this, impl->options().grpc_message_bytes_max / 2)) {
     StartRead(&in_);
   }
