@@ -280,7 +280,7 @@ void NodeServer::Impl::SyncLoop() {
       if (syncs_requested_ == syncs_taken_) return;  // stopping, nothing asked
       through = syncs_taken_ = syncs_requested_;
     }
-    // Covers every write made before the request was counted: the loop
+    // Covers every write made before the request was counted: the stepper
     // counts a request after the writes of its batch returned.
     const auto start = std::chrono::steady_clock::now();
     absl::Status status = storage_->Sync();
@@ -596,7 +596,7 @@ void NodeServer::Impl::Shutdown() {
                    Priority::kAnswer)) {
     wait_until([this] { return farewell_.load() == kFarewellAnswered; });
   }
-  // Then the calls in flight from peers finish, the loop still running, and
+  // Then the calls in flight from peers finish, the core still stepping, and
   // the gRPC servers stop at once: a shutdown with a later deadline also
   // waits for idle connections a client keeps open (the whole grace in
   // bench/stop-time, RESULTS F22). A peer call that races the stop is
@@ -617,7 +617,8 @@ void NodeServer::Impl::Shutdown() {
   }
   if (syncer_.joinable()) syncer_.join();
   if (http_) http_->Stop();
-  // The loop has stopped: no step follows, the node records its clean stop.
+  // The loop has stopped, and Post refuses work: no step follows, the node
+  // records its clean stop.
   if (node_) {
     if (absl::Status s = node_->Close(); !s.ok()) {
       std::fprintf(stderr,
@@ -628,7 +629,7 @@ void NodeServer::Impl::Shutdown() {
   } else if (storage_) {
     (void)storage_->Sync();
   }
-  // Calls the loop will never answer now.
+  // Calls the core will never answer now.
   for (auto& [id, p] : pending_clients_) {
     p.reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node shutting down"));
     EndClientCall();
