@@ -32,6 +32,7 @@ grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, grpc::Sta
 }
 
 constexpr char kShuttingDown[] = "node is shutting down: retry elsewhere";
+constexpr char kOverloaded[] = "node is overloaded (request queue full): retry later or elsewhere";
 constexpr char kPeerCertificateNeeded[] =
     "node-to-node calls need a client certificate signed by the cluster CA";
 
@@ -47,8 +48,7 @@ bool PostOrRefuse(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor,
   if (impl->Post(std::move(task))) return true;
   reactor->Finish(grpc::Status(
       impl->draining() ? grpc::StatusCode::UNAVAILABLE : grpc::StatusCode::RESOURCE_EXHAUSTED,
-      impl->draining() ? kShuttingDown
-                       : "node is overloaded (request queue full): retry later or elsewhere"));
+      impl->draining() ? kShuttingDown : kOverloaded));
   return false;
 }
 
@@ -186,7 +186,7 @@ class InboundStream final : public grpc::ServerBidiReactor<v1::EnvelopeBatch, v1
         })) {
       // Its peer sees the stream end, and each request on it as lost.
       End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                       impl_->draining() ? kShuttingDown : "node is overloaded (request queue full)"));
+                       impl_->draining() ? kShuttingDown : kOverloaded));
     }
   }
   void OnWriteDone(bool ok) override {
