@@ -104,44 +104,54 @@ absl::Status NodeServer::Impl::Start() {
   creds_ = *std::move(creds);
   if (absl::Status s = client_token_.Load(); !s.ok()) return s;
   if (absl::Status s = admin_token_.Load(); !s.ok()) return s;
-  // Replies and losses on the streams to peers go to the core as messages
-  // do (see SendRequests).
-  PeerTransport::StreamHandlers on_stream;
-  on_stream.replies = [this](std::vector<v1::Envelope> replies) { PostReplies(std::move(replies)); };
-  on_stream.lost = [this](std::vector<SentRequest> lost) { PostLost(std::move(lost)); };
-  peers_ = std::make_unique<PeerTransport>(options_.grpc_message_bytes_max, creds_.peer,
-                                           std::move(on_stream));
-  Services services = MakeServices(this);
+  services_ = std::make_unique<Services>(this);
   const bool separate_admin = !options_.admin_listen.empty() && options_.admin_listen != options_.listen;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq;
   {
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.listen, creds_.server, &grpc_port_);
     builder.SetMaxReceiveMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
     builder.SetMaxSendMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
     PeerTransport::AcceptKeepalive(builder);
-    builder.RegisterService(services.kv.get());
-    builder.RegisterService(services.replica.get());
-    if (!separate_admin) builder.RegisterService(services.admin.get());
+    builder.RegisterService(&services_->kv);
+    builder.RegisterService(&services_->replica);
+    if (!separate_admin) builder.RegisterService(&services_->admin);
+    cq = builder.AddCompletionQueue();
     server_ = builder.BuildAndStart();
     if (!server_ || grpc_port_ == 0) {
       return absl::UnavailableError(
           Cat("cannot serve gRPC on ", options_.listen, " (is the port in use?)"));
     }
   }
+  grpc::ServerCompletionQueue* server_cq = cq.get();
+  completion_loop_ = std::make_unique<CompletionLoop>(std::move(cq));
+  // Replies and losses on the streams to peers go to the core as messages
+  // do (see SendRequests).
+  PeerTransport::StreamHandlers on_stream;
+  on_stream.replies = [this](std::vector<v1::Envelope> replies) { PostReplies(std::move(replies)); };
+  on_stream.lost = [this](std::vector<SentRequest> lost) { PostLost(std::move(lost)); };
+  peers_ = std::make_unique<PeerTransport>(server_cq, options_.grpc_message_bytes_max, creds_.peer,
+                                           std::move(on_stream));
+  services_->ListenKvAndReplica(server_cq, completion_loop_.get());
+  if (!separate_admin) services_->ListenAdmin(server_cq, completion_loop_.get());
+  // Named for top -H, perf and dynamo-bench's CPU split by thread.
+  completion_loop_->Start("dynamo-grpc");
   if (separate_admin) {
     int port = 0;
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.admin_listen, creds_.server, &port);
-    builder.RegisterService(services.admin.get());
+    builder.RegisterService(&services_->admin);
+    std::unique_ptr<grpc::ServerCompletionQueue> admin_cq = builder.AddCompletionQueue();
     admin_server_ = builder.BuildAndStart();
     if (!admin_server_ || port == 0) {
       return absl::UnavailableError(
           Cat("cannot serve the admin API on ", options_.admin_listen, " (is the port in use?)"));
     }
+    grpc::ServerCompletionQueue* raw = admin_cq.get();
+    admin_completion_loop_ = std::make_unique<CompletionLoop>(std::move(admin_cq));
+    services_->ListenAdmin(raw, admin_completion_loop_.get());
+    admin_completion_loop_->Start("dynamo-admin");
   }
-  services_.push_back(std::move(services.kv));
-  services_.push_back(std::move(services.replica));
-  services_.push_back(std::move(services.admin));
 
   http_ = std::make_unique<metrics::HttpEndpoint>(
       options_.http, &metrics_->registry(), [this](std::string* why) {
@@ -402,7 +412,7 @@ void NodeServer::Impl::Dispatch(core::Outputs& out) {
                               std::string(r.status.message()));
     metrics_->ClientRequest(p.op, absl::StatusCodeToString(r.status.code()),
                             std::chrono::duration<double>(now - p.start).count());
-    p.reactor->Finish(status);
+    p.call->Finish(status);
     EndClientCall();
   }
 }
@@ -482,7 +492,7 @@ void NodeServer::Impl::PostLost(std::vector<SentRequest> lost) {
 void NodeServer::Impl::FinishInbound(PendingInbound& pending, const grpc::Status& status) {
   if (pending.stream != nullptr) return;  // its requester times out, or its stream broke
   if (pending.batch == nullptr) {
-    pending.reactor->Finish(status);
+    pending.call->Finish(status);
     return;
   }
   InboundBatch& batch = *pending.batch;
@@ -491,7 +501,7 @@ void NodeServer::Impl::FinishInbound(PendingInbound& pending, const grpc::Status
   // unanswered, as it would a lost message.
   if (!status.ok() || --batch.unanswered == 0) {
     batch.finished = true;
-    pending.reactor->Finish(status);
+    pending.call->Finish(status);
   }
 }
 
@@ -631,7 +641,7 @@ void NodeServer::Impl::Shutdown() {
   }
   // Calls the core will never answer now.
   for (auto& [id, p] : pending_clients_) {
-    p.reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node shutting down"));
+    p.call->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "node shutting down"));
     EndClientCall();
   }
   pending_clients_.clear();
@@ -639,6 +649,9 @@ void NodeServer::Impl::Shutdown() {
     FinishInbound(p, grpc::Status(grpc::StatusCode::UNAVAILABLE, "node shutting down"));
   }
   pending_inbound_.clear();
+  // The queues go last: every call has ended or been finished above.
+  if (completion_loop_) completion_loop_->Stop();
+  if (admin_completion_loop_) admin_completion_loop_->Stop();
   if (server_) server_->Wait();
   if (admin_server_) admin_server_->Wait();
 }

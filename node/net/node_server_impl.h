@@ -9,7 +9,10 @@
 // takes the work with the rest of the queue. The loop thread steps when the
 // tick is due, and takes over work left when an in-line stepper stops after
 // a few rounds. Handing every task to a sleeping loop thread cost a futex
-// wake and two context switches per message (bench/RESULTS.md, F24).
+// wake and two context switches per message (bench/RESULTS.md, F24). The
+// gRPC handlers, and the callbacks of calls to peers, run on the thread of
+// the node's completion queue (completion_loop.h), which is thus most often
+// the stepper.
 
 #include <atomic>
 #include <deque>
@@ -31,12 +34,15 @@
 #include "dynamo/v1/admin.grpc.pb.h"
 #include "dynamo/v1/kv.grpc.pb.h"
 #include "dynamo/v1/replica.grpc.pb.h"
+#include "completion_loop.h"
 #include "grpcpp/grpcpp.h"
 #include "node_metrics.h"
 #include "peer_transport.h"
 #include "security.h"
 
 namespace dynamo::server {
+
+class Services;
 
 class NodeServer::Impl {
  public:
@@ -63,9 +69,17 @@ class NodeServer::Impl {
   // True when the stepper has answered every peer call it was given.
   bool PeerCallsDone();
 
+  // A unary call being served (services.cc): the stepper ends it, once.
+  class UnaryCallEnd {
+   public:
+    virtual void Finish(const grpc::Status& status) = 0;
+
+   protected:
+    ~UnaryCallEnd() = default;
+  };
   // A client call waiting for the core's reply (stepper only).
   struct PendingClient {
-    grpc::ServerUnaryReactor* reactor;
+    UnaryCallEnd* call;
     std::variant<v1::GetResponse*, v1::PutResponse*, v1::DeleteResponse*> response;
     std::string op;
     std::chrono::steady_clock::time_point start;
@@ -84,7 +98,7 @@ class NodeServer::Impl {
   };
   // A peer's request waiting for the core's reply (stepper only).
   struct PendingInbound {
-    grpc::ServerUnaryReactor* reactor;  // null for a streamed request
+    UnaryCallEnd* call;      // null for a streamed request
     v1::Envelope* response;  // the call's response, or its slot in a batch's
     std::string op;          // "read" or "write" for latency metrics, else empty
     std::chrono::steady_clock::time_point start;
@@ -109,9 +123,9 @@ class NodeServer::Impl {
   bool BeginClientCall();
   void EndClientCall() { clients_in_flight_.fetch_sub(1); }
   // Authorization of calls (see security.h).
-  bool AllowsClient(const grpc::CallbackServerContext* c) { return client_token_.Allows(c); }
-  bool AllowsAdmin(const grpc::CallbackServerContext* c) { return admin_token_.Allows(c); }
-  bool AllowsPeer(const grpc::CallbackServerContext* c) const {
+  bool AllowsClient(const grpc::ServerContextBase* c) { return client_token_.Allows(c); }
+  bool AllowsAdmin(const grpc::ServerContextBase* c) { return admin_token_.Allows(c); }
+  bool AllowsPeer(const grpc::ServerContextBase* c) const {
     return IsAuthenticatedPeer(c, creds_.tls && !options_.tls_ca.empty());
   }
   NodeMetrics& metrics() { return *metrics_; }
@@ -158,9 +172,13 @@ class NodeServer::Impl {
   Credentials creds_;
   TokenFile client_token_{options_.client_token_file};
   TokenFile admin_token_{options_.admin_token_file};
+  // Declared so that the servers go first, their queues and services after.
+  std::unique_ptr<Services> services_;
+  // Drive the servers' queues: the main one also carries the calls to peers.
+  std::unique_ptr<CompletionLoop> completion_loop_;
+  std::unique_ptr<CompletionLoop> admin_completion_loop_;  // with --admin-listen
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<grpc::Server> admin_server_;  // with --admin-listen
-  std::vector<std::unique_ptr<grpc::Service>> services_;
+  std::unique_ptr<grpc::Server> admin_server_;
   int grpc_port_ = 0;
 
   absl::Mutex mu_;
@@ -218,10 +236,23 @@ class NodeServer::Impl {
   uint64_t syncs_done_ = 0;
 };
 
-// The KV, Replica and Admin services of `impl` (services.cc).
-struct Services {
-  std::unique_ptr<grpc::Service> kv, replica, admin;
+// The KV, Replica and Admin services of a node (services.cc): register them
+// with a server, build it, then listen on its completion queue.
+class Services {
+ public:
+  explicit Services(NodeServer::Impl* impl);
+  ~Services();
+  v1::KV::AsyncService kv;
+  v1::Replica::AsyncService replica;
+  v1::Admin::AsyncService admin;
+  // Asks the server for calls of these services on `cq`, which `loop` drives.
+  void ListenKvAndReplica(grpc::ServerCompletionQueue* cq, const CompletionLoop* loop);
+  void ListenAdmin(grpc::ServerCompletionQueue* cq, const CompletionLoop* loop);
+
+ private:
+  struct Methods;
+  NodeServer::Impl* const impl_;
+  std::unique_ptr<Methods> methods_;
 };
-Services MakeServices(NodeServer::Impl* impl);
 
 }  // namespace dynamo::server

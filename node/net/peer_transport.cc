@@ -14,23 +14,29 @@ namespace {
 // could flood.
 constexpr size_t kChannelsMax = 4096;
 
-template <typename Message, typename Done>
-struct InFlight {
+// A unary call in flight: it deletes itself once done.
+template <typename Message>
+struct InFlight final : CompletionTag {
+  void Done(bool) override {
+    done(status, std::move(reply));
+    delete this;
+  }
   grpc::ClientContext context;
   Message request;
   Message reply;
-  Done done;
+  grpc::Status status;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<Message>> reader;
+  std::function<void(const grpc::Status&, Message)> done;
 };
 
 }  // namespace
 
 PeerTransport::Peer PeerTransport::StartCall(const std::string& address,
-                                             std::shared_ptr<grpc::ClientContext> context,
-                                             uint64_t* id) {
+                                             grpc::ClientContext* context, uint64_t* id) {
   absl::MutexLock lock(&mu_);
   if (closed_) return {};
   *id = next_call_id_++;
-  in_flight_[*id] = std::move(context);
+  in_flight_[*id] = context;
   return PeerFor(address);
 }
 
@@ -54,26 +60,29 @@ PeerTransport::Peer PeerTransport::PeerFor(const std::string& address) {
   return peer;
 }
 
-// One Replica.Stream to a peer. It holds itself (self_) until gRPC is done
-// with it, and a hold on the call until it has nothing more to write, so
-// that a write started from the transport never follows OnDone.
-class PeerTransport::OutboundStream final
-    : public grpc::ClientBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch> {
+// One Replica.Stream to a peer. Its reads run in a chain, so that the last
+// operation knows it is last: reads follow each other until one fails, then
+// (once no write is in flight) Finish fetches the status. It holds itself
+// (self_) until then. Writes start whenever its outbox hands out a batch,
+// from any thread; the call's headers leave with the first (corked: a write
+// may not start before the headers alone would have left, which would hold
+// the first requests back for a round of the loop).
+class PeerTransport::OutboundStream final {
  public:
   OutboundStream(PeerTransport* transport, std::string address)
       : transport_(transport),
         address_(std::move(address)),
         outbox_(transport->message_bytes_max_ / 2) {}
 
-  // Binds the call; Start activates it (outside the transport's lock: gRPC
-  // may run reactions in line).
-  void Bind(v1::Replica::Stub* stub, std::shared_ptr<OutboundStream> self) {
+  // Starts the call and its first read. Nothing runs in line: the transport
+  // may hold its lock.
+  void Open(v1::Replica::Stub* stub, std::shared_ptr<OutboundStream> self) {
     self_ = std::move(self);
-    stub->async()->Stream(&context_, this);
-    AddHold();
-    StartRead(&in_);
+    context_.set_initial_metadata_corked(true);
+    stream_ = stub->PrepareAsyncStream(&context_, transport_->cq_);
+    stream_->StartCall(nullptr);  // corked: no operation, no tag
+    stream_->Read(&in_, read_.tag());
   }
-  void Start() { StartCall(); }
   void Cancel() { context_.TryCancel(); }
 
   // Queues the requests; those it cannot send (all of them once the stream
@@ -113,12 +122,13 @@ class PeerTransport::OutboundStream final
       }
       ForgetExpired();
     }
-    if (added.write != nullptr) StartWrite(added.write);
+    if (added.write != nullptr) stream_->Write(*added.write, written_.tag());
   }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) {  // the stream is over; OnDone has its status
-      if (outbox_.Close()) RemoveHold();
+ private:
+  void OnRead(bool ok) {
+    if (!ok) {  // the stream is over; Finish fetches its status
+      if (outbox_.Close()) FinishCall();
       return;
     }
     std::vector<v1::Envelope> replies;
@@ -131,17 +141,19 @@ class PeerTransport::OutboundStream final
       }
     }
     in_.Clear();
-    StartRead(&in_);
+    stream_->Read(&in_, read_.tag());
     if (!replies.empty()) transport_->stream_handlers_.replies(std::move(replies));
   }
 
-  void OnWriteDone(bool ok) override {
+  void OnWritten(bool ok) {
     const StreamOutbox::Next next = outbox_.WriteDone(ok);
-    if (next.write != nullptr) StartWrite(next.write);
-    if (next.end) RemoveHold();
+    if (next.write != nullptr) stream_->Write(*next.write, written_.tag());
+    if (next.end) FinishCall();
   }
 
-  void OnDone(const grpc::Status& status) override {
+  void FinishCall() { stream_->Finish(&status_, finished_.tag()); }
+
+  void OnFinished(bool) {
     std::vector<SentRequest> lost;
     {
       absl::MutexLock lock(&mu_);
@@ -152,11 +164,10 @@ class PeerTransport::OutboundStream final
       outstanding_.clear();
     }
     if (!lost.empty()) transport_->stream_handlers_.lost(std::move(lost));
-    transport_->StreamEnded(address_, this, status);
+    transport_->StreamEnded(address_, this, status_);
     self_.reset();  // may delete this: last
   }
 
- private:
   static int64_t NowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
@@ -180,6 +191,11 @@ class PeerTransport::OutboundStream final
   const std::string address_;
   std::shared_ptr<OutboundStream> self_;
   grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<v1::EnvelopeBatch, v1::EnvelopeBatch>> stream_;
+  MemberTag<OutboundStream, &OutboundStream::OnRead> read_{this};
+  MemberTag<OutboundStream, &OutboundStream::OnWritten> written_{this};
+  MemberTag<OutboundStream, &OutboundStream::OnFinished> finished_{this};
+  grpc::Status status_;  // set by Finish
   v1::EnvelopeBatch in_;
   StreamOutbox outbox_;
   absl::Mutex mu_;
@@ -198,7 +214,6 @@ std::vector<core::OutMessage> PeerTransport::Stream(const std::string& address,
                                                     std::vector<core::OutMessage> requests,
                                                     int64_t timeout_ms) {
   std::shared_ptr<OutboundStream> stream;
-  bool opened = false;
   {
     absl::MutexLock lock(&mu_);
     if (closed_ || without_streams_.contains(address)) return requests;
@@ -209,12 +224,10 @@ std::vector<core::OutMessage> PeerTransport::Stream(const std::string& address,
       Peer peer = PeerFor(address);
       if (peer.channel->GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE) return requests;
       stream = std::make_shared<OutboundStream>(this, address);
-      stream->Bind(peer.stub.get(), stream);
+      stream->Open(peer.stub.get(), stream);
       streams_[address] = stream;
-      opened = true;
     }
   }
-  if (opened) stream->Start();
   // A stream that broke refuses them all; the next send opens another one.
   std::vector<core::OutMessage> rest;
   stream->Send(requests, timeout_ms, &rest);
@@ -229,21 +242,24 @@ void PeerTransport::StreamEnded(const std::string& address, const OutboundStream
   if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) without_streams_.insert(address);
 }
 
-template <typename Message, typename DoneFn, typename Method>
+template <typename Message, typename DoneFn, typename Prepare>
 void PeerTransport::Start(const std::string& address, Message request, int64_t timeout_ms,
-                          DoneFn done, Method method) {
-  auto call = std::make_shared<InFlight<Message, DoneFn>>();
+                          DoneFn done, Prepare prepare) {
+  auto* call = new InFlight<Message>();
   call->request = std::move(request);
-  call->done = std::move(done);
   call->context.set_deadline(std::chrono::system_clock::now() +
                              std::chrono::milliseconds(timeout_ms));
   uint64_t id = 0;
-  // Close may cancel the call through this (sharing the call's lifetime).
-  Peer peer = StartCall(address, std::shared_ptr<grpc::ClientContext>(call, &call->context), &id);
+  Peer peer = StartCall(address, &call->context, &id);  // Close may cancel it from now on
   if (peer.stub == nullptr) {
-    call->done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport closed"), Message());
+    delete call;
+    done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport closed"), Message());
     return;
   }
+  call->done = [this, id, done = std::move(done)](const grpc::Status& status, Message reply) {
+    CallEnded(id);
+    done(status, std::move(reply));
+  };
   // The core calls only peers its failure detector holds alive, so a channel
   // still backing off from calls made while the peer was down (a restart)
   // must try again now, and the call must wait for that attempt: without
@@ -254,27 +270,24 @@ void PeerTransport::Start(const std::string& address, Message request, int64_t t
     grpc::experimental::ChannelResetConnectionBackoff(peer.channel.get());
     call->context.set_wait_for_ready(true);
   }
-  method(peer.stub->async(), &call->context, &call->request, &call->reply,
-         [this, call, id](grpc::Status status) mutable {
-           call->done(status, std::move(call->reply));
-           CallEnded(id);
-           call.reset();  // the context may go here, as gRPC allows in its callback
-         });
+  call->reader = prepare(peer.stub.get(), &call->context, call->request, cq_);
+  call->reader->StartCall();
+  call->reader->Finish(&call->reply, &call->status, static_cast<CompletionTag*>(call));
 }
 
 void PeerTransport::Call(const std::string& address, v1::Envelope request, int64_t timeout_ms,
                          Done done) {
   Start(address, std::move(request), timeout_ms, std::move(done),
-        [](auto* async, auto* context, auto* request, auto* reply, auto callback) {
-          async->Call(context, request, reply, std::move(callback));
-        });
+        [](v1::Replica::Stub* stub, grpc::ClientContext* context, const v1::Envelope& request,
+           grpc::CompletionQueue* cq) { return stub->PrepareAsyncCall(context, request, cq); });
 }
 
 void PeerTransport::CallBatch(const std::string& address, v1::EnvelopeBatch requests,
                               int64_t timeout_ms, BatchDone done) {
   Start(address, std::move(requests), timeout_ms, std::move(done),
-        [](auto* async, auto* context, auto* request, auto* reply, auto callback) {
-          async->CallBatch(context, request, reply, std::move(callback));
+        [](v1::Replica::Stub* stub, grpc::ClientContext* context,
+           const v1::EnvelopeBatch& request, grpc::CompletionQueue* cq) {
+          return stub->PrepareAsyncCallBatch(context, request, cq);
         });
 }
 
@@ -284,20 +297,12 @@ void PeerTransport::CallEnded(uint64_t id) {
 }
 
 void PeerTransport::Close() {
-  std::vector<std::shared_ptr<grpc::ClientContext>> calls;
-  std::vector<std::shared_ptr<OutboundStream>> streams;
-  {
-    absl::MutexLock lock(&mu_);
-    closed_ = true;
-    for (const auto& [id, context] : in_flight_) calls.push_back(context);
-    for (const auto& [address, stream] : streams_) streams.push_back(stream);
-  }
-  // Outside the lock: a cancelled call's callback takes it. A call waiting
-  // for a peer that is down would otherwise hold the stop for its deadline.
-  for (const std::shared_ptr<grpc::ClientContext>& context : calls) context->TryCancel();
-  for (const std::shared_ptr<OutboundStream>& stream : streams) stream->Cancel();
-  streams.clear();
   absl::MutexLock lock(&mu_);
+  closed_ = true;
+  // A call waiting for a peer that is down would otherwise hold the stop for
+  // its deadline. Cancelling runs nothing in line: the calls end on the loop.
+  for (const auto& [id, context] : in_flight_) context->TryCancel();
+  for (const auto& [address, stream] : streams_) stream->Cancel();
   mu_.Await(absl::Condition(
       +[](PeerTransport* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
         return self->in_flight_.empty() && self->streams_.empty();

@@ -3,7 +3,8 @@
 // Sends replica-protocol envelopes to other nodes over gRPC: one unary Call
 // per request, or one CallBatch for several (the reply comes back as the
 // call's response), or on a long-lived Replica.Stream per peer (the replies
-// come back on it, to the handlers). Channels are cached per address.
+// come back on it, to the handlers). Channels are cached per address. The
+// calls complete on a CompletionLoop's queue, whose thread runs the callbacks.
 // Thread-safe.
 
 #include <cstdint>
@@ -17,6 +18,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "completion_loop.h"
 #include "dynamo/core/node.h"
 #include "dynamo/v1/replica.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -35,14 +37,14 @@ struct PeerKeepalive {
 
 class PeerTransport {
  public:
-  // Called on a gRPC thread with the RPC's status and the reply envelope.
+  // Called on the loop's thread with the RPC's status and the reply envelope.
   using Done = std::function<void(const grpc::Status&, v1::Envelope reply)>;
   // The same for a batch: the replies in the requests' order.
   using BatchDone = std::function<void(const grpc::Status&, v1::EnvelopeBatch replies)>;
 
   // A request sent: its (to_node, request_id).
   using SentRequest = std::pair<std::string, uint64_t>;
-  // What becomes of requests sent on streams (called on gRPC threads).
+  // What becomes of requests sent on streams (called on the loop's thread).
   struct StreamHandlers {
     std::function<void(std::vector<v1::Envelope> replies)> replies;
     // Requests a stream will not answer (it broke).
@@ -54,9 +56,13 @@ class PeerTransport {
   // (by default a server takes pings on an idle connection as abuse).
   static void AcceptKeepalive(grpc::ServerBuilder& builder, Keepalive keepalive = {});
 
-  PeerTransport(size_t message_bytes_max, std::shared_ptr<grpc::ChannelCredentials> credentials,
+  // The calls complete on `cq`, which a CompletionLoop drives; it must stop
+  // after this transport closes.
+  PeerTransport(grpc::CompletionQueue* cq, size_t message_bytes_max,
+                std::shared_ptr<grpc::ChannelCredentials> credentials,
                 StreamHandlers stream_handlers = {}, Keepalive keepalive = {})
-      : message_bytes_max_(message_bytes_max),
+      : cq_(cq),
+        message_bytes_max_(message_bytes_max),
         credentials_(std::move(credentials)),
         stream_handlers_(std::move(stream_handlers)),
         keepalive_(keepalive) {}
@@ -85,12 +91,11 @@ class PeerTransport {
   };
   // Registers a call in flight as `*id` (its context, for Close to cancel)
   // and finds its peer's channel; an empty Peer once closed.
-  Peer StartCall(const std::string& address, std::shared_ptr<grpc::ClientContext> context,
-                 uint64_t* id);
+  Peer StartCall(const std::string& address, grpc::ClientContext* context, uint64_t* id);
   void CallEnded(uint64_t id);
-  template <typename Message, typename DoneFn, typename Method>
+  template <typename Message, typename DoneFn, typename Prepare>
   void Start(const std::string& address, Message request, int64_t timeout_ms, DoneFn done,
-             Method method);
+             Prepare prepare);
 
   // The channel to `address`, created on first use.
   Peer PeerFor(const std::string& address) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -99,6 +104,7 @@ class PeerTransport {
   void StreamEnded(const std::string& address, const OutboundStream* stream,
                    const grpc::Status& status);
 
+  grpc::CompletionQueue* const cq_;
   const size_t message_bytes_max_;
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   const StreamHandlers stream_handlers_;
@@ -106,7 +112,8 @@ class PeerTransport {
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_call_id_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<uint64_t, std::shared_ptr<grpc::ClientContext>> in_flight_ ABSL_GUARDED_BY(mu_);
+  // Contexts of calls in flight: alive until CallEnded removes them.
+  std::map<uint64_t, grpc::ClientContext*> in_flight_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Peer> peers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<OutboundStream>> streams_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> without_streams_ ABSL_GUARDED_BY(mu_);  // answered UNIMPLEMENTED

@@ -29,6 +29,23 @@ class EchoReplica final : public v1::Replica::CallbackService {
   }
 };
 
+// A transport whose calls complete on a loop of its own, as a node's do on
+// its server's; closed, then its loop stopped, when this goes.
+struct LoopedTransport {
+  template <typename... Args>
+  explicit LoopedTransport(Args&&... args)
+      : loop(std::make_unique<grpc::CompletionQueue>()),
+        transport(loop.cq(), std::forward<Args>(args)...) {
+    loop.Start("test-loop");
+  }
+  ~LoopedTransport() {
+    transport.Close();
+    loop.Stop();
+  }
+  CompletionLoop loop;
+  PeerTransport transport;
+};
+
 // Short, so that a test sees a silent connection closed within a second or two.
 constexpr PeerTransport::Keepalive kTestKeepalive{.interval_ms = 300, .timeout_ms = 300};
 
@@ -187,7 +204,8 @@ TEST(PeerTransportTest, CallsAPeerThatRestartedWhileItsChannelWasBackingOff) {
   std::unique_ptr<grpc::Server> server = Serve(&service, "127.0.0.1:0", &port);
   ASSERT_NE(port, 0);
   const std::string address = "127.0.0.1:" + std::to_string(port);
-  PeerTransport transport(1 << 20, grpc::InsecureChannelCredentials());
+  LoopedTransport looped(1 << 20, grpc::InsecureChannelCredentials());
+  PeerTransport& transport = looped.transport;
   ASSERT_TRUE(CallOnce(transport, address).ok());
 
   server->Shutdown();
@@ -213,7 +231,8 @@ TEST(PeerTransportTest, CallsToAPeerThatStaysDownFail) {
   server->Shutdown();
   server.reset();
   const std::string address = "127.0.0.1:" + std::to_string(port);
-  PeerTransport transport(1 << 20, grpc::InsecureChannelCredentials());
+  LoopedTransport looped(1 << 20, grpc::InsecureChannelCredentials());
+  PeerTransport& transport = looped.transport;
   for (int i = 0; i < 3; ++i) {
     const grpc::Status status = CallOnce(transport, address);
     EXPECT_TRUE(Refused(status)) << status.error_message();
@@ -233,7 +252,8 @@ TEST(PeerTransportTest, CloseCancelsCallsWaitingForAPeerThatIsDown) {
   server->Shutdown();
   server.reset();
   const std::string address = "127.0.0.1:" + std::to_string(port);
-  PeerTransport transport(1 << 20, grpc::InsecureChannelCredentials());
+  LoopedTransport looped(1 << 20, grpc::InsecureChannelCredentials());
+  PeerTransport& transport = looped.transport;
   EXPECT_TRUE(Refused(CallOnce(transport, address)));  // the channel now backs off
   std::promise<grpc::Status> done;
   transport.Call(address, v1::Envelope(), 600000,
@@ -305,7 +325,7 @@ struct StreamSetup {
   explicit StreamSetup(Service* service, size_t message_bytes_max = 1 << 20)
       : server(Serve(service, "127.0.0.1:0", &port)),
         address("127.0.0.1:" + std::to_string(port)),
-        transport(message_bytes_max, grpc::InsecureChannelCredentials(), log.Handlers()) {}
+        looped(message_bytes_max, grpc::InsecureChannelCredentials(), log.Handlers()) {}
   // Streams reads with these ids; the ids of those left to the caller.
   std::vector<uint64_t> Send(std::vector<uint64_t> ids, int64_t timeout_ms = 10000) {
     return IdsOf(transport.Stream(address, Reads(address, std::move(ids)), timeout_ms));
@@ -315,7 +335,8 @@ struct StreamSetup {
   std::unique_ptr<grpc::Server> server;
   std::string address;
   StreamLog log;
-  PeerTransport transport;
+  LoopedTransport looped;
+  PeerTransport& transport = looped.transport;
 };
 
 TEST(PeerTransportTest, AStreamCarriesRequestsAndBringsTheirRepliesBack) {
@@ -371,8 +392,9 @@ TEST(PeerTransportTest, AStreamToAPeerGoneSilentEndsByKeepalive) {
   BlackHoleRelay relay(port);
   const std::string address = "127.0.0.1:" + std::to_string(relay.port());
   StreamLog log;
-  PeerTransport transport(1 << 20, grpc::InsecureChannelCredentials(), log.Handlers(),
+  LoopedTransport looped(1 << 20, grpc::InsecureChannelCredentials(), log.Handlers(),
                           kTestKeepalive);
+  PeerTransport& transport = looped.transport;
   EXPECT_TRUE(transport.Stream(address, Reads(address, {1}), 600000).empty());
   ASSERT_EQ(log.Replied(1), (std::vector<uint64_t>{1}));
   relay.Swallow();

@@ -75,7 +75,7 @@ absl::StatusOr<Credentials> MakeCredentials(const ServerOptions& options) {
   return c;
 }
 
-bool IsAuthenticatedPeer(const grpc::CallbackServerContext* context, bool tls) {
+bool IsAuthenticatedPeer(const grpc::ServerContextBase* context, bool tls) {
   if (!tls) return true;
   std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
   return auth != nullptr && auth->IsPeerAuthenticated();
@@ -108,7 +108,7 @@ void TokenFile::Refresh() {
   mtime_ns_ = mtime;
 }
 
-bool TokenFile::Allows(const grpc::CallbackServerContext* context) {
+bool TokenFile::Allows(const grpc::ServerContextBase* context) {
   if (path_.empty()) return true;
   std::string expected;
   {

@@ -28,7 +28,7 @@ absl::StatusOr<Credentials> MakeCredentials(const ServerOptions& options);
 
 // True if the call came from a peer whose certificate the CA signed (or if
 // TLS is off: then every peer is trusted, as on a private network).
-bool IsAuthenticatedPeer(const grpc::CallbackServerContext* context, bool tls);
+bool IsAuthenticatedPeer(const grpc::ServerContextBase* context, bool tls);
 
 // A bearer token held in a file, re-read when the file changes (checked at
 // most once a second). An empty path means no token is required.
@@ -40,7 +40,7 @@ class TokenFile {
   absl::Status Load();
   // True if no token is required or the call's "authorization" metadata is
   // "Bearer <token>".
-  bool Allows(const grpc::CallbackServerContext* context);
+  bool Allows(const grpc::ServerContextBase* context);
 
  private:
   void Refresh() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,6 +1,7 @@
-// The gRPC services of dynamo-node. Handlers hand work to the stepper (the
-// one thread at a time that owns the core, often the handler's own thread:
-// see node_server_impl.h), which finishes the calls.
+// The gRPC services of dynamo-node, served on the node's completion queue
+// (completion_loop.h). Handlers run on the loop's thread and hand work to the
+// stepper (the one thread at a time that owns the core, often the handler's
+// own thread: see node_server_impl.h), which finishes the calls.
 
 #include <chrono>
 #include <set>
@@ -13,10 +14,11 @@ namespace dynamo::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using Impl = NodeServer::Impl;
 
 // Time left before the caller's deadline, 0 if none was set.
-int64_t TimeoutMs(grpc::CallbackServerContext* context) {
-  const auto deadline = context->deadline();
+int64_t TimeoutMs(const grpc::ServerContext& context) {
+  const auto deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) return 0;
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                         deadline - std::chrono::system_clock::now())
@@ -24,106 +26,124 @@ int64_t TimeoutMs(grpc::CallbackServerContext* context) {
   return std::max<int64_t>(1, left);
 }
 
-grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, grpc::StatusCode code,
-                                 const std::string& why) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status(code, why));
-  return reactor;
-}
-
 constexpr char kShuttingDown[] = "node is shutting down: retry elsewhere";
 constexpr char kOverloaded[] = "node is overloaded (request queue full): retry later or elsewhere";
 constexpr char kPeerCertificateNeeded[] =
     "node-to-node calls need a client certificate signed by the cluster CA";
 
-// A stream refused at once: it reads nothing and deletes itself when done.
-class RefusedStream final : public grpc::ServerBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch> {
-  void OnDone() override { delete this; }
+template <typename Request, typename Response>
+class UnaryCall;
+
+// How calls of one unary method are asked for and served.
+template <typename Request, typename Response>
+struct UnaryMethod {
+  // Asks the server for the method's next call (AsyncService::RequestX).
+  std::function<void(grpc::ServerContext*, Request*, grpc::ServerAsyncResponseWriter<Response>*,
+                     CompletionTag*)>
+      ask;
+  std::function<void(UnaryCall<Request, Response>*)> handle;
+  const CompletionLoop* loop;  // drives the queue the calls complete on
 };
 
-// Hands a call's task to the stepper; false, and the call refused, if the
-// node cannot take it.
-bool PostOrRefuse(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor,
-                  NodeServer::Impl::Task task) {
+// One unary call. Asked of the server, then handed to its method's handler,
+// which ends it with Finish exactly once (at once, or later from the
+// stepper); it deletes itself when the Finish has completed. The next call of
+// the method is asked for first, so that calls keep coming while this one is
+// served.
+template <typename Request, typename Response>
+class UnaryCall final : public CompletionTag, public Impl::UnaryCallEnd {
+ public:
+  using Method = UnaryMethod<Request, Response>;
+  static void Ask(const Method* method) {
+    auto* call = new UnaryCall(method);
+    method->ask(&call->context_, &call->request_, &call->writer_, call);
+  }
+
+  grpc::ServerContext& context() { return context_; }
+  const Request& request() const { return request_; }
+  Response* response() { return &response_; }
+  void Finish(const grpc::Status& status) override {
+    writer_.Finish(response_, status, static_cast<CompletionTag*>(this));
+  }
+
+  void Done(bool ok) override {
+    // Finished; or the server stopped (no call came); or the loop stops, and
+    // the call may start nothing more on its queue.
+    if (handled_ || !ok || method_->loop->stopping()) {
+      delete this;
+      return;
+    }
+    handled_ = true;
+    Ask(method_);
+    method_->handle(this);
+  }
+
+ private:
+  explicit UnaryCall(const Method* method) : method_(method) {}
+
+  const Method* const method_;
+  grpc::ServerContext context_;
+  Request request_;
+  Response response_;
+  grpc::ServerAsyncResponseWriter<Response> writer_{&context_};
+  bool handled_ = false;
+};
+
+// Hands a call's task to the stepper, or refuses the call if the node cannot
+// take it (false).
+bool PostOrRefuse(Impl* impl, Impl::UnaryCallEnd* call, Impl::Task task) {
   if (impl->Post(std::move(task))) return true;
-  reactor->Finish(grpc::Status(
+  call->Finish(grpc::Status(
       impl->draining() ? grpc::StatusCode::UNAVAILABLE : grpc::StatusCode::RESOURCE_EXHAUSTED,
       impl->draining() ? kShuttingDown : kOverloaded));
   return false;
 }
 
-grpc::ServerUnaryReactor* Enqueue(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor,
-                                  NodeServer::Impl::Task task) {
-  PostOrRefuse(impl, reactor, std::move(task));
-  return reactor;
+// For a client call begun with BeginClientCall: a refused call ends here; a
+// taken one ends where its task finishes it.
+void PostClientOrRefuse(Impl* impl, Impl::UnaryCallEnd* call, Impl::Task task) {
+  if (!PostOrRefuse(impl, call, std::move(task))) impl->EndClientCall();
 }
 
-// Enqueue for a client call begun with BeginClientCall: a refused call ends
-// here; a taken one ends where its task finishes it.
-grpc::ServerUnaryReactor* EnqueueClient(NodeServer::Impl* impl, grpc::ServerUnaryReactor* reactor,
-                                        NodeServer::Impl::Task task) {
-  if (!PostOrRefuse(impl, reactor, std::move(task))) impl->EndClientCall();
-  return reactor;
+// A client call (KV) allowed in: false, and the call refused, if its token is
+// wrong or the node drains. Taken calls end with EndClientCall.
+template <typename Call>
+bool AdmitClient(Impl* impl, Call* call) {
+  if (!impl->AllowsClient(&call->context())) {
+    call->Finish(grpc::Status(
+        grpc::StatusCode::UNAUTHENTICATED,
+        "missing or wrong bearer token (metadata 'authorization: Bearer <token>')"));
+    return false;
+  }
+  if (!impl->BeginClientCall()) {
+    call->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDown));
+    return false;
+  }
+  return true;
 }
 
-class KvService final : public v1::KV::CallbackService {
- public:
-  explicit KvService(NodeServer::Impl* impl) : impl_(impl) {}
+// Get, Put and Delete: the core answers them (NodeServer::Impl::Dispatch).
+template <typename Request, typename Response>
+void HandleClient(Impl* impl, UnaryCall<Request, Response>* call, const char* op) {
+  if (!AdmitClient(impl, call)) return;
+  core::ClientRequest client{call->request(), TimeoutMs(call->context())};
+  const auto start = Clock::now();
+  PostClientOrRefuse(impl, call,
+                     [impl, call, op, start, client = std::move(client)](
+                         core::Node& node, int64_t now, core::Outputs* out) mutable {
+                       const uint64_t id = impl->AddClient({call, call->response(), op, start});
+                       node.HandleClient(id, std::move(client), now, out);
+                     });
+}
 
-  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context, const v1::GetRequest* request,
-                                v1::GetResponse* response) override {
-    return Client(context, *request, response, "get");
-  }
-  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context, const v1::PutRequest* request,
-                                v1::PutResponse* response) override {
-    return Client(context, *request, response, "put");
-  }
-  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
-                                   const v1::DeleteRequest* request,
-                                   v1::DeleteResponse* response) override {
-    return Client(context, *request, response, "delete");
-  }
-  grpc::ServerUnaryReactor* Topology(grpc::CallbackServerContext* context,
-                                     const v1::TopologyRequest*,
-                                     v1::TopologyResponse* response) override {
-    if (!impl_->AllowsClient(context)) {
-      return Refuse(context, grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
-    }
-    if (!impl_->BeginClientCall()) return Refuse(context, grpc::StatusCode::UNAVAILABLE, kShuttingDown);
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    NodeServer::Impl* impl = impl_;
-    return EnqueueClient(impl_, reactor, [impl, reactor, response](core::Node& node, int64_t now,
-                                                                  core::Outputs*) {
-      *response = node.Topology(now);
-      reactor->Finish(grpc::Status::OK);
-      impl->EndClientCall();
-    });
-  }
-
- private:
-  template <typename Request, typename Response>
-  grpc::ServerUnaryReactor* Client(grpc::CallbackServerContext* context, const Request& request,
-                                   Response* response, const char* op) {
-    if (!impl_->AllowsClient(context)) {
-      return Refuse(context, grpc::StatusCode::UNAUTHENTICATED,
-                    "missing or wrong bearer token (metadata 'authorization: Bearer <token>')");
-    }
-    if (!impl_->BeginClientCall()) return Refuse(context, grpc::StatusCode::UNAVAILABLE, kShuttingDown);
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    core::ClientRequest client{request, TimeoutMs(context)};
-    NodeServer::Impl* impl = impl_;
-    const auto start = Clock::now();
-    // The call ends when the core replies (NodeServer::Impl::Dispatch).
-    return EnqueueClient(impl_, reactor,
-                         [impl, reactor, response, op, start, client = std::move(client)](
-                             core::Node& node, int64_t now, core::Outputs* out) mutable {
-                           const uint64_t id = impl->AddClient({reactor, response, op, start});
-                           node.HandleClient(id, std::move(client), now, out);
-                         });
-  }
-
-  NodeServer::Impl* impl_;
-};
+void HandleTopology(Impl* impl, UnaryCall<v1::TopologyRequest, v1::TopologyResponse>* call) {
+  if (!AdmitClient(impl, call)) return;
+  PostClientOrRefuse(impl, call, [impl, call](core::Node& node, int64_t now, core::Outputs*) {
+    *call->response() = node.Topology(now);
+    call->Finish(grpc::Status::OK);
+    impl->EndClientCall();
+  });
+}
 
 // The latency metric a replica request counts in ("read", "write"), if any.
 std::string OpName(const v1::Envelope& request) {
@@ -151,18 +171,43 @@ std::string InvalidBatch(const v1::EnvelopeBatch& batch, int max) {
 }
 
 // A peer's Replica.Stream: each batch read goes to the stepper, and the
-// replies leave in batches through the stream's outbox. gRPC holds the
-// reactor until OnDone; the replies' holder (ReplyStream) may outlive it, but
-// touches it only while its outbox has a write in flight, which the stream's
-// end waits for.
-class InboundStream final : public grpc::ServerBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch> {
+// replies leave in batches through the stream's outbox. Its operations run in
+// a chain: the stream is asked of the server, then reads follow each other
+// until one fails or a batch is refused, then (once no write is in flight)
+// Finish sends the status, and its completion deletes the stream. The
+// replies' holder (ReplyStream) may outlive it, but touches it only while its
+// outbox has a write in flight, which Finish waits for.
+class InboundStream final {
  public:
-  explicit InboundStream(NodeServer::Impl* impl)
-      : impl_(impl), replies_(std::make_shared<Replies>(this, impl->options().grpc_message_bytes_max / 2)) {
-    StartRead(&in_);
+  static void Ask(Impl* impl, v1::Replica::AsyncService* service,
+                  grpc::ServerCompletionQueue* cq, const CompletionLoop* loop) {
+    auto* stream = new InboundStream(impl, service, cq, loop);
+    service->RequestStream(&stream->context_, &stream->stream_, cq, cq, stream->asked_.tag());
   }
 
-  void OnReadDone(bool ok) override {
+ private:
+  InboundStream(Impl* impl, v1::Replica::AsyncService* service, grpc::ServerCompletionQueue* cq,
+                const CompletionLoop* loop)
+      : impl_(impl),
+        service_(service),
+        cq_(cq),
+        loop_(loop),
+        replies_(std::make_shared<Replies>(this, impl->options().grpc_message_bytes_max / 2)) {}
+
+  void OnAsked(bool ok) {
+    if (!ok || loop_->stopping()) {  // no stream came (see UnaryCall::Done)
+      delete this;
+      return;
+    }
+    Ask(impl_, service_, cq_, loop_);
+    if (!impl_->AllowsPeer(&context_)) {
+      End(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, kPeerCertificateNeeded));
+      return;
+    }
+    stream_.Read(&in_, read_.tag());
+  }
+
+  void OnRead(bool ok) {
     if (!ok) {  // the peer closed its side, or the stream broke
       End(grpc::Status::OK);
       return;
@@ -173,9 +218,8 @@ class InboundStream final : public grpc::ServerBidiReactor<v1::EnvelopeBatch, v1
     }
     auto batch = std::make_shared<v1::EnvelopeBatch>(std::move(in_));
     in_.Clear();
-    StartRead(&in_);
     const auto start = Clock::now();
-    NodeServer::Impl* impl = impl_;
+    Impl* impl = impl_;
     std::shared_ptr<Replies> replies = replies_;
     if (!impl_->Post([impl, batch, replies, start](core::Node& node, int64_t now,
                                                   core::Outputs* out) {
@@ -187,190 +231,212 @@ class InboundStream final : public grpc::ServerBidiReactor<v1::EnvelopeBatch, v1
       // Its peer sees the stream end, and each request on it as lost.
       End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                        impl_->draining() ? kShuttingDown : kOverloaded));
+      return;
     }
+    stream_.Read(&in_, read_.tag());
   }
-  void OnWriteDone(bool ok) override {
-    const StreamOutbox::Next next = replies_->outbox.WriteDone(ok);
-    if (next.write != nullptr) StartWrite(next.write);
-    if (next.end) Finish(final_status());
-  }
-  void OnDone() override { delete this; }
 
- private:
-  struct Replies final : NodeServer::Impl::ReplyStream {
+  void OnWritten(bool ok) {
+    const StreamOutbox::Next next = replies_->outbox.WriteDone(ok);
+    if (next.write != nullptr) stream_.Write(*next.write, written_.tag());
+    if (next.end) stream_.Finish(status_, finished_.tag());
+  }
+
+  void OnFinished(bool) { delete this; }
+
+  struct Replies final : Impl::ReplyStream {
     Replies(InboundStream* stream, size_t bytes_max) : stream(stream), outbox(bytes_max) {}
     void Send(std::vector<v1::Envelope> replies) override {
       std::vector<v1::Envelope> too_large;  // dropped: their requesters time out
       const StreamOutbox::Added added = outbox.Add(&replies, &too_large);
-      if (added.write != nullptr) stream->StartWrite(added.write);
+      if (added.write != nullptr) stream->stream_.Write(*added.write, stream->written_.tag());
     }
     InboundStream* const stream;
     StreamOutbox outbox;
   };
 
-  // Ends the stream with this status (the first one given), once the write
-  // in flight, if any, is done.
+  // Ends the stream with this status once the write in flight, if any, is
+  // done. Called once, with no read in flight.
   void End(grpc::Status status) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (status_set_) return;
-      status_set_ = true;
-      status_ = std::move(status);
-    }
-    if (replies_->outbox.Close()) Finish(final_status());
-  }
-  grpc::Status final_status() {
-    absl::MutexLock lock(&mu_);
-    return status_;
+    status_ = std::move(status);
+    if (replies_->outbox.Close()) stream_.Finish(status_, finished_.tag());
   }
 
-  NodeServer::Impl* const impl_;
+  Impl* const impl_;
+  v1::Replica::AsyncService* const service_;
+  grpc::ServerCompletionQueue* const cq_;
+  const CompletionLoop* const loop_;
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<v1::EnvelopeBatch, v1::EnvelopeBatch> stream_{&context_};
+  MemberTag<InboundStream, &InboundStream::OnAsked> asked_{this};
+  MemberTag<InboundStream, &InboundStream::OnRead> read_{this};
+  MemberTag<InboundStream, &InboundStream::OnWritten> written_{this};
+  MemberTag<InboundStream, &InboundStream::OnFinished> finished_{this};
   const std::shared_ptr<Replies> replies_;
   v1::EnvelopeBatch in_;
-  absl::Mutex mu_;
-  bool status_set_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  grpc::Status status_;  // set by End, before the outbox can end the stream
 };
 
-class ReplicaService final : public v1::Replica::CallbackService {
- public:
-  explicit ReplicaService(NodeServer::Impl* impl) : impl_(impl) {}
+using EnvelopeCall = UnaryCall<v1::Envelope, v1::Envelope>;
+using BatchCall = UnaryCall<v1::EnvelopeBatch, v1::EnvelopeBatch>;
 
-  grpc::ServerBidiReactor<v1::EnvelopeBatch, v1::EnvelopeBatch>* Stream(
-      grpc::CallbackServerContext* context) override {
-    if (!impl_->AllowsPeer(context)) {
-      auto* refused = new RefusedStream();
-      refused->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, kPeerCertificateNeeded));
-      return refused;
+void HandleReplicaCall(Impl* impl, EnvelopeCall* call) {
+  if (!impl->AllowsPeer(&call->context())) {
+    call->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, kPeerCertificateNeeded));
+    return;
+  }
+  if (call->request().is_reply()) {
+    call->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a reply cannot be sent as a call"));
+    return;
+  }
+  const auto start = Clock::now();
+  PostOrRefuse(impl, call, [impl, call, start](core::Node& node, int64_t now, core::Outputs* out) {
+    const v1::Envelope& request = call->request();
+    impl->AddInbound(request, {call, call->response(), OpName(request), start, {}});
+    node.HandleMessage(request, now, out);
+  });
+}
+
+void HandleReplicaBatch(Impl* impl, BatchCall* call) {
+  if (!impl->AllowsPeer(&call->context())) {
+    call->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, kPeerCertificateNeeded));
+    return;
+  }
+  if (std::string why = InvalidBatch(call->request(), Impl::kBatchMax); !why.empty()) {
+    call->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
+    return;
+  }
+  const int n = call->request().envelopes_size();
+  // One reply slot per request, filled by the stepper as the core answers.
+  for (int i = 0; i < n; ++i) call->response()->add_envelopes();
+  const auto start = Clock::now();
+  PostOrRefuse(impl, call, [impl, call, start, n](core::Node& node, int64_t now,
+                                                  core::Outputs* out) {
+    auto batch = std::make_shared<Impl::InboundBatch>();
+    batch->unanswered = static_cast<size_t>(n);
+    for (int i = 0; i < n; ++i) {
+      const v1::Envelope& e = call->request().envelopes(i);
+      impl->AddInbound(e, {call, call->response()->mutable_envelopes(i), OpName(e), start, batch});
     }
-    return new InboundStream(impl_);
-  }
+    for (const v1::Envelope& e : call->request().envelopes()) node.HandleMessage(e, now, out);
+  });
+}
 
-  grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const v1::Envelope* request,
-                                 v1::Envelope* response) override {
-    if (!impl_->AllowsPeer(context)) {
-      return Refuse(context, grpc::StatusCode::PERMISSION_DENIED, kPeerCertificateNeeded);
-    }
-    if (request->is_reply()) {
-      return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT, "a reply cannot be sent as a call");
-    }
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    NodeServer::Impl* impl = impl_;
-    const auto start = Clock::now();
-    return Enqueue(impl_, reactor,
-                   [impl, reactor, request, response, start](core::Node& node, int64_t now,
-                                                             core::Outputs* out) {
-                     impl->AddInbound(*request, {reactor, response, OpName(*request), start, {}});
-                     node.HandleMessage(*request, now, out);
-                   });
-  }
+// Calls of each method asked for ahead: a burst of calls waits in the server
+// until each is asked for.
+constexpr int kAsked = 4;
 
-  grpc::ServerUnaryReactor* CallBatch(grpc::CallbackServerContext* context,
-                                      const v1::EnvelopeBatch* request,
-                                      v1::EnvelopeBatch* response) override {
-    if (!impl_->AllowsPeer(context)) {
-      return Refuse(context, grpc::StatusCode::PERMISSION_DENIED, kPeerCertificateNeeded);
-    }
-    if (std::string why = InvalidBatch(*request, NodeServer::Impl::kBatchMax); !why.empty()) {
-      return Refuse(context, grpc::StatusCode::INVALID_ARGUMENT, why);
-    }
-    const int n = request->envelopes_size();
-    // One reply slot per request, filled by the stepper as the core answers.
-    for (int i = 0; i < n; ++i) response->add_envelopes();
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    NodeServer::Impl* impl = impl_;
-    const auto start = Clock::now();
-    return Enqueue(impl_, reactor,
-                   [impl, reactor, request, response, start, n](core::Node& node, int64_t now,
-                                                                core::Outputs* out) {
-                     auto batch = std::make_shared<NodeServer::Impl::InboundBatch>();
-                     batch->unanswered = static_cast<size_t>(n);
-                     for (int i = 0; i < n; ++i) {
-                       const v1::Envelope& e = request->envelopes(i);
-                       impl->AddInbound(e, {reactor, response->mutable_envelopes(i), OpName(e),
-                                            start, batch});
-                     }
-                     for (const v1::Envelope& e : request->envelopes()) {
-                       node.HandleMessage(e, now, out);
-                     }
-                   });
-  }
-
- private:
-  NodeServer::Impl* impl_;
-};
-
-class AdminService final : public v1::Admin::CallbackService {
- public:
-  explicit AdminService(NodeServer::Impl* impl) : impl_(impl) {}
-
-  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context, const v1::StatusRequest*,
-                                   v1::NodeStatus* response) override {
-    return Run(context, [response](core::Node& node, int64_t now, core::Outputs*) {
-      *response = node.Status(now);
-      return grpc::Status::OK;
-    });
-  }
-  grpc::ServerUnaryReactor* Members(grpc::CallbackServerContext* context, const v1::MembersRequest*,
-                                    v1::MembersResponse* response) override {
-    return Run(context, [response](core::Node& node, int64_t now, core::Outputs*) {
-      *response = node.Members(now);
-      return grpc::Status::OK;
-    });
-  }
-  grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context, const v1::JoinRequest* request,
-                                 v1::JoinResponse* response) override {
-    return Run(context, [request, response](core::Node& node, int64_t now, core::Outputs* out) {
-      *response = node.Join(request->seed(), now, out);
-      return grpc::Status::OK;
-    });
-  }
-  grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* context, const v1::LeaveRequest*,
-                                  v1::LeaveResponse* response) override {
-    return Run(context, [response](core::Node& node, int64_t now, core::Outputs* out) {
-      *response = node.Leave(now, out);
-      return grpc::Status::OK;
-    });
-  }
-  grpc::ServerUnaryReactor* SetVirtualNodes(grpc::CallbackServerContext* context,
-                                            const v1::SetVirtualNodesRequest* request,
-                                            v1::SetVirtualNodesResponse* response) override {
-    return Run(context, [request, response](core::Node& node, int64_t now, core::Outputs* out) {
-      absl::StatusOr<v1::SetVirtualNodesResponse> r = node.SetVirtualNodes(request->vnodes(), now, out);
-      if (!r.ok()) {
-        return grpc::Status(static_cast<grpc::StatusCode>(r.status().code()),
-                            std::string(r.status().message()));
-      }
-      *response = *std::move(r);
-      return grpc::Status::OK;
-    });
-  }
-
- private:
-  using Body = std::function<grpc::Status(core::Node&, int64_t, core::Outputs*)>;
-
-  // Runs on the stepper. The answer may leave before the change is synced; the
-  // operator and dynamoctl repeat join and leave until the state shows them.
-  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context, Body body) {
-    if (!impl_->AllowsAdmin(context)) {
-      return Refuse(context, grpc::StatusCode::UNAUTHENTICATED, "missing or wrong admin bearer token");
-    }
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    return Enqueue(impl_, reactor,
-                   [reactor, body = std::move(body)](core::Node& node, int64_t now,
-                                                     core::Outputs* out) {
-                     reactor->Finish(body(node, now, out));
-                   });
-  }
-
-  NodeServer::Impl* impl_;
-};
+// Binds `method` to the server's RequestX of `service` on `cq`, and asks.
+template <typename Request, typename Response, typename Service, typename Ask>
+void Listen(UnaryMethod<Request, Response>* method, Service* service,
+            grpc::ServerCompletionQueue* cq, const CompletionLoop* loop, Ask ask,
+            std::type_identity_t<std::function<void(UnaryCall<Request, Response>*)>> handle) {
+  method->ask = [service, cq, ask](grpc::ServerContext* context, Request* request,
+                                   grpc::ServerAsyncResponseWriter<Response>* writer,
+                                   CompletionTag* tag) {
+    (service->*ask)(context, request, writer, cq, cq, tag);
+  };
+  method->handle = std::move(handle);
+  method->loop = loop;
+  for (int i = 0; i < kAsked; ++i) UnaryCall<Request, Response>::Ask(method);
+}
 
 }  // namespace
 
-Services MakeServices(NodeServer::Impl* impl) {
-  return Services{std::make_unique<KvService>(impl), std::make_unique<ReplicaService>(impl),
-                  std::make_unique<AdminService>(impl)};
+// Every method's handler and its way of asking for calls, alive as long as
+// the services.
+struct Services::Methods {
+  UnaryMethod<v1::GetRequest, v1::GetResponse> get;
+  UnaryMethod<v1::PutRequest, v1::PutResponse> put;
+  UnaryMethod<v1::DeleteRequest, v1::DeleteResponse> del;
+  UnaryMethod<v1::TopologyRequest, v1::TopologyResponse> topology;
+  UnaryMethod<v1::Envelope, v1::Envelope> call;
+  UnaryMethod<v1::EnvelopeBatch, v1::EnvelopeBatch> batch;
+  UnaryMethod<v1::StatusRequest, v1::NodeStatus> status;
+  UnaryMethod<v1::MembersRequest, v1::MembersResponse> members;
+  UnaryMethod<v1::JoinRequest, v1::JoinResponse> join;
+  UnaryMethod<v1::LeaveRequest, v1::LeaveResponse> leave;
+  UnaryMethod<v1::SetVirtualNodesRequest, v1::SetVirtualNodesResponse> vnodes;
+};
+
+Services::Services(Impl* impl) : impl_(impl), methods_(std::make_unique<Methods>()) {}
+Services::~Services() = default;
+
+
+void Services::ListenKvAndReplica(grpc::ServerCompletionQueue* cq, const CompletionLoop* loop) {
+  Impl* impl = impl_;
+  Methods& m = *methods_;
+  using KV = v1::KV::AsyncService;
+  Listen(&m.get, &kv, cq, loop, &KV::RequestGet, [impl](auto* c) { HandleClient(impl, c, "get"); });
+  Listen(&m.put, &kv, cq, loop, &KV::RequestPut, [impl](auto* c) { HandleClient(impl, c, "put"); });
+  Listen(&m.del, &kv, cq, loop, &KV::RequestDelete,
+         [impl](auto* c) { HandleClient(impl, c, "delete"); });
+  Listen(&m.topology, &kv, cq, loop, &KV::RequestTopology,
+         [impl](auto* c) { HandleTopology(impl, c); });
+  using Replica = v1::Replica::AsyncService;
+  Listen(&m.call, &replica, cq, loop, &Replica::RequestCall,
+         [impl](auto* c) { HandleReplicaCall(impl, c); });
+  Listen(&m.batch, &replica, cq, loop, &Replica::RequestCallBatch,
+         [impl](auto* c) { HandleReplicaBatch(impl, c); });
+  for (int i = 0; i < kAsked; ++i) InboundStream::Ask(impl, &replica, cq, loop);
+}
+
+void Services::ListenAdmin(grpc::ServerCompletionQueue* cq, const CompletionLoop* loop) {
+  Impl* impl = impl_;
+  Methods& m = *methods_;
+  // An admin call's work runs on the stepper: body(request, response, ...)
+  // gives the call's status. The answer may leave before the change is
+  // synced; the operator and dynamoctl repeat join and leave until the state
+  // shows them.
+  const auto serve = [&](auto* method, auto ask, auto body) {
+    Listen(method, &admin, cq, loop, ask, [impl, body](auto* call) {
+      if (!impl->AllowsAdmin(&call->context())) {
+        call->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                  "missing or wrong admin bearer token"));
+        return;
+      }
+      PostOrRefuse(impl, call, [call, body](core::Node& node, int64_t now, core::Outputs* out) {
+        call->Finish(body(call->request(), call->response(), node, now, out));
+      });
+    });
+  };
+  using Admin = v1::Admin::AsyncService;
+  serve(&m.status, &Admin::RequestStatus,
+        [](const v1::StatusRequest&, v1::NodeStatus* response, core::Node& node, int64_t now,
+           core::Outputs*) {
+          *response = node.Status(now);
+          return grpc::Status::OK;
+        });
+  serve(&m.members, &Admin::RequestMembers,
+        [](const v1::MembersRequest&, v1::MembersResponse* response, core::Node& node,
+           int64_t now, core::Outputs*) {
+          *response = node.Members(now);
+          return grpc::Status::OK;
+        });
+  serve(&m.join, &Admin::RequestJoin,
+        [](const v1::JoinRequest& request, v1::JoinResponse* response, core::Node& node,
+           int64_t now, core::Outputs* out) {
+          *response = node.Join(request.seed(), now, out);
+          return grpc::Status::OK;
+        });
+  serve(&m.leave, &Admin::RequestLeave,
+        [](const v1::LeaveRequest&, v1::LeaveResponse* response, core::Node& node, int64_t now,
+           core::Outputs* out) {
+          *response = node.Leave(now, out);
+          return grpc::Status::OK;
+        });
+  serve(&m.vnodes, &Admin::RequestSetVirtualNodes,
+        [](const v1::SetVirtualNodesRequest& request, v1::SetVirtualNodesResponse* response,
+           core::Node& node, int64_t now, core::Outputs* out) {
+          absl::StatusOr<v1::SetVirtualNodesResponse> r =
+              node.SetVirtualNodes(request.vnodes(), now, out);
+          if (!r.ok()) {
+            return grpc::Status(static_cast<grpc::StatusCode>(r.status().code()),
+                                std::string(r.status().message()));
+          }
+          *response = *std::move(r);
+          return grpc::Status::OK;
+        });
 }
 
 }  // namespace dynamo::server

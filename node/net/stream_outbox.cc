@@ -7,7 +7,7 @@ namespace dynamo::server {
 StreamOutbox::Added StreamOutbox::Add(std::vector<v1::Envelope>* envelopes,
                                       std::vector<v1::Envelope>* too_large) {
   absl::MutexLock lock(&mu_);
-  if (closed_) return {};
+  if (writes_over_) return {};
   for (v1::Envelope& e : *envelopes) {
     const size_t bytes = e.ByteSizeLong();
     if (bytes > batch_bytes_max_) {
@@ -26,18 +26,23 @@ StreamOutbox::Next StreamOutbox::WriteDone(bool ok) {
   absl::MutexLock lock(&mu_);
   in_flight_ = false;
   writing_.Clear();
-  if (!ok) closed_ = true;  // a broken stream takes no more writes
+  if (!ok) {  // a broken stream takes no more writes
+    writes_over_ = true;
+    queued_.clear();
+    queued_from_ = 0;
+  }
   if (closed_) {
     if (ended_) return {};
     ended_ = true;
     return {.end = true};
   }
+  if (writes_over_) return {};
   return {.write = TakeBatch()};
 }
 
 bool StreamOutbox::Close() {
   absl::MutexLock lock(&mu_);
-  closed_ = true;
+  writes_over_ = closed_ = true;
   queued_.clear();
   queued_from_ = 0;
   if (in_flight_ || ended_) return false;

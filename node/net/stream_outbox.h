@@ -3,8 +3,10 @@
 // Envelopes waiting to leave on one gRPC stream. A stream allows one write at
 // a time, so what is queued while a write is in flight leaves together in the
 // next one (up to a size bound): the batch grows with the load, by itself.
-// Knows nothing of gRPC: the stream's reactor starts the writes it hands out
-// and ends the stream when told. Thread-safe.
+// Knows nothing of gRPC: the stream's owner starts the writes it hands out,
+// and ends the stream (Finish) when told: once its reads are over (Close)
+// and no write is in flight, so that the end is its last operation.
+// Thread-safe.
 
 #include <cstddef>
 #include <vector>
@@ -35,11 +37,12 @@ class StreamOutbox {
     const v1::EnvelopeBatch* write = nullptr;  // the caller starts this write now
     bool end = false;  // closed, and no write is in flight: the caller ends the stream
   };
-  // The write in flight ended (ok: it left; else the stream broke, and
-  // nothing more is written).
+  // The write in flight ended (ok: it left; else the stream broke: nothing
+  // more is written, and the reads will fail too).
   Next WriteDone(bool ok);
-  // No more envelopes: those queued are dropped. True when the caller ends
-  // the stream now; else WriteDone says when (once, either way).
+  // The stream's reads are over: no more envelopes, those queued are
+  // dropped. True when the caller ends the stream now; else WriteDone says
+  // when (once, either way).
   bool Close();
 
  private:
@@ -56,6 +59,7 @@ class StreamOutbox {
   size_t queued_from_ ABSL_GUARDED_BY(mu_) = 0;  // queued_[..queued_from_) already left
   v1::EnvelopeBatch writing_ ABSL_GUARDED_BY(mu_);  // alive until its write is done
   bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool writes_over_ ABSL_GUARDED_BY(mu_) = false;  // closed, or a write failed
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -94,8 +94,8 @@ TEST(StreamOutboxTest, AnEnvelopeLargerThanAWriteIsHandedBack) {
   EXPECT_EQ(too_large[0].request_id(), 2u);
 }
 
-// The reactor ends the stream (Finish, or its hold released) exactly once,
-// and never while a write is in flight: gRPC forbids both.
+// The stream ends (Finish) exactly once, and only when its reads are over
+// and no write is in flight: its last operation must know it is last.
 TEST(StreamOutboxTest, TheStreamEndsOnceNoWriteIsInFlight) {
   std::vector<v1::Envelope> too_large;
   StreamOutbox idle(1 << 20);
@@ -119,8 +119,14 @@ TEST(StreamOutboxTest, TheStreamEndsOnceNoWriteIsInFlight) {
   StreamOutbox broken(1 << 20);
   std::vector<v1::Envelope> one = Requests(1, 1);
   ASSERT_NE(broken.Add(&one, &too_large).write, nullptr);
-  EXPECT_TRUE(broken.WriteDone(false).end) << "a failed write ends the stream";
-  EXPECT_FALSE(broken.Close());
+  std::vector<v1::Envelope> after = Requests(2, 1);
+  ASSERT_TRUE(broken.Add(&after, &too_large).accepted);
+  const StreamOutbox::Next failed = broken.WriteDone(false);
+  EXPECT_EQ(failed.write, nullptr) << "a failed write stops the writes";
+  EXPECT_FALSE(failed.end) << "a read may still be in flight";
+  std::vector<v1::Envelope> later = Requests(3, 1);
+  EXPECT_FALSE(broken.Add(&later, &too_large).accepted);
+  EXPECT_TRUE(broken.Close()) << "the reads are over, no write in flight: end now";
 }
 
 }  // namespace
