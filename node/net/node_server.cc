@@ -168,6 +168,10 @@ absl::Status NodeServer::Impl::Start() {
       });
   if (absl::Status s = http_->Start(); !s.ok()) return s;
 
+  {
+    absl::MutexLock lock(&mu_);
+    loop_started_ = true;
+  }
   // Named for top -H, perf and dynamo-bench's CPU split by thread.
   loop_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "dynamo-loop");
@@ -197,7 +201,9 @@ bool NodeServer::Impl::Post(Task task, Priority priority) {
     const size_t limit = priority == Priority::kNewWork ? kNewWorkQueueMax : kQueueMax;
     if (tasks_.size() >= limit) return false;
     tasks_.push_back(std::move(task));
-    if (stepping_) return true;  // the stepper takes it with the rest
+    // The stepper takes it with the rest; or else the loop thread does, once
+    // it runs (a node that failed to start still steps its stop in line).
+    if (stepping_ || (!step_in_line_ && loop_started_)) return true;
     stepping_ = true;
   }
   Step(kInlineRoundsMax);

@@ -5,8 +5,9 @@
 //
 // One thread at a time steps the core: the one holding the stepper role. A
 // thread that posts work while no one steps takes the role and steps at once,
-// in line (a gRPC handler or a peer call's callback); otherwise the stepper
-// takes the work with the rest of the queue. The loop thread steps when the
+// in line (a gRPC handler or a peer call's callback; not on durable nodes,
+// see step_in_line_); otherwise the stepper takes the work with the rest of
+// the queue. The loop thread steps when the
 // tick is due, and takes over work left when an in-line stepper stops after
 // a few rounds. Handing every task to a sleeping loop thread cost a futex
 // wake and two context switches per message (bench/RESULTS.md, F24). The
@@ -183,6 +184,7 @@ class NodeServer::Impl {
 
   absl::Mutex mu_;
   std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
+  bool loop_started_ ABSL_GUARDED_BY(mu_) = false;
   bool loop_stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   std::thread loop_;
@@ -197,6 +199,10 @@ class NodeServer::Impl {
   };
   const bool sync_in_background_ =
       options_.storage != "memory" && options_.durability != "buffered";
+  // Durable nodes leave all stepping to the loop thread: stepping in line on
+  // the gRPC thread cost them 20% of their write throughput and doubled p99
+  // (bench/RESULTS.md, F26), where it gains buffered nodes 18%.
+  const bool step_in_line_ = !sync_in_background_;
   uint64_t syncs_requested_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t syncs_taken_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<SyncResult> sync_results_ ABSL_GUARDED_BY(mu_);
