@@ -72,7 +72,7 @@ class PeerTransport::OutboundStream final {
   OutboundStream(PeerTransport* transport, std::string address)
       : transport_(transport),
         address_(std::move(address)),
-        outbox_(transport->message_bytes_max_ / 2) {}
+        outbox_(transport->message_bytes_max_) {}
 
   // Starts the call and its first read. Nothing runs in line: the transport
   // may hold its lock.

@@ -409,7 +409,7 @@ TEST(PeerTransportTest, ARequestTooLargeForAStreamMessageIsLeftToACall) {
   StreamReplica service(/*silent=*/false);
   StreamSetup peer(&service, 4096);
   std::vector<core::OutMessage> reads = Reads(peer.address, {1, 2});
-  reads[1].envelope.mutable_read()->add_keys(std::string(3000, 'x'));
+  reads[1].envelope.mutable_read()->add_keys(std::string(5000, 'x'));
   EXPECT_EQ(IdsOf(peer.transport.Stream(peer.address, std::move(reads), 10000)),
             (std::vector<uint64_t>{2}));
   EXPECT_EQ(peer.log.Replied(1), (std::vector<uint64_t>{1}));

@@ -192,7 +192,7 @@ class InboundStream final {
         service_(service),
         cq_(cq),
         loop_(loop),
-        replies_(std::make_shared<Replies>(this, impl->options().grpc_message_bytes_max / 2)) {}
+        replies_(std::make_shared<Replies>(this, impl->options().grpc_message_bytes_max)) {}
 
   void OnAsked(bool ok) {
     if (!ok || loop_->stopping()) {  // no stream came (see UnaryCall::Done)
@@ -245,13 +245,36 @@ class InboundStream final {
   void OnFinished(bool) { delete this; }
 
   struct Replies final : Impl::ReplyStream {
-    Replies(InboundStream* stream, size_t bytes_max) : stream(stream), outbox(bytes_max) {}
+    Replies(InboundStream* stream, size_t message_bytes_max)
+        : stream(stream), message_bytes_max(message_bytes_max), outbox(message_bytes_max) {}
     void Send(std::vector<v1::Envelope> replies) override {
-      std::vector<v1::Envelope> too_large;  // dropped: their requesters time out
+      std::vector<v1::Envelope> too_large;
       const StreamOutbox::Added added = outbox.Add(&replies, &too_large);
-      if (added.write != nullptr) stream->stream_.Write(*added.write, stream->written_.tag());
+      // A reply too large for a message becomes an error reply: its requester
+      // learns at once, as a call's would from RESOURCE_EXHAUSTED, instead of
+      // waiting for its timeout.
+      std::vector<v1::Envelope> errors;
+      for (const v1::Envelope& reply : too_large) errors.push_back(TooLarge(reply));
+      const StreamOutbox::Added added_errors = outbox.Add(&errors, &too_large);
+      // At most one of the two starts a write: the other finds it in flight.
+      for (const v1::EnvelopeBatch* write : {added.write, added_errors.write}) {
+        if (write != nullptr) stream->stream_.Write(*write, stream->written_.tag());
+      }
+    }
+    v1::Envelope TooLarge(const v1::Envelope& reply) const {
+      v1::Envelope error;
+      error.set_from_node(reply.from_node());
+      error.set_from_address(reply.from_address());
+      error.set_request_id(reply.request_id());
+      error.set_is_reply(true);
+      error.mutable_error()->set_code(static_cast<int32_t>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+      error.mutable_error()->set_message(absl::StrCat(
+          "a reply of ", reply.ByteSizeLong(), " bytes exceeds the message limit of ",
+          message_bytes_max, " bytes"));
+      return error;
     }
     InboundStream* const stream;
+    const size_t message_bytes_max;
     StreamOutbox outbox;
   };
 

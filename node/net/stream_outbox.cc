@@ -10,7 +10,7 @@ StreamOutbox::Added StreamOutbox::Add(std::vector<v1::Envelope>* envelopes,
   if (writes_over_) return {};
   for (v1::Envelope& e : *envelopes) {
     const size_t bytes = e.ByteSizeLong();
-    if (bytes > batch_bytes_max_) {
+    if (bytes > envelope_bytes_max_) {
       too_large->push_back(std::move(e));
     } else {
       queued_.push_back({std::move(e), bytes});

@@ -20,17 +20,21 @@ namespace dynamo::server {
 class StreamOutbox {
  public:
   // One write holds at most this many envelopes (a receiver refuses more)
-  // and at most batch_bytes_max bytes of them; an envelope larger than that
-  // never leaves on the stream.
+  // and gathers them up to half the stream's message limit (the rest is
+  // room for their framing); an envelope larger than that leaves alone, and
+  // one too large for a message of its own never leaves on the stream.
   static constexpr int kBatchEnvelopesMax = 1024;
-  explicit StreamOutbox(size_t batch_bytes_max) : batch_bytes_max_(batch_bytes_max) {}
+  static constexpr size_t kFramingBytes = 16;  // of a batch holding one envelope
+  explicit StreamOutbox(size_t message_bytes_max)
+      : batch_bytes_max_(message_bytes_max / 2),
+        envelope_bytes_max_(message_bytes_max - kFramingBytes) {}
 
   struct Added {
     bool accepted = false;                     // false once closed: nothing was queued
     const v1::EnvelopeBatch* write = nullptr;  // the caller starts this write now
   };
-  // Takes the envelopes out of *envelopes into the queue, but those larger
-  // than the bound into *too_large. Once closed, takes nothing.
+  // Takes the envelopes out of *envelopes into the queue, but those too large
+  // for a message into *too_large. Once closed, takes nothing.
   Added Add(std::vector<v1::Envelope>* envelopes, std::vector<v1::Envelope>* too_large);
 
   struct Next {
@@ -50,6 +54,7 @@ class StreamOutbox {
   const v1::EnvelopeBatch* TakeBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t batch_bytes_max_;
+  const size_t envelope_bytes_max_;
   absl::Mutex mu_;
   struct Queued {
     v1::Envelope envelope;

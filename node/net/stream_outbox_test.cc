@@ -57,7 +57,7 @@ TEST(StreamOutboxTest, WhatQueuesDuringAWriteLeavesTogetherInTheNext) {
 
 TEST(StreamOutboxTest, AWriteHoldsNoMoreThanItsBoundsAllow) {
   const size_t one = Request(1).ByteSizeLong();
-  StreamOutbox outbox(3 * one);  // three envelopes of this size per write
+  StreamOutbox outbox(6 * one);  // three envelopes of this size per write
   std::vector<v1::Envelope> too_large;
   std::vector<v1::Envelope> first = Requests(1, 1);
   ASSERT_NE(outbox.Add(&first, &too_large).write, nullptr);
@@ -81,17 +81,21 @@ TEST(StreamOutboxTest, AWriteHoldsNoMoreThanItsBoundsAllow) {
             (std::vector<uint64_t>{static_cast<uint64_t>(StreamOutbox::kBatchEnvelopesMax) + 1}));
 }
 
-TEST(StreamOutboxTest, AnEnvelopeLargerThanAWriteIsHandedBack) {
-  StreamOutbox outbox(100);
+TEST(StreamOutboxTest, AnEnvelopeLargerThanABatchLeavesAloneOneTooLargeForAMessageIsHandedBack) {
+  StreamOutbox outbox(200);  // batches of 100 bytes, envelopes up to 184
   std::vector<v1::Envelope> mixed;
   mixed.push_back(Request(1));
-  mixed.push_back(Request(2, 200));
+  mixed.push_back(Request(2, 150));
+  mixed.push_back(Request(3, 190));
   std::vector<v1::Envelope> too_large;
   const StreamOutbox::Added added = outbox.Add(&mixed, &too_large);
   ASSERT_NE(added.write, nullptr);
   EXPECT_EQ(Ids(added.write), (std::vector<uint64_t>{1}));
+  const StreamOutbox::Next next = outbox.WriteDone(true);
+  ASSERT_NE(next.write, nullptr);
+  EXPECT_EQ(Ids(next.write), (std::vector<uint64_t>{2}));
   ASSERT_EQ(too_large.size(), 1u);
-  EXPECT_EQ(too_large[0].request_id(), 2u);
+  EXPECT_EQ(too_large[0].request_id(), 3u);
 }
 
 // The stream ends (Finish) exactly once, and only when its reads are over

@@ -164,6 +164,31 @@ class ReplicaBatch(unittest.TestCase):
         self.assertEqual(n.get(b"present").siblings[0].value, b"v1")
 
 
+    def test_a_reply_larger_than_a_streamed_batch_still_comes_back(self):
+        """A reply over half the 8 MiB message limit (a stream write's batch bound) leaves alone."""
+        read, n = self.read, self.n
+        from dynamo.v1 import replica_pb2, replica_pb2_grpc
+        for i in range(5):  # blind writes keep every value: five siblings, about 4.6 MiB
+            n.put(b"big", bytes([i]) * (950 << 10))
+        channel = grpc.insecure_channel(
+            n.address, options=[("grpc.max_receive_message_length", 16 << 20)])
+        batches = queue.Queue()
+
+        def requests():  # the stream stays open until None
+            while (batch := batches.get()) is not None:
+                yield batch
+        replies = replica_pb2_grpc.ReplicaStub(channel).Stream(requests(), timeout=20)
+        batches.put(replica_pb2.EnvelopeBatch(envelopes=[read(21, b"big"), read(22, b"present")]))
+        got = {}
+        while len(got) < 2:
+            for e in next(replies).envelopes:
+                got[e.request_id] = e
+        batches.put(None)
+        self.assertFalse(got[21].HasField("error"), got[21].error.message)
+        self.assertEqual(len(got[21].read_reply.items[0].object.siblings), 5)
+        self.assertTrue(got[22].read_reply.items[0].found)
+
+
 class Operations(unittest.TestCase):
     def test_metrics_health_and_graceful_shutdown(self):
         c = Cluster(3).start()
