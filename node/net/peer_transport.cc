@@ -100,7 +100,7 @@ class PeerTransport::OutboundStream final {
     std::vector<v1::Envelope> too_large;
     StreamOutbox::Added added;
     {
-      // Queued and recorded as one step: OnDone, which takes mu_, reports
+      // Queued and recorded as one step: OnFinished, which takes mu_, reports
       // every request queued as lost, and none that went back to the caller.
       absl::MutexLock lock(&mu_);
       added = outbox_.Add(&envelopes, &too_large);
