@@ -7,13 +7,13 @@
 // thread that posts work while no one steps takes the role and steps at once,
 // in line (a gRPC handler or a peer call's callback; not on durable nodes,
 // see step_in_line_); otherwise the stepper takes the work with the rest of
-// the queue. The loop thread steps when the
-// tick is due, and takes over work left when an in-line stepper stops after
-// a few rounds. Handing every task to a sleeping loop thread cost a futex
-// wake and two context switches per message (bench/RESULTS.md, F24). The
-// gRPC handlers, and the callbacks of calls to peers, run on the thread of
-// the node's completion queue (completion_loop.h), which is thus most often
-// the stepper.
+// the queue. The loop thread steps when the tick is due, when a sync is done,
+// and takes over work left when an in-line stepper stops after a few rounds.
+// Handing every task to a sleeping loop thread cost a futex wake and two
+// context switches per message (bench/RESULTS.md, F24). The gRPC handlers,
+// and the callbacks of calls to peers, run on the thread of the node's
+// completion queue (completion_loop.h), which is thus most often the stepper
+// of a buffered node.
 
 #include <atomic>
 #include <deque>
