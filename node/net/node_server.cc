@@ -106,50 +106,31 @@ absl::Status NodeServer::Impl::Start() {
   if (absl::Status s = admin_token_.Load(); !s.ok()) return s;
   services_ = std::make_unique<Services>(this);
   const bool separate_admin = !options_.admin_listen.empty() && options_.admin_listen != options_.listen;
-  std::unique_ptr<grpc::ServerCompletionQueue> cq;
-  {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(options_.listen, creds_.server, &grpc_port_);
-    builder.SetMaxReceiveMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
-    builder.SetMaxSendMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
-    PeerTransport::AcceptKeepalive(builder);
-    builder.RegisterService(&services_->kv);
-    builder.RegisterService(&services_->replica);
-    if (!separate_admin) builder.RegisterService(&services_->admin);
-    cq = builder.AddCompletionQueue();
-    server_ = builder.BuildAndStart();
-    if (!server_ || grpc_port_ == 0) {
-      return absl::UnavailableError(
-          Cat("cannot serve gRPC on ", options_.listen, " (is the port in use?)"));
-    }
-  }
-  grpc::ServerCompletionQueue* server_cq = cq.get();
-  completion_loop_ = std::make_unique<CompletionLoop>(std::move(cq));
+  std::vector<grpc::Service*> services = {&services_->kv, &services_->replica};
+  if (!separate_admin) services.push_back(&services_->admin);
+  absl::StatusOr<Served> main = Serve(options_.listen, "gRPC", services, &grpc_port_);
+  if (!main.ok()) return main.status();
+  server_ = std::move(main->server);
+  completion_loop_ = std::move(main->loop);
   // Replies and losses on the streams to peers go to the core as messages
   // do (see SendRequests).
   PeerTransport::StreamHandlers on_stream;
   on_stream.replies = [this](std::vector<v1::Envelope> replies) { PostReplies(std::move(replies)); };
   on_stream.lost = [this](std::vector<SentRequest> lost) { PostLost(std::move(lost)); };
-  peers_ = std::make_unique<PeerTransport>(server_cq, options_.grpc_message_bytes_max, creds_.peer,
+  peers_ = std::make_unique<PeerTransport>(main->cq, options_.grpc_message_bytes_max, creds_.peer,
                                            std::move(on_stream));
-  services_->ListenKvAndReplica(server_cq, completion_loop_.get());
-  if (!separate_admin) services_->ListenAdmin(server_cq, completion_loop_.get());
+  services_->ListenKvAndReplica(main->cq, completion_loop_.get());
+  if (!separate_admin) services_->ListenAdmin(main->cq, completion_loop_.get());
   // Named for top -H, perf and dynamo-bench's CPU split by thread.
   completion_loop_->Start("dynamo-grpc");
   if (separate_admin) {
     int port = 0;
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(options_.admin_listen, creds_.server, &port);
-    builder.RegisterService(&services_->admin);
-    std::unique_ptr<grpc::ServerCompletionQueue> admin_cq = builder.AddCompletionQueue();
-    admin_server_ = builder.BuildAndStart();
-    if (!admin_server_ || port == 0) {
-      return absl::UnavailableError(
-          Cat("cannot serve the admin API on ", options_.admin_listen, " (is the port in use?)"));
-    }
-    grpc::ServerCompletionQueue* raw = admin_cq.get();
-    admin_completion_loop_ = std::make_unique<CompletionLoop>(std::move(admin_cq));
-    services_->ListenAdmin(raw, admin_completion_loop_.get());
+    absl::StatusOr<Served> admin =
+        Serve(options_.admin_listen, "the admin API", {&services_->admin}, &port);
+    if (!admin.ok()) return admin.status();
+    admin_server_ = std::move(admin->server);
+    admin_completion_loop_ = std::move(admin->loop);
+    services_->ListenAdmin(admin->cq, admin_completion_loop_.get());
     admin_completion_loop_->Start("dynamo-admin");
   }
 
@@ -184,6 +165,26 @@ absl::Status NodeServer::Impl::Start() {
     });
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<NodeServer::Impl::Served> NodeServer::Impl::Serve(
+    const std::string& listen, const char* what, const std::vector<grpc::Service*>& services,
+    int* port) {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen, creds_.server, port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
+  builder.SetMaxSendMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
+  PeerTransport::AcceptKeepalive(builder);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
+  Served served;
+  served.server = builder.BuildAndStart();
+  if (!served.server || *port == 0) {
+    return absl::UnavailableError(Cat("cannot serve ", what, " on ", listen, " (is the port in use?)"));
+  }
+  served.cq = cq.get();
+  served.loop = std::make_unique<CompletionLoop>(std::move(cq));
+  return served;
 }
 
 bool NodeServer::Impl::PeerCallsDone() {

@@ -133,6 +133,15 @@ class NodeServer::Impl {
   const ServerOptions& options() const { return options_; }
 
  private:
+  // A started gRPC server on `listen` with these services, and a loop (not
+  // yet started) for its completion queue; `what` names it in the error.
+  struct Served {
+    std::unique_ptr<grpc::Server> server;
+    std::unique_ptr<CompletionLoop> loop;
+    grpc::ServerCompletionQueue* cq = nullptr;  // the loop's
+  };
+  absl::StatusOr<Served> Serve(const std::string& listen, const char* what,
+                               const std::vector<grpc::Service*>& services, int* port);
   void Loop();
   // Steps the core with the queued work, round after round while work is
   // queued, at most max_rounds; the caller holds the stepper role, and this

@@ -61,6 +61,7 @@ class UnaryCall final : public CompletionTag, public Impl::UnaryCallEnd {
 
   grpc::ServerContext& context() { return context_; }
   const Request& request() const { return request_; }
+  Request* mutable_request() { return &request_; }
   Response* response() { return &response_; }
   void Finish(const grpc::Status& status) override {
     writer_.Finish(response_, status, static_cast<CompletionTag*>(this));
@@ -126,7 +127,8 @@ bool AdmitClient(Impl* impl, Call* call) {
 template <typename Request, typename Response>
 void HandleClient(Impl* impl, UnaryCall<Request, Response>* call, const char* op) {
   if (!AdmitClient(impl, call)) return;
-  core::ClientRequest client{call->request(), TimeoutMs(call->context())};
+  // Moved, not copied: the call holds the request only for the core.
+  core::ClientRequest client{std::move(*call->mutable_request()), TimeoutMs(call->context())};
   const auto start = Clock::now();
   PostClientOrRefuse(impl, call,
                      [impl, call, op, start, client = std::move(client)](
@@ -250,15 +252,17 @@ class InboundStream final {
     void Send(std::vector<v1::Envelope> replies) override {
       std::vector<v1::Envelope> too_large;
       const StreamOutbox::Added added = outbox.Add(&replies, &too_large);
+      if (added.write != nullptr) stream->stream_.Write(*added.write, stream->written_.tag());
+      if (too_large.empty()) return;
       // A reply too large for a message becomes an error reply: its requester
       // learns at once, as a call's would from RESOURCE_EXHAUSTED, instead of
-      // waiting for its timeout.
+      // waiting for its timeout. (If the Add above started a write, this one
+      // finds it in flight and starts none.)
       std::vector<v1::Envelope> errors;
       for (const v1::Envelope& reply : too_large) errors.push_back(TooLarge(reply));
       const StreamOutbox::Added added_errors = outbox.Add(&errors, &too_large);
-      // At most one of the two starts a write: the other finds it in flight.
-      for (const v1::EnvelopeBatch* write : {added.write, added_errors.write}) {
-        if (write != nullptr) stream->stream_.Write(*write, stream->written_.tag());
+      if (added_errors.write != nullptr) {
+        stream->stream_.Write(*added_errors.write, stream->written_.tag());
       }
     }
     v1::Envelope TooLarge(const v1::Envelope& reply) const {
