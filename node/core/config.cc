@@ -34,6 +34,10 @@ absl::Status NodeConfig::Validate() const {
   if (clock_entries_max < 1) return bad("clock_entries_max must be at least 1");
   if (key_bytes_max < 1) return bad("key_bytes_max must be at least 1");
   if (value_bytes_max < 1) return bad("value_bytes_max must be at least 1");
+  if (object_bytes_max < value_bytes_max) {
+    return bad("object_bytes_max (", object_bytes_max, ") must be at least value_bytes_max (",
+               value_bytes_max, ")");
+  }
   if (hint_batch_keys_max < 1) return bad("hint_batch_keys_max must be at least 1");
   if (handoff_batch_keys_max < 1) return bad("handoff_batch_keys_max must be at least 1");
   if (antientropy_keys_per_exchange_max < 1) {

@@ -59,6 +59,8 @@ std::vector<BadCase> BadCases() {
       {"clock entries", [](NodeConfig& c) { c.clock_entries_max = 0; }, "clock_entries_max"},
       {"key size", [](NodeConfig& c) { c.key_bytes_max = 0; }, "key_bytes_max"},
       {"value size", [](NodeConfig& c) { c.value_bytes_max = 0; }, "value_bytes_max"},
+      {"object size below the value size",
+       [](NodeConfig& c) { c.object_bytes_max = c.value_bytes_max - 1; }, "object_bytes_max"},
       {"hint batch", [](NodeConfig& c) { c.hint_batch_keys_max = 0; }, "hint_batch_keys_max"},
       {"handoff batch", [](NodeConfig& c) { c.handoff_batch_keys_max = 0; },
        "handoff_batch_keys_max"},

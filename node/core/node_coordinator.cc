@@ -313,15 +313,30 @@ void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
   }
   VersionedObject object = *std::move(base);
   size_t survivors = 0;
+  size_t survivor_bytes = 0;
   for (const Sibling& s : object.siblings()) {
-    if (!s.tombstone && !context.Covers(s.dot)) ++survivors;
+    if (!s.tombstone && !context.Covers(s.dot)) {
+      ++survivors;
+      survivor_bytes += s.value.size();
+    }
   }
+  // Past either bound the key could no longer be read or replicated in one
+  // message; the client resolves what is there first.
+  std::string refusal;
   if (!tombstone && survivors + 1 > config_.siblings_max) {
+    refusal = absl::StrFormat("key has %d concurrent values (siblings), the limit is %d",
+                              survivors, config_.siblings_max);
+  } else if (!tombstone && survivor_bytes + op.value.size() > config_.object_bytes_max) {
+    refusal = absl::StrFormat(
+        "key's %d concurrent values (siblings) hold %d bytes, and %d more would pass the limit "
+        "of %d",
+        survivors, survivor_bytes, op.value.size(), config_.object_bytes_max);
+  }
+  if (!refusal.empty()) {
     ++counters_.sibling_limit_refusals;
-    Respond(op, absl::ResourceExhaustedError(absl::StrFormat(
-                    "key has %d concurrent values (siblings), the limit is %d: read it, resolve "
-                    "the siblings and write back with the read's context",
-                    survivors, config_.siblings_max)),
+    Respond(op, absl::ResourceExhaustedError(absl::StrCat(
+                    refusal, ": read it, resolve the siblings and write back with the read's "
+                    "context")),
             std::monostate(), now_ms, out);
     AdvanceOp(op, now_ms, out);
     return;

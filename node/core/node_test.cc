@@ -843,6 +843,33 @@ TEST(NodeTest, SiblingHardLimitRefusesConcurrentWritesButNotResolvingOnes) {
   c.MustPut(0, "k", "again", ctx);
 }
 
+TEST(NodeTest, SiblingBytesLimitKeepsEveryObjectWithinOneMessage) {
+  Cluster c(1, 1, [](NodeConfig& cfg) {
+    cfg.value_bytes_max = 400;
+    cfg.object_bytes_max = 1000;
+  });
+  c.Step();
+  c.MustPut(0, "k", std::string(400, 'a'));
+  c.MustPut(0, "k", std::string(400, 'b'));
+  const Snapshot before = Snap(c.engine(0));
+  ClientReply refused = c.Call(0, Put("k", std::string(300, 'c')));
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kResourceExhausted) << refused.status;
+  EXPECT_NE(refused.status.message().find("800 bytes"), std::string::npos) << refused.status;
+  EXPECT_NE(refused.status.message().find("limit of 1000"), std::string::npos) << refused.status;
+  EXPECT_NE(refused.status.message().find("context"), std::string::npos)
+      << "tells the user how to resolve it";
+  EXPECT_TRUE(Unchanged(before, c.engine(0)));
+  EXPECT_EQ(c.node(0).counters().sibling_limit_refusals, 1u);
+
+  // A smaller concurrent value still fits; a write with the read's context
+  // replaces what it saw, whatever their size.
+  c.MustPut(0, "k", std::string(200, 'd'));
+  const v1::GetResponse three = c.MustGet(0, "k");
+  ASSERT_EQ(three.siblings_size(), 3);
+  c.MustPut(0, "k", std::string(400, 'r'), three.context());
+  EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{std::string(400, 'r')}));
+}
+
 // ------------------------------------------------------------- sync contract
 
 TEST(NodeTest, OnlyReplicaReadsWritesAndForwardsMayLeaveBeforeTheSync) {

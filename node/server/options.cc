@@ -12,6 +12,9 @@ namespace {
 
 constexpr size_t kConfigBytesMax = 1 << 20;
 constexpr size_t kConfigLinesMax = 10000;
+// What a message holds besides a key and its values: the clock, each
+// sibling's dot and time, the context, the envelope (a generous bound).
+constexpr size_t kMessageReserveBytes = 64 << 10;
 
 std::string Trim(std::string_view s) {
   size_t b = 0, e = s.size();
@@ -199,6 +202,12 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                            [](auto& n, auto& v, ServerOptions* o) {
                              return ParseInt<size_t>(n, v, 1, 64 << 20, &o->node.value_bytes_max);
                            }}},
+      {"grpc-message-bytes-max",
+       {"largest gRPC message sent or received; bounds a key's values together (default 8388608)",
+        [](auto& n, auto& v, ServerOptions* o) {
+          return ParseInt<size_t>(n, v, size_t{1} << 20, size_t{1} << 30,
+                                  &o->grpc_message_bytes_max);
+        }}},
       {"siblings-max", {"concurrent values per key before writes are refused (default 100)",
                         [](auto& n, auto& v, ServerOptions* o) {
                           return ParseInt<size_t>(n, v, 1, 4096, &o->node.siblings_max);
@@ -350,6 +359,15 @@ absl::StatusOr<ServerOptions> ParseOptions(const std::vector<std::string>& args,
   if (!o.tls_ca.empty() && o.tls_cert.empty()) {
     return absl::InvalidArgumentError("--tls-ca needs --tls-cert and --tls-key (mutual TLS)");
   }
+  // Every object must fit in one message, with its key, clock and framing.
+  const size_t reserve = o.node.key_bytes_max + kMessageReserveBytes;
+  if (o.node.value_bytes_max + reserve > o.grpc_message_bytes_max) {
+    return absl::InvalidArgumentError(
+        Cat("--value-bytes-max (", o.node.value_bytes_max,
+            ") does not fit in a message of --grpc-message-bytes-max (", o.grpc_message_bytes_max,
+            "); raise --grpc-message-bytes-max to at least ", o.node.value_bytes_max + reserve));
+  }
+  o.node.object_bytes_max = o.grpc_message_bytes_max - reserve;
   if (absl::Status s = o.node.Validate(); !s.ok()) return s;
   return o;
 }

@@ -189,6 +189,80 @@ class ReplicaBatch(unittest.TestCase):
         self.assertTrue(got[22].read_reply.items[0].found)
 
 
+class MessageLimit(unittest.TestCase):
+    """--grpc-message-bytes-max bounds what one message carries; a key's values
+    together stay below it, so that every object can still be read and copied."""
+
+    LIMITS = ("--grpc-message-bytes-max=1048576", "--value-bytes-max=262144")
+
+    def setUp(self):
+        self.c = Cluster(3, harness.FAST + self.LIMITS).start()
+        self.n = self.c.nodes[0]
+
+    def tearDown(self):
+        self.c.close()
+
+    def test_concurrent_values_stop_before_a_key_outgrows_a_message(self):
+        n = self.n
+        for i in range(3):  # blind writes keep every value: 750 KiB of siblings
+            n.put(b"doc", bytes([i]) * (250 << 10))
+        with self.assertRaises(grpc.RpcError) as e:
+            n.put(b"doc", b"x" * (250 << 10))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("resolve the siblings", e.exception.details())
+        got = n.get(b"doc")
+        self.assertEqual(len(got.siblings), 3)
+        n.put(b"doc", b"r" * (250 << 10), context=got.context)
+        self.assertEqual([s.value for s in n.get(b"doc").siblings], [b"r" * (250 << 10)])
+
+    def test_a_stream_reply_over_the_message_limit_comes_back_as_an_error(self):
+        """Replicas merge what they are sent without the coordinator's bound, so
+        an object may still outgrow a message: a read of it fails at once."""
+        stubs()
+        from dynamo.v1 import replica_pb2, replica_pb2_grpc, versions_pb2
+        n = self.n
+
+        def envelope(request_id, **body):
+            return replica_pb2.Envelope(from_node="tester", from_address="127.0.0.1:1",
+                                        request_id=request_id, **body)
+
+        def write(request_id, actor):  # one concurrent value of 600 KiB from actor
+            obj = versions_pb2.ObjectRecord(
+                clock=[versions_pb2.ClockEntry(actor=actor, counter=1)],
+                siblings=[versions_pb2.SiblingRecord(
+                    dot=versions_pb2.Dot(actor=actor, counter=1), value=b"v" * (600 << 10))])
+            return envelope(request_id, write=replica_pb2.ReplicaWrite(
+                items=[replica_pb2.KeyedObject(key=b"huge", object=obj)]))
+        batches = queue.Queue()
+
+        def requests():  # the stream stays open until None
+            while (batch := batches.get()) is not None:
+                yield batch
+        channel = grpc.insecure_channel(
+            n.address, options=[("grpc.max_receive_message_length", 4 << 20)])
+        replies = replica_pb2_grpc.ReplicaStub(channel).Stream(requests(), timeout=20)
+        got = {}
+
+        def answer(request_id):
+            while request_id not in got:
+                for e in next(replies).envelopes:
+                    got[e.request_id] = e
+            return got[request_id]
+        for request_id, actor in ((31, "x#1"), (32, "y#1")):
+            batches.put(replica_pb2.EnvelopeBatch(envelopes=[write(request_id, actor)]))
+            self.assertTrue(answer(request_id).HasField("write_ack"), answer(request_id))
+        batches.put(replica_pb2.EnvelopeBatch(envelopes=[
+            envelope(33, read=replica_pb2.ReplicaRead(keys=[b"huge"])),
+            envelope(34, read=replica_pb2.ReplicaRead(keys=[b"absent"]))]))
+        error = answer(33)
+        self.assertTrue(error.HasField("error"), error)
+        self.assertEqual(error.error.code, grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
+        self.assertIn("exceeds the message limit of 1048576", error.error.message)
+        self.assertFalse(answer(34).read_reply.items[0].found)  # the stream goes on
+        batches.put(None)
+        self.assertTrue(n.alive())
+
+
 class Operations(unittest.TestCase):
     def test_metrics_health_and_graceful_shutdown(self):
         c = Cluster(3).start()

@@ -35,6 +35,10 @@ struct NodeConfig {
   size_t value_bytes_max = 1 << 20;     // 1 MiB
   size_t siblings_warn = 25;            // past this, a write is counted as a warning
   size_t siblings_max = 100;            // past this, a concurrent write is refused
+  // The values of a key's siblings together: past this, a concurrent write is
+  // refused, so that every object still fits in one message (a read, a
+  // replica write). The server derives it from its gRPC message limit.
+  size_t object_bytes_max = (8 << 20) - (68 << 10);
   size_t clock_entries_max = 10;        // prune the oldest clock entries past this
   size_t operations_in_flight_max = 10000;
 

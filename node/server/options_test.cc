@@ -1,0 +1,56 @@
+#include "dynamo/server/options.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace dynamo::server {
+namespace {
+
+absl::StatusOr<ServerOptions> Parse(const std::vector<std::string>& args) {
+  return ParseOptions(args, "", "host");
+}
+
+// Every object a node accepts must travel in one message (a read's answer, a
+// replica write): the node's bound on a key's values comes from the message
+// limit, less the key and a reserve for the rest.
+TEST(ServerOptionsTest, TheObjectBoundFollowsTheMessageLimit) {
+  absl::StatusOr<ServerOptions> defaults = Parse({});
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->grpc_message_bytes_max, size_t{8} << 20);
+  EXPECT_LT(defaults->node.object_bytes_max,
+            defaults->grpc_message_bytes_max - defaults->node.key_bytes_max);
+  EXPECT_GE(defaults->node.object_bytes_max, defaults->node.value_bytes_max);
+
+  absl::StatusOr<ServerOptions> small = Parse({"--grpc-message-bytes-max=2097152"});
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(small->grpc_message_bytes_max, size_t{2} << 20);
+  EXPECT_EQ(defaults->grpc_message_bytes_max - defaults->node.object_bytes_max,
+            small->grpc_message_bytes_max - small->node.object_bytes_max)
+      << "the same reserve at any limit";
+}
+
+TEST(ServerOptionsTest, AValueLimitThatNoMessageCarriesIsRefusedWithTheFix) {
+  absl::StatusOr<ServerOptions> o = Parse({"--value-bytes-max=16777216"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(o.status().message());
+  EXPECT_NE(message.find("--value-bytes-max"), std::string::npos) << message;
+  EXPECT_NE(message.find("raise --grpc-message-bytes-max to at least"), std::string::npos)
+      << message;
+
+  absl::StatusOr<ServerOptions> both =
+      Parse({"--value-bytes-max=16777216", "--grpc-message-bytes-max=33554432"});
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_GE(both->node.object_bytes_max, both->node.value_bytes_max);
+
+  absl::StatusOr<ServerOptions> tiny = Parse({"--grpc-message-bytes-max=65536"});
+  ASSERT_FALSE(tiny.ok());
+  EXPECT_NE(std::string(tiny.status().message()).find("grpc-message-bytes-max"),
+            std::string::npos)
+      << tiny.status();
+}
+
+}  // namespace
+}  // namespace dynamo::server
