@@ -408,7 +408,18 @@ void NodeServer::Impl::Dispatch(core::Outputs& out) {
     if (r.status.ok()) {
       if (auto* get = std::get_if<v1::GetResponse>(&r.response)) {
         metrics_->SiblingsRead(static_cast<size_t>(get->siblings_size()));
-        *std::get<v1::GetResponse*>(p.response) = std::move(*get);
+        if (const size_t bytes = get->ByteSizeLong(); bytes > options_.grpc_message_bytes_max) {
+          // Merged on a replica from concurrent writes that each fit (the
+          // coordinator's bound, NodeConfig::object_bytes_max): say how to
+          // get at them rather than fail the send with gRPC's own words.
+          r.status = absl::ResourceExhaustedError(
+              Cat("the key's ", get->siblings_size(), " concurrent values (siblings) make an ",
+                  bytes, "-byte answer, more than --grpc-message-bytes-max (",
+                  options_.grpc_message_bytes_max,
+                  ") allows: raise it on every node to read and resolve them"));
+        } else {
+          *std::get<v1::GetResponse*>(p.response) = std::move(*get);
+        }
       } else if (auto* put = std::get_if<v1::PutResponse>(&r.response)) {
         *std::get<v1::PutResponse*>(p.response) = std::move(*put);
       } else if (auto* del = std::get_if<v1::DeleteResponse>(&r.response)) {

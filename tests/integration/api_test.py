@@ -217,7 +217,8 @@ class MessageLimit(unittest.TestCase):
 
     def test_a_stream_reply_over_the_message_limit_comes_back_as_an_error(self):
         """Replicas merge what they are sent without the coordinator's bound, so
-        an object may still outgrow a message: a read of it fails at once."""
+        an object may still outgrow a message: a read of it fails at once, with
+        what to do."""
         stubs()
         from dynamo.v1 import replica_pb2, replica_pb2_grpc, versions_pb2
         n = self.n
@@ -260,6 +261,11 @@ class MessageLimit(unittest.TestCase):
         self.assertIn("exceeds the message limit of 1048576", error.error.message)
         self.assertFalse(answer(34).read_reply.items[0].found)  # the stream goes on
         batches.put(None)
+        # A client read of it fails too, saying what to raise.
+        with self.assertRaises(grpc.RpcError) as e:
+            n.get(b"huge")
+        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("raise it on every node", e.exception.details())
         self.assertTrue(n.alive())
 
 
