@@ -12,9 +12,6 @@ namespace {
 
 constexpr size_t kConfigBytesMax = 1 << 20;
 constexpr size_t kConfigLinesMax = 10000;
-// What a message holds besides a key and its values: the clock, each
-// sibling's dot and time, the context, the envelope (a generous bound).
-constexpr size_t kMessageReserveBytes = 64 << 10;
 
 std::string Trim(std::string_view s) {
   size_t b = 0, e = s.size();
@@ -360,14 +357,14 @@ absl::StatusOr<ServerOptions> ParseOptions(const std::vector<std::string>& args,
     return absl::InvalidArgumentError("--tls-ca needs --tls-cert and --tls-key (mutual TLS)");
   }
   // Every object must fit in one message, with its key, clock and framing.
-  const size_t reserve = o.node.key_bytes_max + kMessageReserveBytes;
+  const size_t reserve = o.node.key_bytes_max + core::kMessageReserveBytes;
   if (o.node.value_bytes_max + reserve > o.grpc_message_bytes_max) {
     return absl::InvalidArgumentError(
         Cat("--value-bytes-max (", o.node.value_bytes_max,
             ") does not fit in a message of --grpc-message-bytes-max (", o.grpc_message_bytes_max,
             "); raise --grpc-message-bytes-max to at least ", o.node.value_bytes_max + reserve));
   }
-  o.node.object_bytes_max = o.grpc_message_bytes_max - reserve;
+  o.node.object_bytes_max = core::ObjectBytesIn(o.grpc_message_bytes_max, o.node.key_bytes_max);
   if (absl::Status s = o.node.Validate(); !s.ok()) return s;
   return o;
 }

@@ -26,9 +26,11 @@ TEST(ServerOptionsTest, TheObjectBoundFollowsTheMessageLimit) {
   absl::StatusOr<ServerOptions> small = Parse({"--grpc-message-bytes-max=2097152"});
   ASSERT_TRUE(small.ok()) << small.status();
   EXPECT_EQ(small->grpc_message_bytes_max, size_t{2} << 20);
-  EXPECT_EQ(defaults->grpc_message_bytes_max - defaults->node.object_bytes_max,
-            small->grpc_message_bytes_max - small->node.object_bytes_max)
+  EXPECT_EQ(small->node.object_bytes_max,
+            defaults->node.object_bytes_max - (defaults->grpc_message_bytes_max - (2u << 20)))
       << "the same reserve at any limit";
+  EXPECT_EQ(core::NodeConfig().object_bytes_max, defaults->node.object_bytes_max)
+      << "the core's default is the server's";
 }
 
 TEST(ServerOptionsTest, AValueLimitThatNoMessageCarriesIsRefusedWithTheFix) {

@@ -13,6 +13,16 @@
 
 namespace dynamo::core {
 
+// What one message (a read's answer, a replica write) holds besides a key and
+// its values: the clock, each sibling's dot and time, the context, the
+// envelope. A generous bound.
+inline constexpr size_t kMessageReserveBytes = 64 << 10;
+inline constexpr size_t kMessageBytesDefault = 8 << 20;
+// The values of one object that a message of message_bytes can carry.
+constexpr size_t ObjectBytesIn(size_t message_bytes, size_t key_bytes_max) {
+  return message_bytes - key_bytes_max - kMessageReserveBytes;
+}
+
 struct NodeConfig {
   // Identity and placement.
   std::string node_id;
@@ -38,7 +48,7 @@ struct NodeConfig {
   // The values of a key's siblings together: past this, a concurrent write is
   // refused, so that every object still fits in one message (a read, a
   // replica write). The server derives it from its gRPC message limit.
-  size_t object_bytes_max = (8 << 20) - (68 << 10);
+  size_t object_bytes_max = ObjectBytesIn(kMessageBytesDefault, key_bytes_max);
   size_t clock_entries_max = 10;        // prune the oldest clock entries past this
   size_t operations_in_flight_max = 10000;
 

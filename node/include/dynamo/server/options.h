@@ -28,7 +28,7 @@ struct ServerOptions {
   double sla_seconds = 0.3;             // an extra latency bucket for the SLA panel
   int64_t tick_ms = 5;
   int64_t shutdown_grace_ms = 5000;     // in-flight requests get this long on SIGTERM
-  size_t grpc_message_bytes_max = 8 << 20;
+  size_t grpc_message_bytes_max = core::kMessageBytesDefault;
 
   // Security (all optional). With a certificate, gRPC speaks TLS; node-to-node
   // calls then need a client certificate from the CA (mutual TLS), and the
