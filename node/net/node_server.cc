@@ -265,6 +265,7 @@ void NodeServer::Impl::Step(int max_rounds) {
       synced.swap(sync_results_);
     }
     for (const SyncResult& result : synced) OnSynced(result);
+    ++step_round_;
     const int64_t now = NowMs();
     core::Outputs out;
     for (Task& task : batch) task(*node_, now, &out);

@@ -117,6 +117,9 @@ class NodeServer::Impl {
 
   uint64_t AddClient(PendingClient pending) { pending_clients_[next_client_id_] = pending; return next_client_id_++; }
   void AddInbound(const v1::Envelope& request, PendingInbound pending);
+  // Counts the stepper's rounds: what one round's tasks produce leaves together
+  // at its end (stepper only).
+  uint64_t step_round() const { return step_round_; }
   bool draining() const { return draining_.load(); }
   // A client call (KV service) starts: false once the node drains, and the
   // caller refuses it. Every call begun ends with EndClientCall, so that the
@@ -249,6 +252,7 @@ class NodeServer::Impl {
   std::deque<HeldOutputs> held_;
   uint64_t syncs_counted_ = 0;
   uint64_t syncs_done_ = 0;
+  uint64_t step_round_ = 0;
 };
 
 // The KV, Replica and Admin services of a node (services.cc): register them

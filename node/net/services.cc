@@ -4,7 +4,10 @@
 // own thread: see node_server_impl.h), which finishes the calls.
 
 #include <chrono>
+#include <memory>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "node_server_impl.h"
@@ -218,21 +221,16 @@ class InboundStream final {
       End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
       return;
     }
-    auto batch = std::make_shared<v1::EnvelopeBatch>(std::move(in_));
+    auto batch = std::make_shared<Batch>(std::move(in_), Clock::now());
     in_.Clear();
-    const auto start = Clock::now();
-    Impl* impl = impl_;
-    std::shared_ptr<Replies> replies = replies_;
-    if (!impl_->Post([impl, batch, replies, start](core::Node& node, int64_t now,
-                                                  core::Outputs* out) {
-          for (const v1::Envelope& e : batch->envelopes()) {
-            impl->AddInbound(e, {nullptr, nullptr, OpName(e), start, nullptr, replies});
-          }
-          for (const v1::Envelope& e : batch->envelopes()) node.HandleMessage(e, now, out);
-        })) {
+    if (!Take(std::move(batch))) {
       // Its peer sees the stream end, and each request on it as lost.
       End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                        impl_->draining() ? kShuttingDown : kOverloaded));
+      return;
+    }
+    if (replies_->Backlogged()) {  // OnWritten reads on once it is not
+      reads_paused_ = true;
       return;
     }
     stream_.Read(&in_, read_.tag());
@@ -241,7 +239,40 @@ class InboundStream final {
   void OnWritten(bool ok) {
     const StreamOutbox::Next next = replies_->outbox.WriteDone(ok);
     if (next.write != nullptr) stream_.Write(*next.write, written_.tag());
-    if (next.end) stream_.Finish(status_, finished_.tag());
+    if (next.end) {
+      stream_.Finish(status_, finished_.tag());
+      return;
+    }
+    if (!ok || !replies_->outbox.Backlogged()) {
+      // Batches left while the replies were backlogged go to the stepper
+      // again (a refused one is lost: its requester times out). A failed
+      // write fails the next read too, which ends the stream.
+      for (std::shared_ptr<Batch>& batch : replies_->TakeDeferred()) Take(std::move(batch));
+      if (reads_paused_) {
+        reads_paused_ = false;
+        stream_.Read(&in_, read_.tag());
+      }
+    }
+  }
+
+  struct Batch {
+    v1::EnvelopeBatch requests;
+    Clock::time_point start;  // when it was read, for the latency metrics
+  };
+  // Hands a batch to the stepper, which leaves it with the replies' holder
+  // while they are backlogged. False if the stepper refused it.
+  bool Take(std::shared_ptr<Batch> batch) {
+    Impl* impl = impl_;
+    std::shared_ptr<Replies> replies = replies_;
+    return impl_->Post([impl, batch, replies](core::Node& node, int64_t now, core::Outputs* out) {
+      if (replies->DeferIfBacklogged(batch, impl->step_round())) return;
+      for (const v1::Envelope& e : batch->requests.envelopes()) {
+        impl->AddInbound(e, {nullptr, nullptr, OpName(e), batch->start, nullptr, replies});
+      }
+      const size_t first = out->messages.size();
+      for (const v1::Envelope& e : batch->requests.envelopes()) node.HandleMessage(e, now, out);
+      replies->Made(impl->step_round(), *out, first);
+    });
   }
 
   void OnFinished(bool) { delete this; }
@@ -277,9 +308,42 @@ class InboundStream final {
           message_bytes_max, " bytes"));
       return error;
     }
+    // Backlogged replies, counting those the stepper's round made (they all
+    // leave at its end), hold back the batches that come meanwhile: requests
+    // are small, a read's reply may be megabytes (stepper only).
+    bool DeferIfBacklogged(const std::shared_ptr<Batch>& batch, uint64_t round) {
+      absl::MutexLock lock(&mu);
+      if (round != round_) round_bytes_ = 0;
+      round_ = round;
+      if (!outbox.Backlogged(round_bytes_)) return false;
+      deferred.push_back(batch);
+      return true;
+    }
+    void Made(uint64_t round, const core::Outputs& out, size_t first) {
+      absl::MutexLock lock(&mu);
+      if (round != round_) return;
+      for (size_t i = first; i < out.messages.size(); ++i) {
+        round_bytes_ += out.messages[i].envelope.ByteSizeLong();
+      }
+    }
+    std::vector<std::shared_ptr<Batch>> TakeDeferred() {
+      absl::MutexLock lock(&mu);
+      return std::exchange(deferred, {});
+    }
+    bool Backlogged() {
+      {
+        absl::MutexLock lock(&mu);
+        if (!deferred.empty()) return true;
+      }
+      return outbox.Backlogged();
+    }
     InboundStream* const stream;
     const size_t message_bytes_max;
     StreamOutbox outbox;
+    absl::Mutex mu;
+    std::vector<std::shared_ptr<Batch>> deferred ABSL_GUARDED_BY(mu);
+    uint64_t round_ ABSL_GUARDED_BY(mu) = 0;  // the stepper's round that made round_bytes_
+    size_t round_bytes_ ABSL_GUARDED_BY(mu) = 0;
   };
 
   // Ends the stream with this status once the write in flight, if any, is
@@ -300,6 +364,7 @@ class InboundStream final {
   MemberTag<InboundStream, &InboundStream::OnWritten> written_{this};
   MemberTag<InboundStream, &InboundStream::OnFinished> finished_{this};
   const std::shared_ptr<Replies> replies_;
+  bool reads_paused_ = false;  // while replies are backlogged; on the queue's thread only
   v1::EnvelopeBatch in_;
   grpc::Status status_;  // set by End, before the outbox can end the stream
 };

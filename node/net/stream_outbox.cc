@@ -14,6 +14,7 @@ StreamOutbox::Added StreamOutbox::Add(std::vector<v1::Envelope>* envelopes,
       too_large->push_back(std::move(e));
     } else {
       queued_.push_back({std::move(e), bytes});
+      queued_bytes_ += bytes;
     }
   }
   envelopes->clear();
@@ -28,8 +29,7 @@ StreamOutbox::Next StreamOutbox::WriteDone(bool ok) {
   writing_.Clear();
   if (!ok) {  // a broken stream takes no more writes
     writes_over_ = true;
-    queued_.clear();
-    queued_from_ = 0;
+    DropQueued();
   }
   if (closed_) {
     if (ended_) return {};
@@ -43,11 +43,21 @@ StreamOutbox::Next StreamOutbox::WriteDone(bool ok) {
 bool StreamOutbox::Close() {
   absl::MutexLock lock(&mu_);
   writes_over_ = closed_ = true;
-  queued_.clear();
-  queued_from_ = 0;
+  DropQueued();
   if (in_flight_ || ended_) return false;
   ended_ = true;
   return true;
+}
+
+bool StreamOutbox::Backlogged(size_t coming) {
+  absl::MutexLock lock(&mu_);
+  return !writes_over_ && queued_bytes_ + coming > backlog_bytes_max_;
+}
+
+void StreamOutbox::DropQueued() {
+  queued_.clear();
+  queued_from_ = 0;
+  queued_bytes_ = 0;
 }
 
 const v1::EnvelopeBatch* StreamOutbox::TakeBatch() {
@@ -58,6 +68,7 @@ const v1::EnvelopeBatch* StreamOutbox::TakeBatch() {
     if (writing_.envelopes_size() == kBatchEnvelopesMax) break;
     if (writing_.envelopes_size() > 0 && bytes + q.bytes > batch_bytes_max_) break;
     bytes += q.bytes;
+    queued_bytes_ -= q.bytes;
     *writing_.add_envelopes() = std::move(q.envelope);
     ++queued_from_;
   }

@@ -25,9 +25,12 @@ class StreamOutbox {
   // one too large for a message of its own never leaves on the stream.
   static constexpr int kBatchEnvelopesMax = 1024;
   static constexpr size_t kFramingBytes = 16;  // of a batch holding one envelope
+  // Queued beyond this many messages' worth, the stream is backlogged.
+  static constexpr size_t kBacklogMessages = 4;
   explicit StreamOutbox(size_t message_bytes_max)
       : batch_bytes_max_(message_bytes_max / 2),
-        envelope_bytes_max_(message_bytes_max - kFramingBytes) {}
+        envelope_bytes_max_(message_bytes_max - kFramingBytes),
+        backlog_bytes_max_(kBacklogMessages * message_bytes_max) {}
 
   struct Added {
     bool accepted = false;                     // false once closed: nothing was queued
@@ -49,12 +52,22 @@ class StreamOutbox {
   // when (once, either way).
   bool Close();
 
+  // More is queued (plus `coming`, made and not yet added) than
+  // kBacklogMessages messages hold, while writes go on: a write is then in
+  // flight or about to start, and its WriteDone is the first moment it may
+  // stop being backlogged. The owner takes no more requests meanwhile: a peer
+  // that sends requests but does not read the replies would otherwise make
+  // the node queue replies without bound.
+  bool Backlogged(size_t coming = 0);
+
  private:
   // Moves queued envelopes into writing_, up to the bound (mu_ held).
   const v1::EnvelopeBatch* TakeBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropQueued() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t batch_bytes_max_;
   const size_t envelope_bytes_max_;
+  const size_t backlog_bytes_max_;
   absl::Mutex mu_;
   struct Queued {
     v1::Envelope envelope;
@@ -62,6 +75,7 @@ class StreamOutbox {
   };
   std::vector<Queued> queued_ ABSL_GUARDED_BY(mu_);
   size_t queued_from_ ABSL_GUARDED_BY(mu_) = 0;  // queued_[..queued_from_) already left
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of queued_[queued_from_..)
   v1::EnvelopeBatch writing_ ABSL_GUARDED_BY(mu_);  // alive until its write is done
   bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool writes_over_ ABSL_GUARDED_BY(mu_) = false;  // closed, or a write failed

@@ -98,6 +98,37 @@ TEST(StreamOutboxTest, AnEnvelopeLargerThanABatchLeavesAloneOneTooLargeForAMessa
   EXPECT_EQ(too_large[0].request_id(), 3u);
 }
 
+// A peer that does not read its replies: past a few messages' worth queued
+// the stream is backlogged (its owner takes no more requests), until writes
+// drain the queue; a broken stream is never backlogged.
+TEST(StreamOutboxTest, ABacklogPastAFewMessagesLastsUntilWritesDrainIt) {
+  // Ids of two varint bytes each: every envelope is the same size.
+  const size_t message = 100 * Request(1000, 200).ByteSizeLong();
+  StreamOutbox outbox(message);
+  std::vector<v1::Envelope> too_large;
+  auto add = [&](uint64_t first, int count) {
+    std::vector<v1::Envelope> batch;
+    for (int i = 0; i < count; ++i) batch.push_back(Request(first + static_cast<uint64_t>(i), 200));
+    return outbox.Add(&batch, &too_large);
+  };
+  ASSERT_NE(add(1000, 1).write, nullptr);  // in flight from here on
+  // Queued: exactly, then over, kBacklogMessages messages' worth.
+  add(1001, static_cast<int>(StreamOutbox::kBacklogMessages) * 100);
+  EXPECT_FALSE(outbox.Backlogged());
+  EXPECT_TRUE(outbox.Backlogged(1)) << "counting what is coming";
+  add(3000, 1);
+  EXPECT_TRUE(outbox.Backlogged());
+  StreamOutbox::Next next = outbox.WriteDone(true);  // takes half a message
+  ASSERT_NE(next.write, nullptr);
+  EXPECT_FALSE(outbox.Backlogged());
+  EXPECT_TRUE(too_large.empty());
+
+  add(4000, 300);
+  EXPECT_TRUE(outbox.Backlogged());
+  outbox.WriteDone(false);
+  EXPECT_FALSE(outbox.Backlogged(message * 10)) << "a broken stream takes nothing more";
+}
+
 // The stream ends (Finish) exactly once, and only when its reads are over
 // and no write is in flight: its last operation must know it is last.
 TEST(StreamOutboxTest, TheStreamEndsOnceNoWriteIsInFlight) {

@@ -5,6 +5,7 @@ import queue
 import shutil
 import subprocess
 import threading
+import time
 import unittest
 
 import grpc
@@ -268,6 +269,47 @@ class MessageLimit(unittest.TestCase):
         self.assertIn("raise it on every node", e.exception.details())
         self.assertTrue(n.alive())
 
+    def test_a_peer_that_does_not_read_its_replies_gets_them_all_later_without_a_pile_up(self):
+        """Past a few messages of replies waiting on a stream, the node holds back that
+        stream's requests, which are small, instead of making all their replies."""
+        stubs()
+        from dynamo.v1 import replica_pb2, replica_pb2_grpc
+        n = self.n
+        for i in range(3):  # 750 KiB of siblings: one reply per read
+            n.put(b"big", bytes([i]) * (250 << 10))
+
+        def memory_kib(field):
+            with open(f"/proc/{n.process.pid}/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+        before = memory_kib("VmRSS")
+        reads = 400  # 300 MB of replies if they all piled up (286 MiB more RSS, measured)
+        batches = queue.Queue()
+        for i in range(reads):
+            batches.put(replica_pb2.EnvelopeBatch(envelopes=[replica_pb2.Envelope(
+                from_node="tester", from_address="127.0.0.1:1", request_id=100 + i,
+                read=replica_pb2.ReplicaRead(keys=[b"big"]))]))
+
+        def requests():  # the stream stays open until None
+            while (batch := batches.get()) is not None:
+                yield batch
+        replies = replica_pb2_grpc.ReplicaStub(grpc.insecure_channel(n.address)).Stream(
+            requests(), timeout=60)
+        time.sleep(2)  # long enough for a node without the bound to take every request
+        got = set()
+        while len(got) < reads:
+            for e in next(replies).envelopes:
+                self.assertEqual(len(e.read_reply.items[0].object.siblings), 3, e.request_id)
+                got.add(e.request_id)
+        batches.put(None)
+        self.assertEqual(got, set(range(100, 100 + reads)))
+        grown_mib = (memory_kib("VmHWM") - before) / 1024
+        self.assertLess(grown_mib, 60, "replies piled up in the node's memory")
+
+
+class MessageLimitBuffered(MessageLimit):
+    """The same on buffered nodes, whose gRPC thread answers a stream's requests itself."""
+
+    LIMITS = MessageLimit.LIMITS + ("--durability=buffered",)
 
 class Operations(unittest.TestCase):
     def test_metrics_health_and_graceful_shutdown(self):
