@@ -179,9 +179,11 @@ std::string InvalidBatch(const v1::EnvelopeBatch& batch, int max) {
 // replies leave in batches through the stream's outbox. Its operations run in
 // a chain: the stream is asked of the server, then reads follow each other
 // until one fails or a batch is refused, then (once no write is in flight)
-// Finish sends the status, and its completion deletes the stream. The
-// replies' holder (ReplyStream) may outlive it, but touches it only while its
-// outbox has a write in flight, which Finish waits for.
+// Finish sends the status, and its completion deletes the stream. While the
+// replies are backlogged the chain pauses after a read, and the write that
+// drains them reads on. The replies' holder (ReplyStream) may outlive the
+// stream, but touches it only while its outbox has a write in flight, which
+// Finish waits for.
 class InboundStream final {
  public:
   static void Ask(Impl* impl, v1::Replica::AsyncService* service,
