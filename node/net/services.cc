@@ -273,7 +273,7 @@ class InboundStream final {
       }
       const size_t first = out->messages.size();
       for (const v1::Envelope& e : batch->requests.envelopes()) node.HandleMessage(e, now, out);
-      replies->Made(impl->step_round(), *out, first);
+      replies->Made(*out, first);
     });
   }
 
@@ -321,9 +321,9 @@ class InboundStream final {
       deferred.push_back(batch);
       return true;
     }
-    void Made(uint64_t round, const core::Outputs& out, size_t first) {
+    // After DeferIfBacklogged let a batch through, in the same round.
+    void Made(const core::Outputs& out, size_t first) {
       absl::MutexLock lock(&mu);
-      if (round != round_) return;
       for (size_t i = first; i < out.messages.size(); ++i) {
         round_bytes_ += out.messages[i].envelope.ByteSizeLong();
       }
