@@ -187,7 +187,7 @@ void Node::StartGet(Op& op, int64_t now_ms, Outputs* out) {
         op.read->OnResponse(t.node, *std::move(local));
       } else {
         ++counters_.storage_errors;
-        op.read->OnFailure(t.node);
+        op.read->OnFailure(t.node, std::string(local.status().message()));
       }
       continue;
     }
@@ -380,11 +380,17 @@ void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
 void Node::OnOpAnswer(Op& op, const std::string& node, const v1::Envelope* reply,
                       RequestKind kind, int64_t now_ms, Outputs* out) {
   const bool failed = reply == nullptr || reply->has_error();
+  // Why the node failed, for the client's error if the quorum is not reached.
+  auto why = [reply](const char* expected) -> std::string {
+    if (reply == nullptr) return "did not answer in time";
+    if (reply->has_error()) return reply->error().message();
+    return absl::StrCat("answered without ", expected);
+  };
   switch (kind) {
     case RequestKind::kOpRead: {
       if (!op.read) break;
       if (failed || !reply->has_read_reply() || reply->read_reply().items_size() != 1) {
-        op.read->OnFailure(node);
+        op.read->OnFailure(node, why("one read item"));
         break;
       }
       const v1::ReadItem& item = reply->read_reply().items(0);
@@ -396,14 +402,15 @@ void Node::OnOpAnswer(Op& op, const std::string& node, const v1::Envelope* reply
       if (obj.ok()) {
         op.read->OnResponse(node, *std::move(obj));
       } else {
-        op.read->OnFailure(node);
+        op.read->OnFailure(node,
+                           absl::StrCat("answered an invalid object: ", obj.status().message()));
       }
       break;
     }
     case RequestKind::kOpWrite:
       if (!op.write) break;
       if (failed || !reply->has_write_ack()) {
-        op.write->OnFailure(node);
+        op.write->OnFailure(node, why("a write ack"));
         // Keep a hint for the owner that did not take the write, as the
         // coordinator, whatever the outcome of the quorum.
         for (const Target& t : op.write->targets()) {
@@ -425,11 +432,8 @@ void Node::OnOpAnswer(Op& op, const std::string& node, const v1::Envelope* reply
         return;  // the op advances from here on
       }
       if (failed || !reply->has_forward_reply()) {
-        const std::string why = reply != nullptr && reply->has_error()
-                                    ? reply->error().message()
-                                    : "did not answer in time";
         Respond(op, absl::UnavailableError(absl::StrCat(
-                        "coordinator ", node, " for this key failed: ", why)),
+                        "coordinator ", node, " for this key failed: ", why("a forward reply"))),
                 std::monostate(), now_ms, out);
         break;
       }
@@ -465,8 +469,10 @@ void Node::AdvanceOp(Op& op, int64_t now_ms, Outputs* out) {
       Respond(op, absl::OkStatus(), MakeGetResponse(op.position, op.read->merged()), now_ms, out);
     } else if (!op.replied && op.read->Failed()) {
       Respond(op, absl::UnavailableError(absl::StrFormat(
-                      "read quorum not reached: %d of R=%d replicas answered (%d asked)",
-                      op.read->responses(), op.r, op.read->targets().size())),
+                      "read quorum not reached: %d of R=%d replicas answered (%d asked); "
+                      "failed: %s",
+                      op.read->responses(), op.r, op.read->targets().size(),
+                      op.read->failed().Summary())),
               std::monostate(), now_ms, out);
     }
     if (op.read->Complete()) {
@@ -488,9 +494,10 @@ void Node::AdvanceOp(Op& op, int64_t now_ms, Outputs* out) {
       }
     } else if (!op.replied && op.write->Failed()) {
       Respond(op, absl::UnavailableError(absl::StrFormat(
-                      "write quorum not reached: %d of W=%d replicas acknowledged (%d asked); "
-                      "the value may still be stored on those that did",
-                      op.write->acks(), op.w, op.write->targets().size())),
+                      "write quorum not reached: %d of W=%d replicas acknowledged (%d asked; "
+                      "failed: %s); the value may still be stored on those that did",
+                      op.write->acks(), op.w, op.write->targets().size(),
+                      op.write->failed().Summary())),
               std::monostate(), now_ms, out);
     }
     if (op.write->Complete()) {
@@ -560,8 +567,18 @@ void Node::ExpireOps(int64_t now_ms, Outputs* out) {
     Op& op = *it->second;
     if (!op.replied) {
       std::string progress;
-      if (op.read) progress = absl::StrFormat("%d of R=%d answered", op.read->responses(), op.r);
-      if (op.write) progress = absl::StrFormat("%d of W=%d acknowledged", op.write->acks(), op.w);
+      const FailedTargets* failed = nullptr;
+      if (op.read) {
+        progress = absl::StrFormat("%d of R=%d answered", op.read->responses(), op.r);
+        failed = &op.read->failed();
+      }
+      if (op.write) {
+        progress = absl::StrFormat("%d of W=%d acknowledged", op.write->acks(), op.w);
+        failed = &op.write->failed();
+      }
+      if (failed != nullptr && failed->size() > 0) {
+        absl::StrAppend(&progress, "; failed: ", failed->Summary());
+      }
       if (op.forwarded) progress = absl::StrCat("coordinator ", op.forwarded_to, " did not answer");
       Respond(op, absl::UnavailableError(absl::StrCat("quorum not reached before the timeout: ",
                                                       progress)),

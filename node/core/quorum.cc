@@ -1,5 +1,6 @@
 #include "dynamo/core/quorum.h"
 
+#include "absl/strings/str_cat.h"
 #include "dynamo/core/merkle.h"
 
 namespace dynamo::core {
@@ -40,10 +41,18 @@ void WriteQuorum::OnAck(const std::string& node, bool tombstone_only) {
   ++acks_;
 }
 
-void WriteQuorum::OnFailure(const std::string& node) {
+std::string FailedTargets::Summary() const {
+  std::string summary;
+  for (const auto& [node, why] : why_) {
+    absl::StrAppend(&summary, summary.empty() ? "" : ", ", node, " (", why, ")");
+  }
+  return summary;
+}
+
+void WriteQuorum::OnFailure(const std::string& node, std::string why) {
   if (answered_.contains(node)) return;
   answered_[node] = false;
-  ++failures_;
+  failed_.Add(node, std::move(why));
 }
 
 bool WriteQuorum::AllOwnersHoldTombstone(const std::vector<std::string>& owners) const {
@@ -78,11 +87,11 @@ void ReadQuorum::OnDigest(const std::string& node, std::optional<uint64_t> diges
   digests_[node] = *digest;
 }
 
-void ReadQuorum::OnFailure(const std::string& node) {
+void ReadQuorum::OnFailure(const std::string& node, std::string why) {
   if (responses_.contains(node)) return;
   full_pending_.erase(node);
   digests_.erase(node);
-  failed_.insert(node);
+  failed_.Add(node, std::move(why));
 }
 
 const std::optional<VersionedObject>* ReadQuorum::AgreeingAnswer(uint64_t digest) const {

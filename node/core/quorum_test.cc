@@ -182,21 +182,22 @@ TEST(WriteQuorumTest, NeverSucceedsBeforeWAcks) {
   q.OnAck("n1", false);
   EXPECT_TRUE(q.Succeeded());
   EXPECT_FALSE(q.Complete());
-  q.OnFailure("n2");
+  q.OnFailure("n2", "down");
   EXPECT_TRUE(q.Complete());
   EXPECT_FALSE(q.Failed());
 }
 
 TEST(WriteQuorumTest, FailsWhenWAcksAreNoLongerPossible) {
   WriteQuorum q(Targets(3), 2);
-  q.OnFailure("n0");
+  q.OnFailure("n0", "down");
   EXPECT_FALSE(q.Failed());
-  q.OnFailure("n0");  // duplicate: still one failure
+  q.OnFailure("n0", "again");  // duplicate: still one failure, its first reason
   EXPECT_FALSE(q.Failed());
   q.OnAck("n0", false);  // too late: the first answer counts
   EXPECT_EQ(q.acks(), 0u);
-  q.OnFailure("n1");
+  q.OnFailure("n1", "storage could not sync");
   EXPECT_TRUE(q.Failed());
+  EXPECT_EQ(q.failed().Summary(), "n0 (down), n1 (storage could not sync)");
   EXPECT_FALSE(q.Succeeded());
   EXPECT_FALSE(q.Complete());
   q.OnAck("n2", false);
@@ -218,7 +219,7 @@ TEST(WriteQuorumTest, RandomAnswerSequencesFollowTheArithmetic) {
       if (ack) {
         q.OnAck(node, rng.Chance(0.5));
       } else {
-        q.OnFailure(node);
+        q.OnFailure(node, "down");
       }
       first.try_emplace(node, ack);
       size_t acks = 0, failures = 0;
@@ -259,7 +260,7 @@ TEST(WriteQuorumTest, AllOwnersHoldTombstone) {
     WriteQuorum q(Targets(3), 2);
     q.OnAck("n0", true);
     q.OnAck("n1", true);
-    q.OnFailure("n2");
+    q.OnFailure("n2", "down");
     EXPECT_FALSE(q.AllOwnersHoldTombstone({"n0", "n1", "n2"}));
     q.OnAck("n2", true);  // after its failure: ignored
     EXPECT_FALSE(q.AllOwnersHoldTombstone({"n0", "n1", "n2"}));
@@ -303,17 +304,19 @@ TEST(ReadQuorumTest, CountsResponsesAndFailures) {
   EXPECT_FALSE(q.Succeeded());
   q.OnResponse("n0", std::nullopt);
   EXPECT_EQ(q.responses(), 1u);
-  q.OnFailure("n0");  // answered already: ignored
+  q.OnFailure("n0", "down");  // answered already: ignored
   EXPECT_FALSE(q.Failed());
-  q.OnFailure("n1");
+  EXPECT_EQ(q.failed().Summary(), "");
+  q.OnFailure("n1", "did not answer in time");
   EXPECT_FALSE(q.Failed());
   q.OnResponse("n1", std::nullopt);  // after its failure: ignored
   EXPECT_EQ(q.responses(), 1u);
   EXPECT_FALSE(q.Complete());
-  q.OnFailure("n2");
+  q.OnFailure("n2", "down");
   EXPECT_TRUE(q.Failed());
   EXPECT_FALSE(q.Succeeded());
   EXPECT_TRUE(q.Complete());
+  EXPECT_EQ(q.failed().Summary(), "n1 (did not answer in time), n2 (down)");
 }
 
 TEST(ReadQuorumTest, MergesAnswersAndNamesTheStaleOnes) {
@@ -329,7 +332,7 @@ TEST(ReadQuorumTest, MergesAnswersAndNamesTheStaleOnes) {
   q.OnResponse("b", newest);        // has the merged version: not stale
   q.OnResponse("c", std::nullopt);  // lacked the key: stale
   q.OnResponse("d", std::nullopt);  // a fallback, stale: repaired as a hint for x
-  q.OnFailure("e");                 // did not answer: not a responder
+  q.OnFailure("e", "down");                 // did not answer: not a responder
   EXPECT_TRUE(q.Succeeded());
   EXPECT_TRUE(q.Complete());
   EXPECT_EQ(q.merged(), newest);
@@ -389,7 +392,7 @@ TEST(ReadQuorumTest, StaleRespondersMatchTheDefinitionOnRandomHistories) {
       const std::string node = "n" + std::to_string(i);
       const uint64_t pick = rng.Uniform(5);
       if (pick == 4) {
-        q.OnFailure(node);
+        q.OnFailure(node, "down");
         continue;
       }
       std::optional<VersionedObject> obj;
@@ -459,7 +462,7 @@ TEST(ReadQuorumTest, DigestsAreReadInFullWhenTheFullTargetFails) {
   ReadQuorum q(Targets(3), 2, "key");
   q.ExpectFull("n0");
   q.OnDigest("n1", ReadDigest("key", h.replicas[0]));
-  q.OnFailure("n0");
+  q.OnFailure("n0", "down");
   EXPECT_EQ(q.TakeFullReadsNeeded(), std::vector<std::string>{"n1"});
   q.OnDigest("n2", std::nullopt);  // nothing for the key: a full answer
   EXPECT_TRUE(q.TakeFullReadsNeeded().empty());
@@ -503,7 +506,7 @@ TEST(ReadQuorumTest, DigestReadsEndAsFullReadsWouldOnRandomHistories) {
       const auto [node, full_read] = pending[i];
       pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
       if (fails[node] == Fails::kAlways || (full_read && fails[node] == Fails::kOnFullRead)) {
-        q.OnFailure(node);
+        q.OnFailure(node, "down");
         failed.insert(node);
       } else if (full_read) {
         q.OnResponse(node, holds[node]);

@@ -39,18 +39,36 @@ struct Placement {
 Placement PlaceKey(const Ring& ring, uint64_t position, size_t n,
                    const std::function<bool(const std::string&)>& healthy);
 
+// The targets of a read or write that failed, and why: the error a client
+// sees when the quorum is not reached names them.
+class FailedTargets {
+ public:
+  // False if `node` had already failed (its first reason stays).
+  bool Add(const std::string& node, std::string why) {
+    return why_.emplace(node, std::move(why)).second;
+  }
+  bool contains(const std::string& node) const { return why_.contains(node); }
+  size_t size() const { return why_.size(); }
+  // "n2 (did not answer), n3 (storage could not sync: ...)", or "" if none.
+  std::string Summary() const;
+
+ private:
+  std::map<std::string, std::string> why_;
+};
+
 // Counts write acknowledgements. Never reports success before w acks.
 class WriteQuorum {
  public:
   WriteQuorum(std::vector<Target> targets, size_t w) : targets_(std::move(targets)), w_(w) {}
   void OnAck(const std::string& node, bool tombstone_only);
-  void OnFailure(const std::string& node);
+  void OnFailure(const std::string& node, std::string why);
   size_t acks() const { return acks_; }
   size_t w() const { return w_; }
   bool Succeeded() const { return acks_ >= w_; }
   // Too many failures for w acks to remain possible.
-  bool Failed() const { return targets_.size() - failures_ < w_; }
-  bool Complete() const { return acks_ + failures_ >= targets_.size(); }
+  bool Failed() const { return targets_.size() - failed_.size() < w_; }
+  bool Complete() const { return acks_ + failed_.size() >= targets_.size(); }
+  const FailedTargets& failed() const { return failed_; }
   bool Answered(const std::string& node) const { return answered_.contains(node); }
   // Every owner acknowledged and holds only tombstones: the delete is reapable.
   bool AllOwnersHoldTombstone(const std::vector<std::string>& owners) const;
@@ -60,7 +78,7 @@ class WriteQuorum {
   std::vector<Target> targets_;
   size_t w_;
   size_t acks_ = 0;
-  size_t failures_ = 0;
+  FailedTargets failed_;
   std::map<std::string, bool> answered_;  // node -> acked with tombstone only
 };
 
@@ -82,7 +100,7 @@ class ReadQuorum {
   void OnResponse(const std::string& node, std::optional<VersionedObject> object);
   // `digest` empty: the node has nothing for the key (a full answer).
   void OnDigest(const std::string& node, std::optional<uint64_t> digest);
-  void OnFailure(const std::string& node);
+  void OnFailure(const std::string& node, std::string why);
   // The coordinator asks `node` for its whole object and the others for
   // digests (call before any answer).
   void ExpectFull(const std::string& node) {
@@ -98,6 +116,7 @@ class ReadQuorum {
   // Full answers and digests that agree with one.
   size_t responses() const;
   size_t r() const { return r_; }
+  const FailedTargets& failed() const { return failed_; }
   const VersionedObject& merged() const { return merged_; }
   // Nodes that answered with less than the merged result: read repair targets.
   std::vector<Target> StaleResponders() const;
@@ -114,7 +133,7 @@ class ReadQuorum {
   size_t r_;
   std::string key_;  // digests are ItemHash(key, object)
   bool digest_reads_ = false;
-  std::set<std::string> failed_;
+  FailedTargets failed_;
   std::map<std::string, std::optional<VersionedObject>> responses_;
   std::map<std::string, std::optional<uint64_t>> response_digests_;
   std::map<std::string, uint64_t> digests_;  // found, and no full answer from the node (yet)
