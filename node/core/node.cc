@@ -33,6 +33,35 @@ Outputs TakeEarlyRequests(Outputs& out) {
   return taken;
 }
 
+namespace {
+v1::Envelope ErrorEnvelope(const absl::Status& status) {
+  v1::Envelope error;
+  error.mutable_error()->set_code(static_cast<int32_t>(status.code()));
+  error.mutable_error()->set_message(std::string(status.message()));
+  return error;
+}
+}  // namespace
+
+v1::Envelope ErrorReplyFor(const v1::Envelope& reply, const absl::Status& status) {
+  v1::Envelope error = ErrorEnvelope(status);
+  error.set_from_node(reply.from_node());
+  error.set_from_address(reply.from_address());
+  error.set_request_id(reply.request_id());
+  error.set_is_reply(true);
+  return error;
+}
+
+void FailUnsynced(Outputs& out, const absl::Status& status) {
+  const absl::Status failed(status.code(),
+                            absl::StrCat("storage could not sync: ", status.message()));
+  for (ClientReply& r : out.replies) {
+    r.status = failed;
+    r.response = std::monostate();
+  }
+  std::erase_if(out.messages, [](const OutMessage& m) { return !m.envelope.is_reply(); });
+  for (OutMessage& m : out.messages) m.envelope = ErrorReplyFor(m.envelope, failed);
+}
+
 Node::Node(const NodeConfig& config, storage::StorageEngine* engine, uint64_t random_seed)
     : config_(config),
       engine_(engine),
@@ -203,10 +232,7 @@ void Node::Reply(const v1::Envelope& request, v1::Envelope reply, Outputs* out) 
 }
 
 void Node::ReplyError(const v1::Envelope& request, const absl::Status& status, Outputs* out) {
-  v1::Envelope reply;
-  reply.mutable_error()->set_code(static_cast<int32_t>(status.code()));
-  reply.mutable_error()->set_message(std::string(status.message()));
-  Reply(request, std::move(reply), out);
+  Reply(request, ErrorEnvelope(status), out);
 }
 
 void Node::HandleMessage(const v1::Envelope& envelope, int64_t now_ms, Outputs* out) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "dynamo/core/context.h"
 #include "dynamo/core/hash.h"
 #include "dynamo/core/storage_keys.h"
@@ -164,6 +165,9 @@ class Cluster {
   // Nodes that answer range digests as a node of an older version does: an
   // error for an unknown body.
   std::set<size_t> without_digests;
+  // Nodes whose storage syncs fail: what waits for a sync leaves as
+  // FailUnsynced makes it.
+  std::set<size_t> failing_sync;
 
   // Advances time tick by tick until every node is a ring member of one ring.
   bool Form(int64_t max_ms = 20000) {
@@ -246,6 +250,11 @@ class Cluster {
     // The contract: storage is synced before anything of `out` leaves.
     if (out.sync) {
       EXPECT_TRUE(engine(from).Sync().ok());
+    }
+    if (out.sync && failing_sync.contains(from)) {
+      Outputs early = TakeEarlyRequests(out);
+      FailUnsynced(out, absl::DataLossError("fsync: Input/output error"));
+      for (OutMessage& m : early.messages) queue_.push_back({from, std::move(m)});
     }
     for (OutMessage& m : out.messages) queue_.push_back({from, std::move(m)});
     for (ClientReply& r : out.replies) replies_[r.client_id] = std::move(r);
@@ -898,6 +907,50 @@ TEST(NodeTest, OnlyReplicaReadsWritesAndForwardsMayLeaveBeforeTheSync) {
   EXPECT_EQ(names(early), (std::vector<std::string>{"write", "read", "forward"}));
   EXPECT_EQ(names(out), (std::vector<std::string>{"gossip", "ack", "read-reply", "merkle"}));
   EXPECT_TRUE(out.sync);
+}
+
+TEST(NodeTest, AFailedSyncAnswersWithErrorsAndTheClientLearnsWhichReplicaFailedAndWhy) {
+  Cluster c(3, 3);
+  ASSERT_TRUE(c.Form());
+  c.failing_sync = {2};
+  // Its coordinator hears the failure at once and names it; without the error
+  // reply it would wait for the timeout and could not say why.
+  const ClientReply all = c.Call(0, Put("k", "v", "", Q(3, 2, 3)));
+  EXPECT_EQ(all.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(all.status.message(),
+                                "2 of W=3 replicas acknowledged (3 asked; failed: n3 (storage "
+                                "could not sync: fsync: Input/output error))"))
+      << all.status;
+  c.MustPut(0, "k", "w");  // W=2: still writable
+}
+
+TEST(NodeTest, FailUnsyncedTurnsRepliesIntoErrorRepliesAndDropsRequests) {
+  Outputs out;
+  OutMessage ack{"n2", "a2", {}};
+  ack.envelope.set_from_node("n1");
+  ack.envelope.set_from_address("a1");
+  ack.envelope.set_request_id(7);
+  ack.envelope.set_is_reply(true);
+  ack.envelope.mutable_write_ack();
+  out.messages.push_back(ack);
+  out.messages.push_back({"n3", "a3", {}});  // a request: dropped
+  out.messages.back().envelope.mutable_gossip();
+  out.replies.push_back({9, absl::OkStatus(), v1::PutResponse()});
+  FailUnsynced(out, absl::InternalError("fsync failed"));
+  ASSERT_EQ(out.messages.size(), 1u);
+  const OutMessage& error = out.messages[0];
+  EXPECT_EQ(error.to_node, "n2");
+  EXPECT_EQ(error.to_address, "a2");
+  EXPECT_EQ(error.envelope.from_node(), "n1");
+  EXPECT_EQ(error.envelope.from_address(), "a1");
+  EXPECT_EQ(error.envelope.request_id(), 7u);
+  EXPECT_TRUE(error.envelope.is_reply());
+  EXPECT_FALSE(error.envelope.has_write_ack());
+  EXPECT_EQ(error.envelope.error().code(), static_cast<int>(absl::StatusCode::kInternal));
+  EXPECT_EQ(error.envelope.error().message(), "storage could not sync: fsync failed");
+  ASSERT_EQ(out.replies.size(), 1u);
+  EXPECT_EQ(out.replies[0].status, absl::InternalError("storage could not sync: fsync failed"));
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(out.replies[0].response));
 }
 
 // ------------------------------------------------------------- epochs

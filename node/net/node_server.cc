@@ -309,20 +309,6 @@ void NodeServer::Impl::SyncLoop() {
   }
 }
 
-namespace {
-
-// A failed sync: nothing held for it leaves, not an answer, not an ack (the
-// requests that leave before the sync are gone already).
-void FailUnsynced(core::Outputs& out, const absl::Status& status) {
-  for (core::ClientReply& r : out.replies) {
-    r.status = absl::Status(status.code(), Cat("storage could not sync: ", status.message()));
-    r.response = std::monostate();
-  }
-  out.messages.clear();
-}
-
-}  // namespace
-
 void NodeServer::Impl::Release(core::Outputs out) {
   if (out.sync) {
     if (sync_in_background_) {
@@ -332,7 +318,7 @@ void NodeServer::Impl::Release(core::Outputs out) {
     } else if (absl::Status s = storage_->Sync(); !s.ok()) {
       // Not a real fsync (memory, or buffered: a check that writes still
       // work), so it is done here, in line.
-      FailUnsynced(out, s);
+      core::FailUnsynced(out, s);
     }
   }
   // Outputs without writes of their own still wait for earlier syncs: a read
@@ -352,7 +338,7 @@ void NodeServer::Impl::Release(core::Outputs out) {
 void NodeServer::Impl::OnSynced(const SyncResult& result) {
   syncs_done_ = result.through;
   while (!held_.empty() && held_.front().after_sync <= result.through) {
-    if (!result.status.ok()) FailUnsynced(held_.front().out, result.status);
+    if (!result.status.ok()) core::FailUnsynced(held_.front().out, result.status);
     Dispatch(held_.front().out);
     held_.pop_front();
   }

@@ -299,16 +299,10 @@ class InboundStream final {
       }
     }
     v1::Envelope TooLarge(const v1::Envelope& reply) const {
-      v1::Envelope error;
-      error.set_from_node(reply.from_node());
-      error.set_from_address(reply.from_address());
-      error.set_request_id(reply.request_id());
-      error.set_is_reply(true);
-      error.mutable_error()->set_code(static_cast<int32_t>(grpc::StatusCode::RESOURCE_EXHAUSTED));
-      error.mutable_error()->set_message(absl::StrCat(
-          "a reply of ", reply.ByteSizeLong(), " bytes exceeds the message limit of ",
-          message_bytes_max, " bytes"));
-      return error;
+      return core::ErrorReplyFor(
+          reply, absl::ResourceExhaustedError(absl::StrCat("a reply of ", reply.ByteSizeLong(),
+                                                           " bytes exceeds the message limit of ",
+                                                           message_bytes_max, " bytes")));
     }
     // Backlogged replies, counting those the stepper's round made (they all
     // leave at its end), hold back the batches that come meanwhile: requests

@@ -78,13 +78,15 @@ class Node:
         self.process = None
         self._channel = None
 
-    def start(self, extra=()):
+    def start(self, extra=(), env=None):
+        """env: variables added to this process's environment."""
         seeds = self.cluster.nodes[0].address if self.cluster.nodes else self.address
         args = [ARGS.node, f"--node-id={self.id}", f"--listen={self.address}",
                 f"--http=127.0.0.1:{self.http_port}", f"--data-dir={self.data_dir}",
                 f"--seeds={seeds}"] + list(self.cluster.node_flags) + list(extra)
         self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **(env or {})})
         return self
 
     def kill(self, sig=signal.SIGKILL):

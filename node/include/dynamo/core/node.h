@@ -13,7 +13,8 @@
 //     durable), except the requests for which MayLeaveBeforeSync holds: a
 //     coordinator's replica reads, writes and forwards go out at once, so its
 //     own sync overlaps its replicas'. Outputs leave in the order produced,
-//     those requests apart. Call Close after the last step of a clean stop.
+//     those requests apart. If the sync fails, what waited for it leaves as
+//     FailUnsynced makes it. Call Close after the last step of a clean stop.
 //   - Every request envelope sent (is_reply false) is answered by exactly one
 //     reply envelope to its sender, carrying the same request_id; a request the
 //     transport could not deliver is reported with HandleSendFailure.
@@ -101,6 +102,15 @@ bool MayLeaveBeforeSync(const v1::Envelope& envelope);
 // Moves the messages of `out` for which MayLeaveBeforeSync holds into the
 // Outputs returned; both keep their order.
 Outputs TakeEarlyRequests(Outputs& out);
+// What is left of `out` when the sync it waited for failed (the requests that
+// left before it are gone already): its client replies become that error, its
+// replies to peers error replies (their coordinators count a failure at once
+// instead of waiting for a timeout), and its requests are dropped (they time
+// out as lost).
+void FailUnsynced(Outputs& out, const absl::Status& status);
+// An error reply in place of `reply`: the same sender, destination and
+// request id, `status` instead of the answer.
+v1::Envelope ErrorReplyFor(const v1::Envelope& reply, const absl::Status& status);
 
 class Node {
  public:
