@@ -382,7 +382,7 @@ void Node::OnOpAnswer(Op& op, const std::string& node, const v1::Envelope* reply
   const bool failed = reply == nullptr || reply->has_error();
   // Why the node failed, for the client's error if the quorum is not reached.
   auto why = [reply](const char* expected) -> std::string {
-    if (reply == nullptr) return "did not answer in time";
+    if (reply == nullptr) return "did not answer";  // timed out, or unreachable
     if (reply->has_error()) return reply->error().message();
     return absl::StrCat("answered without ", expected);
   };
