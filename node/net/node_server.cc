@@ -310,15 +310,18 @@ void NodeServer::Impl::SyncLoop() {
 }
 
 void NodeServer::Impl::Release(core::Outputs out) {
+  out.sync |= sync_failing_;
   if (out.sync) {
     if (sync_in_background_) {
       ++syncs_counted_;
       absl::MutexLock lock(&mu_);
       syncs_requested_ = syncs_counted_;
-    } else if (absl::Status s = storage_->Sync(); !s.ok()) {
+    } else {
       // Not a real fsync (memory, or buffered: a check that writes still
       // work), so it is done here, in line.
-      core::FailUnsynced(out, s);
+      const absl::Status s = storage_->Sync();
+      sync_failing_ = !s.ok();
+      if (!s.ok()) core::FailUnsynced(out, s);
     }
   }
   // Outputs without writes of their own still wait for earlier syncs: a read
@@ -337,6 +340,7 @@ void NodeServer::Impl::Release(core::Outputs out) {
 
 void NodeServer::Impl::OnSynced(const SyncResult& result) {
   syncs_done_ = result.through;
+  sync_failing_ = !result.status.ok();
   while (!held_.empty() && held_.front().after_sync <= result.through) {
     if (!result.status.ok()) core::FailUnsynced(held_.front().out, result.status);
     Dispatch(held_.front().out);

@@ -84,7 +84,7 @@ class Corruption(unittest.TestCase):
 class FailedSync(unittest.TestCase):
     @unittest.skipUnless(os.environ.get("DYNAMO_TEST_FAIL_SYNC_LIB"),
                          "needs the fsync-failing library CTest names (build/tests/integration)")
-    def test_a_replica_whose_sync_fails_says_so_at_once_and_catches_up_after_a_restart(self):
+    def test_a_node_whose_sync_fails_acknowledges_nothing_on_its_account_and_says_why(self):
         c = Cluster(3)  # durable: acknowledged writes are synced
         trigger = os.path.join(c.dir, "fail-sync")
         failing = c.nodes[2]
@@ -99,12 +99,18 @@ class FailedSync(unittest.TestCase):
             n0 = c.nodes[0]
             n0.put(b"before", b"v", w=3)
             open(trigger, "w").close()
-            # Its coordinator counts the failure when the replica's error reply
-            # comes, and its client learns which replica failed and why.
+            # As coordinator, its own write counts towards W only once synced:
+            # the other two acknowledge, and still the put fails.
+            with self.assertRaises(grpc.RpcError) as e:
+                failing.put(b"own", b"v", w=2)
+            self.assertIn("storage could not sync", e.exception.details())
+            # Its storage now refuses writes. Another coordinator counts the
+            # failure when the error reply comes, and names it.
             with self.assertRaises(grpc.RpcError) as e:
                 n0.put(b"during", b"v", w=3)
             self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE, e.exception.details())
-            self.assertIn(f"failed: {failing.id} (storage could not sync:", e.exception.details())
+            self.assertIn(f"failed: {failing.id} (", e.exception.details())
+            self.assertNotIn("did not answer", e.exception.details())
             n0.put(b"during-w2", b"v", w=2)  # the other two still take writes
             self.assertTrue(failing.alive(), failing.log_tail())
             # The node's own errors say to restart it; once restarted on a

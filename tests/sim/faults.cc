@@ -14,7 +14,7 @@ FaultCounts InjectRandomFaults(Simulation& sim, int64_t duration_ms, size_t max_
   while (sim.now() < end) {
     std::vector<size_t> up, down;
     for (size_t i = 0; i < sim.size(); ++i) (sim.up(i) ? up : down).push_back(i);
-    switch (rng.Uniform(7)) {
+    switch (rng.Uniform(8)) {
       case 0:
         if (down.size() < max_down) {
           sim.Crash(up[rng.Uniform(up.size())]);
@@ -64,6 +64,15 @@ FaultCounts InjectRandomFaults(Simulation& sim, int64_t duration_ms, size_t max_
         ++f.skews;
         break;
       }
+      case 7: {  // one failing disk at a time, until it is chosen again
+        const size_t i = rng.Uniform(sim.size());
+        bool another = false;
+        for (size_t j = 0; j < sim.size(); ++j) another |= j != i && sim.disk_failing(j);
+        if (another) break;
+        sim.SetDiskFailing(i, !sim.disk_failing(i));
+        f.disk_failures += sim.disk_failing(i);
+        break;
+      }
     }
     sim.RunFor(rng.Between(100, 1500));
   }
@@ -73,8 +82,11 @@ FaultCounts InjectRandomFaults(Simulation& sim, int64_t duration_ms, size_t max_
 void HealEverything(Simulation& sim) {
   sim.Heal();
   sim.SetNetwork(NetworkFaults{});
-  for (size_t i = 0; i < sim.size(); ++i) sim.Restart(i);
-  sim.Log("faults over: network healed, every node running");
+  for (size_t i = 0; i < sim.size(); ++i) {
+    if (sim.disk_failing(i)) sim.SetDiskFailing(i, false);
+    sim.Restart(i);
+  }
+  sim.Log("faults over: network healed, disks working, every node running");
 }
 
 }  // namespace dynamo::sim

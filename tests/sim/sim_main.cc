@@ -45,10 +45,10 @@ int Main(int argc, char** argv) {
   workload.Stop();
   std::printf(
       "For %lld s, 4 clients read and wrote 20 keys while the simulator injected %d crashes, %d "
-      "power losses, %d restarts, %d partitions, %d changes of message loss and delay, and %d "
-      "clock skews.\n",
+      "power losses, %d restarts, %d partitions, %d changes of message loss and delay, %d "
+      "clock skews and %d failing disks.\n",
       static_cast<long long>(fault_seconds), f.crashes, f.power_losses, f.restarts, f.partitions,
-      f.network_changes, f.skews);
+      f.network_changes, f.skews, f.disk_failures);
   HealEverything(sim);
   const int64_t healed = sim.now();
   std::string why;

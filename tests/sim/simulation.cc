@@ -135,6 +135,7 @@ void Simulation::Down(size_t i, const std::string& how) {
   n.held.clear();
   n.syncs_requested = n.syncs_done = 0;
   n.syncing = false;
+  n.sync_failing = false;
   Log(absl::StrCat(n.id, " ", how));
 }
 
@@ -142,6 +143,11 @@ void Simulation::PowerLoss(size_t i) {
   Crash(i);
   nodes_[i].engine->DropUnsyncedWrites();
   Log(absl::StrCat(nodes_[i].id, " lost power: unsynced writes dropped"));
+}
+
+void Simulation::SetDiskFailing(size_t i, bool failing) {
+  nodes_[i].disk_failing = failing;
+  Log(absl::StrCat(nodes_[i].id, failing ? " disk failing: syncs fail" : " disk working again"));
 }
 
 void Simulation::Wipe(size_t i) {
@@ -187,6 +193,7 @@ void Simulation::Process(size_t i, core::Outputs& out) {
   // The node's contract: storage is synced before anything leaves, but for
   // the requests that may leave first; outputs leave in order.
   SimNode& n = nodes_[i];
+  out.sync |= n.sync_failing;
   if (out.sync) {
     ++n.syncs_requested;
     if (!n.syncing) StartSync(i);
@@ -212,10 +219,15 @@ void Simulation::StartSync(size_t i) {
            [this, i, through, incarnation, writes] {
              SimNode& n = nodes_[i];
              if (n.incarnation != incarnation) return;
-             n.engine->SyncOldest(writes);
+             if (!n.disk_failing) n.engine->SyncOldest(writes);
              n.syncs_done = through;
              n.syncing = false;
+             n.sync_failing = n.disk_failing;
              while (!n.held.empty() && n.held.front().after_sync <= through) {
+               if (n.disk_failing) {
+                 core::FailUnsynced(n.held.front().out,
+                                    absl::InternalError("fsync: Input/output error"));
+               }
                Emit(i, n.held.front().out);
                n.held.pop_front();
              }

@@ -80,6 +80,11 @@ class Simulation {
   // The disk is replaced: storage is empty at the next start.
   void Wipe(size_t i);
   void SetSkew(size_t i, int64_t skew_ms) { nodes_[i].skew_ms = skew_ms; }
+  // A failing disk: while set, node i's syncs fail. What waited for one leaves
+  // as core::FailUnsynced makes it, and the writes it covered stay unsynced
+  // (a later sync that succeeds covers them; a power loss drops them).
+  void SetDiskFailing(size_t i, bool failing);
+  bool disk_failing(size_t i) const { return nodes_[i].disk_failing; }
 
   // --- network ---
   void SetNetwork(const NetworkFaults& faults) { faults_ = faults; }
@@ -136,6 +141,8 @@ class Simulation {
     std::deque<Held> held;
     uint64_t syncs_requested = 0, syncs_done = 0;
     bool syncing = false;
+    bool disk_failing = false;
+    bool sync_failing = false;  // the last sync failed (as NodeServer tracks it)
   };
   struct Event {
     int64_t time_ms;

@@ -14,7 +14,10 @@
 //     coordinator's replica reads, writes and forwards go out at once, so its
 //     own sync overlaps its replicas'. Outputs leave in the order produced,
 //     those requests apart. If the sync fails, what waited for it leaves as
-//     FailUnsynced makes it. Call Close after the last step of a clean stop.
+//     FailUnsynced makes it, and every Outputs after it waits for a sync of
+//     its own until one succeeds: a write the failed sync covered (such as a
+//     coordinator's own, which counts towards W) is durable only then.
+//     Call Close after the last step of a clean stop.
 //   - Every request envelope sent (is_reply false) is answered by exactly one
 //     reply envelope to its sender, carrying the same request_id; a request the
 //     transport could not deliver is reported with HandleSendFailure.
