@@ -310,7 +310,7 @@ void NodeServer::Impl::SyncLoop() {
 }
 
 void NodeServer::Impl::Release(core::Outputs out) {
-  out.sync |= sync_failing_;
+  out.sync |= !sync_error_.ok();
   if (out.sync) {
     if (sync_in_background_) {
       ++syncs_counted_;
@@ -319,9 +319,8 @@ void NodeServer::Impl::Release(core::Outputs out) {
     } else {
       // Not a real fsync (memory, or buffered: a check that writes still
       // work), so it is done here, in line.
-      const absl::Status s = storage_->Sync();
-      sync_failing_ = !s.ok();
-      if (!s.ok()) core::FailUnsynced(out, s);
+      sync_error_ = storage_->Sync();
+      if (!sync_error_.ok()) core::FailUnsynced(out, sync_error_);
     }
   }
   // Outputs without writes of their own still wait for earlier syncs: a read
@@ -340,7 +339,7 @@ void NodeServer::Impl::Release(core::Outputs out) {
 
 void NodeServer::Impl::OnSynced(const SyncResult& result) {
   syncs_done_ = result.through;
-  sync_failing_ = !result.status.ok();
+  sync_error_ = result.status;
   while (!held_.empty() && held_.front().after_sync <= result.through) {
     if (!result.status.ok()) core::FailUnsynced(held_.front().out, result.status);
     Dispatch(held_.front().out);
@@ -559,7 +558,11 @@ void NodeServer::Impl::PublishSnapshot(core::Node& node, int64_t now_ms) {
   }
   metrics_->Publish(std::move(s));
   std::string why;
-  const bool ready = node.Ready(&why);
+  bool ready = node.Ready(&why);
+  if (ready && !sync_error_.ok()) {  // it acknowledges nothing: clients go elsewhere
+    ready = false;
+    why = Cat("storage could not sync: ", sync_error_.message());
+  }
   {
     absl::MutexLock lock(&mu_);
     not_ready_why_ = why;

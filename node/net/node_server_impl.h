@@ -252,9 +252,9 @@ class NodeServer::Impl {
   std::deque<HeldOutputs> held_;
   uint64_t syncs_counted_ = 0;
   uint64_t syncs_done_ = 0;
-  // The last sync failed: every output then waits for a sync of its own (see
-  // core::Node's contract), until one succeeds.
-  bool sync_failing_ = false;
+  // Why the last sync failed, or OK: while it failed, every output waits for
+  // a sync of its own (see core::Node's contract) and the node is not ready.
+  absl::Status sync_error_;
   uint64_t step_round_ = 0;
 };
 

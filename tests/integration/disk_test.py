@@ -5,6 +5,7 @@ import glob
 import os
 import subprocess
 import unittest
+import urllib.error
 
 import grpc
 
@@ -81,6 +82,14 @@ class Corruption(unittest.TestCase):
         c.close()
 
 
+def readiness(node):
+    """The body of /readyz: "ok", or why not (with a 503)."""
+    try:
+        return node.http("/readyz")[1].strip()
+    except urllib.error.HTTPError as e:
+        return e.read().decode()
+
+
 class FailedSync(unittest.TestCase):
     @unittest.skipUnless(os.environ.get("DYNAMO_TEST_FAIL_SYNC_LIB"),
                          "needs the fsync-failing library CTest names (build/tests/integration)")
@@ -104,6 +113,9 @@ class FailedSync(unittest.TestCase):
             with self.assertRaises(grpc.RpcError) as e:
                 failing.put(b"own", b"v", w=2)
             self.assertIn("storage could not sync", e.exception.details())
+            # Not ready while it acknowledges nothing, so that clients go elsewhere.
+            wait_until(lambda: "storage could not sync" in readiness(failing), 10,
+                       "the failing node to report itself not ready")
             # Its storage now refuses writes. Another coordinator counts the
             # failure when the error reply comes, and names it.
             with self.assertRaises(grpc.RpcError) as e:
@@ -121,6 +133,7 @@ class FailedSync(unittest.TestCase):
                                "DYNAMO_TEST_FAIL_SYNC_WHILE": trigger})
             c.wait_normal()
             n0.put(b"after", b"v", w=3)
+            wait_until(lambda: readiness(failing) == "ok", 10, "the restarted node to be ready")
             wait_until(lambda: failing.get(b"during-w2", r=1).found, 30,
                        "the write it missed to reach it (hint or anti-entropy)")
         finally:
