@@ -19,20 +19,6 @@ namespace {
 constexpr uint64_t kCounterBlock = 100000;
 }  // namespace
 
-bool MayLeaveBeforeSync(const v1::Envelope& envelope) {
-  return !envelope.is_reply() &&
-         (envelope.has_read() || envelope.has_write() || envelope.has_forward());
-}
-
-Outputs TakeEarlyRequests(Outputs& out) {
-  auto early = std::stable_partition(out.messages.begin(), out.messages.end(),
-                                     [](const OutMessage& m) { return !MayLeaveBeforeSync(m.envelope); });
-  Outputs taken;
-  taken.messages.assign(std::make_move_iterator(early), std::make_move_iterator(out.messages.end()));
-  out.messages.erase(early, out.messages.end());
-  return taken;
-}
-
 namespace {
 v1::Envelope ErrorEnvelope(const absl::Status& status) {
   v1::Envelope error;
@@ -49,17 +35,6 @@ v1::Envelope ErrorReplyFor(const v1::Envelope& reply, const absl::Status& status
   error.set_request_id(reply.request_id());
   error.set_is_reply(true);
   return error;
-}
-
-void FailUnsynced(Outputs& out, const absl::Status& status) {
-  const absl::Status failed(status.code(),
-                            absl::StrCat("storage could not sync: ", status.message()));
-  for (ClientReply& r : out.replies) {
-    r.status = failed;
-    r.response = std::monostate();
-  }
-  std::erase_if(out.messages, [](const OutMessage& m) { return !m.envelope.is_reply(); });
-  for (OutMessage& m : out.messages) m.envelope = ErrorReplyFor(m.envelope, failed);
 }
 
 Node::Node(const NodeConfig& config, storage::StorageEngine* engine, uint64_t random_seed)

@@ -15,6 +15,7 @@
 #include "dynamo/core/context.h"
 #include "dynamo/core/hash.h"
 #include "dynamo/core/storage_keys.h"
+#include "dynamo/core/sync_gate.h"
 #include "dynamo/storage/memory_engine.h"
 
 namespace dynamo::core {
@@ -150,6 +151,7 @@ class Cluster {
         Node::Open(m.config, m.engine.get(), 1000 + i, now_);
     ASSERT_TRUE(node.ok()) << node.status();
     m.node = *std::move(node);
+    m.gate = SyncGate();
   }
 
   Node& node(size_t i) { return *members_[i].node; }
@@ -240,22 +242,25 @@ class Cluster {
     NodeConfig config;
     std::unique_ptr<MemoryEngine> engine;
     std::unique_ptr<Node> node;
+    SyncGate gate;
   };
   struct InFlight {
     size_t from;
     OutMessage message;
   };
 
+  // The contract: storage is synced before anything of `out` leaves, the
+  // requests that may leave first apart; here every sync is at once.
   void Process(size_t from, Outputs out) {
-    // The contract: storage is synced before anything of `out` leaves.
-    if (out.sync) {
-      EXPECT_TRUE(engine(from).Sync().ok());
-    }
-    if (out.sync && failing_sync.contains(from)) {
-      Outputs early = TakeEarlyRequests(out);
-      FailUnsynced(out, absl::DataLossError("fsync: Input/output error"));
-      for (OutMessage& m : early.messages) queue_.push_back({from, std::move(m)});
-    }
+    SyncGate& gate = members_[from].gate;
+    Leave(from, gate.Take(std::move(out)));
+    if (!gate.holding()) return;
+    const absl::Status synced = failing_sync.contains(from)
+                                    ? absl::DataLossError("fsync: Input/output error")
+                                    : engine(from).Sync();
+    for (Outputs& o : gate.Synced(gate.requested(), synced)) Leave(from, std::move(o));
+  }
+  void Leave(size_t from, Outputs out) {
     for (OutMessage& m : out.messages) queue_.push_back({from, std::move(m)});
     for (ClientReply& r : out.replies) replies_[r.client_id] = std::move(r);
   }

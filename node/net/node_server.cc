@@ -256,7 +256,7 @@ void NodeServer::Impl::Step(int max_rounds) {
     {
       absl::MutexLock lock(&mu_);
       if (round > 0 && (round == max_rounds || (tasks_.empty() && sync_results_.empty()))) {
-        outputs_held_ = !held_.empty();
+        outputs_held_ = sync_gate_.holding();
         inbound_in_flight_ = pending_inbound_.size();
         stepping_ = false;  // work left now wakes the loop thread
         return;
@@ -310,41 +310,22 @@ void NodeServer::Impl::SyncLoop() {
 }
 
 void NodeServer::Impl::Release(core::Outputs out) {
-  out.sync |= !sync_error_.ok();
-  if (out.sync) {
-    if (sync_in_background_) {
-      ++syncs_counted_;
-      absl::MutexLock lock(&mu_);
-      syncs_requested_ = syncs_counted_;
-    } else {
-      // Not a real fsync (memory, or buffered: a check that writes still
-      // work), so it is done here, in line.
-      sync_error_ = storage_->Sync();
-      if (!sync_error_.ok()) core::FailUnsynced(out, sync_error_);
-    }
-  }
-  // Outputs without writes of their own still wait for earlier syncs: a read
-  // may return a value whose write is not durable yet.
-  const uint64_t after_sync = syncs_counted_;
-  if (held_.empty() && after_sync <= syncs_done_) {
-    Dispatch(out);
+  core::Outputs now = sync_gate_.Take(std::move(out));
+  if (!now.messages.empty() || !now.replies.empty()) Dispatch(now);
+  if (sync_gate_.requested() == syncs_asked_) return;
+  syncs_asked_ = sync_gate_.requested();
+  if (sync_in_background_) {
+    absl::MutexLock lock(&mu_);
+    syncs_requested_ = syncs_asked_;
     return;
   }
-  // Replica reads, writes and forwards need not wait (core::MayLeaveBeforeSync):
-  // the replicas' syncs overlap this node's.
-  core::Outputs early = core::TakeEarlyRequests(out);
-  if (!early.messages.empty()) Dispatch(early);
-  held_.push_back({after_sync, std::move(out)});
+  // Not a real fsync (memory, or buffered: a check that writes still work),
+  // so it is done here, in line.
+  OnSynced({syncs_asked_, storage_->Sync()});
 }
 
 void NodeServer::Impl::OnSynced(const SyncResult& result) {
-  syncs_done_ = result.through;
-  sync_error_ = result.status;
-  while (!held_.empty() && held_.front().after_sync <= result.through) {
-    if (!result.status.ok()) core::FailUnsynced(held_.front().out, result.status);
-    Dispatch(held_.front().out);
-    held_.pop_front();
-  }
+  for (core::Outputs& out : sync_gate_.Synced(result.through, result.status)) Dispatch(out);
 }
 
 void NodeServer::Impl::Dispatch(core::Outputs& out) {
@@ -559,9 +540,9 @@ void NodeServer::Impl::PublishSnapshot(core::Node& node, int64_t now_ms) {
   metrics_->Publish(std::move(s));
   std::string why;
   bool ready = node.Ready(&why);
-  if (ready && !sync_error_.ok()) {  // it acknowledges nothing: clients go elsewhere
+  if (ready && !sync_gate_.error().ok()) {  // it acknowledges nothing: clients go elsewhere
     ready = false;
-    why = Cat("storage could not sync: ", sync_error_.message());
+    why = Cat("storage could not sync: ", sync_gate_.error().message());
   }
   {
     absl::MutexLock lock(&mu_);

@@ -29,6 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "dynamo/core/node.h"
+#include "dynamo/core/sync_gate.h"
 #include "dynamo/metrics/http_endpoint.h"
 #include "dynamo/net/node_server.h"
 #include "dynamo/storage/engine.h"
@@ -242,19 +243,10 @@ class NodeServer::Impl {
   std::map<uint64_t, PendingClient> pending_clients_;
   std::map<InboundKey, PendingInbound> pending_inbound_;
   int64_t next_snapshot_ms_ = 0;
-  // Outputs waiting for a sync, in the order the core produced them: each
-  // leaves once the syncs requested up to `after_sync` are done, never before
-  // anything produced earlier.
-  struct HeldOutputs {
-    uint64_t after_sync;
-    core::Outputs out;
-  };
-  std::deque<HeldOutputs> held_;
-  uint64_t syncs_counted_ = 0;
-  uint64_t syncs_done_ = 0;
-  // Why the last sync failed, or OK: while it failed, every output waits for
-  // a sync of its own (see core::Node's contract) and the node is not ready.
-  absl::Status sync_error_;
+  // Outputs waiting for syncs; while the last sync failed, the node is not
+  // ready.
+  core::SyncGate sync_gate_;
+  uint64_t syncs_asked_ = 0;  // of the syncer, or run in line
   uint64_t step_round_ = 0;
 };
 

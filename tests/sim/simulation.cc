@@ -115,11 +115,8 @@ void Simulation::Start(size_t i) {
 void Simulation::Stop(size_t i) {
   SimNode& n = nodes_[i];
   if (!n.node) return;
-  (void)n.engine->Sync();
-  while (!n.held.empty()) {
-    Emit(i, n.held.front().out);
-    n.held.pop_front();
-  }
+  const absl::Status synced = SyncDisk(i, n.engine->UnsyncedWriteCount());
+  for (core::Outputs& out : n.gate.Synced(n.gate.requested(), synced)) Emit(i, out);
   if (absl::Status s = n.node->Close(); !s.ok()) Log(absl::StrCat(n.id, " close: ", s.ToString()));
   Down(i, "stopped");
 }
@@ -132,10 +129,8 @@ void Simulation::Down(size_t i, const std::string& how) {
   SimNode& n = nodes_[i];
   n.node.reset();
   ++n.incarnation;  // its pending syncs and held outputs die with the process
-  n.held.clear();
-  n.syncs_requested = n.syncs_done = 0;
+  n.gate = core::SyncGate();
   n.syncing = false;
-  n.sync_failing = false;
   Log(absl::StrCat(n.id, " ", how));
 }
 
@@ -193,24 +188,21 @@ void Simulation::Process(size_t i, core::Outputs& out) {
   // The node's contract: storage is synced before anything leaves, but for
   // the requests that may leave first; outputs leave in order.
   SimNode& n = nodes_[i];
-  out.sync |= n.sync_failing;
-  if (out.sync) {
-    ++n.syncs_requested;
-    if (!n.syncing) StartSync(i);
-  }
-  if (n.held.empty() && n.syncs_requested <= n.syncs_done) {
-    Emit(i, out);
-    return;
-  }
-  core::Outputs early = core::TakeEarlyRequests(out);
-  Emit(i, early);
-  n.held.push_back({n.syncs_requested, std::move(out)});
+  core::Outputs now = n.gate.Take(std::move(out));
+  Emit(i, now);
+  if (n.gate.holding() && !n.syncing) StartSync(i);
+}
+
+absl::Status Simulation::SyncDisk(size_t i, size_t writes) {
+  if (nodes_[i].disk_failing) return absl::InternalError("fsync: Input/output error");
+  nodes_[i].engine->SyncOldest(writes);
+  return absl::OkStatus();
 }
 
 void Simulation::StartSync(size_t i) {
   SimNode& n = nodes_[i];
   n.syncing = true;
-  const uint64_t through = n.syncs_requested;
+  const uint64_t through = n.gate.requested();
   const uint64_t incarnation = n.incarnation;
   // Like an fsync, it covers the writes made before it began, not those made
   // while it runs.
@@ -219,19 +211,9 @@ void Simulation::StartSync(size_t i) {
            [this, i, through, incarnation, writes] {
              SimNode& n = nodes_[i];
              if (n.incarnation != incarnation) return;
-             if (!n.disk_failing) n.engine->SyncOldest(writes);
-             n.syncs_done = through;
              n.syncing = false;
-             n.sync_failing = n.disk_failing;
-             while (!n.held.empty() && n.held.front().after_sync <= through) {
-               if (n.disk_failing) {
-                 core::FailUnsynced(n.held.front().out,
-                                    absl::InternalError("fsync: Input/output error"));
-               }
-               Emit(i, n.held.front().out);
-               n.held.pop_front();
-             }
-             if (n.syncs_requested > n.syncs_done) StartSync(i);
+             for (core::Outputs& out : n.gate.Synced(through, SyncDisk(i, writes))) Emit(i, out);
+             if (n.gate.holding()) StartSync(i);
            });
 }
 

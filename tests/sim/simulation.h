@@ -19,6 +19,7 @@
 
 #include "dynamo/core/node.h"
 #include "dynamo/core/random.h"
+#include "dynamo/core/sync_gate.h"
 #include "dynamo/storage/memory_engine.h"
 
 namespace dynamo::sim {
@@ -133,16 +134,9 @@ class Simulation {
     std::unique_ptr<core::Node> node;
     int64_t skew_ms = 0;
     uint64_t incarnation = 0;  // events scheduled for an older incarnation are void
-    // Outputs waiting for a sync, in order (as NodeServer holds them).
-    struct Held {
-      uint64_t after_sync;
-      core::Outputs out;
-    };
-    std::deque<Held> held;
-    uint64_t syncs_requested = 0, syncs_done = 0;
+    core::SyncGate gate;  // outputs waiting for syncs, as in NodeServer
     bool syncing = false;
     bool disk_failing = false;
-    bool sync_failing = false;  // the last sync failed (as NodeServer tracks it)
   };
   struct Event {
     int64_t time_ms;
@@ -162,6 +156,8 @@ class Simulation {
   // Applies the sync contract of core/node.h to a step's outputs; Emit sends them.
   void Process(size_t i, core::Outputs& out);
   void StartSync(size_t i);
+  // Syncs the oldest `writes` unsynced writes of node i, unless its disk is failing.
+  absl::Status SyncDisk(size_t i, size_t writes);
   void Emit(size_t i, core::Outputs& out);
   void Deliver(size_t from, const core::OutMessage& message);
   void TickLoop(size_t i, uint64_t incarnation);

@@ -15,9 +15,8 @@
 //     own sync overlaps its replicas'. Outputs leave in the order produced,
 //     those requests apart. If the sync fails, what waited for it leaves as
 //     FailUnsynced makes it, and every Outputs after it waits for a sync of
-//     its own until one succeeds: a write the failed sync covered (such as a
-//     coordinator's own, which counts towards W) is durable only then.
-//     Call Close after the last step of a clean stop.
+//     its own until one succeeds. core::SyncGate (sync_gate.h) keeps this
+//     side of the contract. Call Close after the last step of a clean stop.
 //   - Every request envelope sent (is_reply false) is answered by exactly one
 //     reply envelope to its sender, carrying the same request_id; a request the
 //     transport could not deliver is reported with HandleSendFailure.
@@ -97,20 +96,6 @@ struct NodeCounters {
   uint64_t replica_reads = 0;
 };
 
-// Requests that need not wait for the sender's storage sync: replica reads,
-// replica writes and forwards. What they carry may be lost by the sender in a
-// power loss; replicas then hold values the sender forgot, which is why a node
-// restarting after a crash takes a new clock actor (Node::Load).
-bool MayLeaveBeforeSync(const v1::Envelope& envelope);
-// Moves the messages of `out` for which MayLeaveBeforeSync holds into the
-// Outputs returned; both keep their order.
-Outputs TakeEarlyRequests(Outputs& out);
-// What is left of `out` when the sync it waited for failed (the requests that
-// left before it are gone already): its client replies become that error, its
-// replies to peers error replies (their coordinators count a failure at once
-// instead of waiting for a timeout), and its requests are dropped (they time
-// out as lost).
-void FailUnsynced(Outputs& out, const absl::Status& status);
 // An error reply in place of `reply`: the same sender, destination and
 // request id, `status` instead of the answer.
 v1::Envelope ErrorReplyFor(const v1::Envelope& reply, const absl::Status& status);
