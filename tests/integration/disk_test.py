@@ -1,5 +1,6 @@
 """Disk faults: a full disk refuses writes clearly, keeps serving reads and
-recovers; a corrupted database is refused at start and rebuilt from replicas."""
+recovers; a node whose fsync fails acknowledges nothing on its account and
+says why; a corrupted database is refused at start and rebuilt from replicas."""
 
 import glob
 import os
