@@ -34,7 +34,7 @@ void FailUnsynced(Outputs& out, const absl::Status& status) {
 }
 
 Outputs SyncGate::Take(Outputs out) {
-  out.sync |= !error_.ok();
+  out.sync |= real_syncs_ && !error_.ok();
   if (out.sync) ++requested_;
   if (held_.empty() && requested_ <= done_) return out;
   // The replicas' syncs then overlap this node's.

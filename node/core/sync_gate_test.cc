@@ -90,5 +90,16 @@ TEST(SyncGateTest, AFailedSyncFailsWhatWaitedAndEveryStepWaitsForASyncUntilOneSu
   EXPECT_EQ(gate.requested(), 3u);
 }
 
+TEST(SyncGateTest, AFailedCheckOfBufferedStorageFailsWhatWaitedForItOnly) {
+  SyncGate gate(/*real_syncs=*/false);
+  (void)gate.Take(Step(1, {}, true));
+  std::vector<Outputs> failed = gate.Synced(1, absl::ResourceExhaustedError("disk full"));
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_FALSE(failed[0].replies[0].status.ok());
+  // Reads and the like go on: its writes reach the OS as they are made.
+  EXPECT_EQ(Names(gate.Take(Step(2, {}, false))), (Seq{"client2"}));
+  EXPECT_FALSE(gate.error().ok()) << "the failure is still reported (readiness)";
+}
+
 }  // namespace
 }  // namespace dynamo::core

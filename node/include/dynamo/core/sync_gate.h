@@ -30,13 +30,18 @@ void FailUnsynced(Outputs& out, const absl::Status& status);
 
 class SyncGate {
  public:
+  // `real_syncs` false: a sync only checks that writes still work (buffered
+  // or in-memory storage, whose writes reach the OS as they are made). A
+  // failed check then fails what waited for it, and nothing after it.
+  explicit SyncGate(bool real_syncs = true) : real_syncs_(real_syncs) {}
+
   // Takes one step's outputs and returns what may leave now: all of them, or
   // only their requests that may leave before the sync (MayLeaveBeforeSync)
   // while they wait for one. Outputs with writes of their own (Outputs::sync)
   // need a sync, numbered requested(); the others still wait for the syncs
   // requested before them (a read may return a value whose write is not
-  // durable yet). After a failed sync every step's outputs need a sync of
-  // their own until one succeeds: a write the failed sync covered, such as a
+  // durable yet). After a failed real sync every step's outputs need a sync
+  // of their own until one succeeds: a write the failed sync covered, such as a
   // coordinator's own that counts towards W, is durable only then.
   Outputs Take(Outputs out);
   // The syncs through `through` ended with `status`. Returns, in order, the
@@ -54,6 +59,7 @@ class SyncGate {
     uint64_t after_sync;
     Outputs out;
   };
+  bool real_syncs_;
   std::deque<Held> held_;
   uint64_t requested_ = 0;
   uint64_t done_ = 0;
