@@ -512,7 +512,11 @@ absl::Status RocksDbEngine::CheckFreeSpace() {
 
 absl::Status RocksDbEngine::Commit(rocksdb::WriteBatch* batch, std::string_view operation,
                                    bool sync) {
-  if (absl::Status space = CheckFreeSpace(); !space.ok()) return space;
+  // A sync's log record is a few bytes and makes durable what was written
+  // before: the reserve does not hold it back.
+  if (!sync) {
+    if (absl::Status space = CheckFreeSpace(); !space.ok()) return space;
+  }
   if (absl::Status resumed = ResumeWrites(); !resumed.ok()) return resumed;
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;

@@ -979,6 +979,30 @@ TEST(RocksDbDiskReserve, FollowsTheMemtableSize) {
   EXPECT_EQ(engine->Get(Space::kData, "k").value_or(""), "v");  // reads keep working
 }
 
+// A full disk refuses writes, not the sync of those already made: a node would
+// otherwise fail every answer that waits for a sync (core::SyncGate), reads too.
+TEST(RocksDbDiskReserve, WritesMadeBeforeTheDiskFilledAreStillSynced) {
+  TempDir dir;
+  auto fs = std::make_shared<FaultFs>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  fs->set_free_bytes(1 << 30);
+  RocksDbOptions options = Options(dir.Sub("db"));
+  options.env = env.get();
+  options.memtable_bytes = 1 << 20;  // reserve 4 MiB
+  std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
+  ASSERT_NE(engine, nullptr);
+  ASSERT_OK(engine->Put(Space::kData, "before", "v"));  // not synced yet
+  fs->set_free_bytes(1 << 20);
+  // The engine reads the free space at a write, at most every 100 ms.
+  absl::Status refused;
+  for (int attempt = 0; attempt < 40 && refused.ok(); ++attempt) {
+    refused = engine->Put(Space::kData, "k", "v");
+    if (refused.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_OK(engine->Sync());
+}
+
 // Deleting big files at once stalls every fsync on a volume mounted with
 // `discard` (bench/RESULTS.md, F16): they go gradually, unless space is short.
 TEST(RocksDbFileDeletion, GradualUnlessLessThanFourReservesAreFree) {
