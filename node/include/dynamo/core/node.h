@@ -16,7 +16,8 @@
 //     those requests apart. If the sync fails, what waited for it leaves as
 //     FailUnsynced makes it, and every Outputs after it waits for a sync of
 //     its own until one succeeds (if syncs are real, not checks of buffered
-//     storage). core::SyncGate (sync_gate.h) keeps this side of the contract. Call Close after the last step of a clean stop.
+//     storage). core::SyncGate (sync_gate.h) keeps this side of the contract.
+//     Call Close after the last step of a clean stop.
 //   - Every request envelope sent (is_reply false) is answered by exactly one
 //     reply envelope to its sender, carrying the same request_id; a request the
 //     transport could not deliver is reported with HandleSendFailure.
