@@ -585,6 +585,17 @@ void Node::ExpireOps(int64_t now_ms, Outputs* out) {
               std::monostate(), now_ms, out);
     }
     if (op.read) ReadRepair(op, now_ms, out);
+    // A write whose replicas have not all answered waits for them (each
+    // request fails by its own deadline, which can be later than the op's when
+    // the client allowed less time): an owner that then fails gets its hint.
+    // Its requests were all sent before now, so one request timeout more
+    // bounds the wait.
+    if (op.write && !op.write->Complete() && !op.overtime) {
+      op.overtime = true;
+      op.deadline_ms = now_ms + config_.request_timeout_ms;
+      op_deadlines_.insert({op.deadline_ms, op.id});
+      continue;
+    }
     ops_.erase(it);
   }
 }

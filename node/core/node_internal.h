@@ -31,6 +31,7 @@ struct Node::Op {
   size_t n = 0, r = 0, w = 0;
   int64_t start_ms = 0;
   int64_t deadline_ms = 0;
+  bool overtime = false;  // past deadline_ms, a write waiting for its replicas' answers
   bool replied = false;
   // put/delete: what to write, kept for a retry of the forward.
   std::string value;

@@ -159,6 +159,9 @@ class Cluster {
   size_t size() const { return members_.size(); }
   int64_t now() const { return now_; }
   std::set<size_t> down;
+  // Nodes that receive nothing while their senders are told nothing: requests
+  // to them time out.
+  std::set<size_t> silent;
   // Requests delivered, by body (v1::Envelope::BodyCase).
   std::map<int, size_t> requests_by_body;
   // Replica read answers delivered for keys found: objects, and digests only.
@@ -274,6 +277,7 @@ class Cluster {
         if (members_[i].config.address == f.message.to_address) to = i;
       }
       const v1::Envelope& env = f.message.envelope;
+      if (to && silent.contains(*to)) continue;
       if (!to || down.contains(*to)) {
         if (!env.is_reply() && env.request_id() != 0 && !down.contains(f.from)) {
           Outputs out;
@@ -1109,6 +1113,26 @@ TEST(NodeClusterTest, AWriteReachesQuorumWithOneReplicaDown) {
   ClientReply r = c.Call(0, Put("k", "w"));
   EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable) << r.status;
   EXPECT_NE(r.status.message().find("quorum"), std::string::npos) << r.status;
+}
+
+// A client that allows less time than the request timeout is answered before
+// a silent replica's request times out; that replica still gets its hint.
+TEST(NodeClusterTest, AReplicaThatFailsAfterTheClientWasAnsweredGetsAHint) {
+  Cluster c(3, 3);
+  ASSERT_TRUE(c.Form());
+  c.silent = {2};
+  ClientRequest put = Put("k", "v");
+  put.timeout_ms = 100;  // the nodes' request timeout is 500
+  ClientReply r = c.Call(0, put);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  auto hints = [&] { return c.node(0).hint_backlog() + c.node(1).hint_backlog(); };
+  EXPECT_EQ(hints(), 0u);  // the request to n3 has not failed yet
+  for (int i = 0; i < 60; ++i) c.Step();  // 600 ms: now it has
+  EXPECT_EQ(hints(), 1u);
+  c.silent.clear();
+  for (int i = 0; i < 300 && hints() > 0; ++i) c.Step();
+  EXPECT_EQ(hints(), 0u);
+  EXPECT_TRUE(c.engine(2).Get(Space::kData, DataKey(KeyPosition("k"), "k")).ok());
 }
 
 TEST(NodeClusterTest, WritesReachingANodeOutsideThePreferenceListAreForwarded) {
