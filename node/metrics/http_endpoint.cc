@@ -128,8 +128,8 @@ ABSL_CONST_INIT absl::Mutex g_listeners_mu(absl::kConstInit);
 
 class HttpEndpoint::Impl {
  public:
-  Impl(const Registry* registry, const ReadinessCheck* ready, std::string url, int port)
-      : registry_(registry), ready_(ready), url_(std::move(url)), port_(port) {}
+  Impl(const Registry* registry, const Check* ready, const Check* live, std::string url, int port)
+      : registry_(registry), ready_(ready), live_(live), url_(std::move(url)), port_(port) {}
 
   ~Impl() { Close(); }
 
@@ -176,15 +176,9 @@ class HttpEndpoint::Impl {
       if (path == "/metrics") {
         Reply(request, http::status_codes::OK, registry_->Render(), kTextContentType);
       } else if (path == "/healthz") {
-        Reply(request, http::status_codes::OK, "ok\n");
+        ReplyCheck(request, *live_, "unhealthy");
       } else {
-        std::string why;
-        if (!*ready_ || (*ready_)(&why)) {
-          Reply(request, http::status_codes::OK, "ok\n");
-        } else {
-          Reply(request, http::status_codes::ServiceUnavailable,
-                why.empty() ? std::string("not ready\n") : Cat("not ready: ", why, "\n"));
-        }
+        ReplyCheck(request, *ready_, "not ready");
       }
     } catch (const std::exception& e) {
       Reply(request, http::status_codes::InternalError, Cat("internal error: ", e.what(), "\n"));
@@ -193,16 +187,32 @@ class HttpEndpoint::Impl {
     }
   }
 
+  // 200 "ok" if the check passes (or there is none), else 503 "<failed>: why".
+  static void ReplyCheck(const http::http_request& request, const Check& check,
+                         const char* failed) {
+    std::string why;
+    if (!check || check(&why)) {
+      Reply(request, http::status_codes::OK, "ok\n");
+    } else {
+      Reply(request, http::status_codes::ServiceUnavailable,
+            why.empty() ? Cat(failed, "\n") : Cat(failed, ": ", why, "\n"));
+    }
+  }
+
   const Registry* const registry_;
-  const ReadinessCheck* const ready_;
+  const Check* const ready_;
+  const Check* const live_;
   const std::string url_;
   const int port_;
   std::unique_ptr<http_listener> listener_;
 };
 
-HttpEndpoint::HttpEndpoint(std::string listen_address, const Registry* registry,
-                           ReadinessCheck ready)
-    : listen_address_(std::move(listen_address)), registry_(registry), ready_(std::move(ready)) {}
+HttpEndpoint::HttpEndpoint(std::string listen_address, const Registry* registry, Check ready,
+                           Check live)
+    : listen_address_(std::move(listen_address)),
+      registry_(registry),
+      ready_(std::move(ready)),
+      live_(std::move(live)) {}
 
 HttpEndpoint::~HttpEndpoint() { Stop(); }
 
@@ -222,7 +232,7 @@ absl::Status HttpEndpoint::Start() {
   for (int i = 0; i < attempts; ++i) {
     absl::StatusOr<int> port = ProbeBind(address->host, address->port);
     if (!port.ok()) return port.status();
-    auto impl = std::make_unique<Impl>(registry_, &ready_,
+    auto impl = std::make_unique<Impl>(registry_, &ready_, &live_,
                                        Cat("http://", address->host, ":", *port), *port);
     last = impl->Open();
     if (last.ok()) {

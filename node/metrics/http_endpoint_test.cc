@@ -53,7 +53,7 @@ Response Fetch(const std::string& url, const std::string& path,
 
 class HttpEndpointTest : public ::testing::Test {
  protected:
-  using ReadinessCheck = HttpEndpoint::ReadinessCheck;
+  using Check = HttpEndpoint::Check;
 
   void SetUp() override {
     auto requests = registry_.AddIntCounter("dynamo_requests_total", "Requests.");
@@ -61,7 +61,7 @@ class HttpEndpointTest : public ::testing::Test {
     (*requests)->Increment(7);
   }
 
-  ReadinessCheck Readiness() {
+  Check Readiness() {
     return [this](std::string* why) {
       if (ready_.load()) return true;
       *why = "joining the ring";
@@ -69,8 +69,17 @@ class HttpEndpointTest : public ::testing::Test {
     };
   }
 
+  Check Liveness() {
+    return [this](std::string* why) {
+      if (live_.load()) return true;
+      *why = "storage failed; restart the node";
+      return false;
+    };
+  }
+
   Registry registry_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> live_{true};
 };
 
 TEST_F(HttpEndpointTest, ServesMetricsHealthAndReadiness) {
@@ -100,6 +109,19 @@ TEST_F(HttpEndpointTest, ServesMetricsHealthAndReadiness) {
   EXPECT_EQ(ready.body, "ok\n");
   ready_ = false;
   EXPECT_EQ(Fetch(url, "/readyz").status, 503);
+}
+
+TEST_F(HttpEndpointTest, HealthzFailsWithTheReasonWhenTheLivenessCheckDoes) {
+  HttpEndpoint endpoint("127.0.0.1:0", &registry_, Readiness(), Liveness());
+  ASSERT_TRUE(endpoint.Start().ok());
+  EXPECT_EQ(Fetch(endpoint.url(), "/healthz").status, 200);
+  live_ = false;
+  const Response dead = Fetch(endpoint.url(), "/healthz");
+  EXPECT_EQ(dead.status, 503);
+  EXPECT_EQ(dead.body, "unhealthy: storage failed; restart the node\n");
+  EXPECT_EQ(Fetch(endpoint.url(), "/metrics").status, 200);  // still scraped meanwhile
+  live_ = true;
+  EXPECT_EQ(Fetch(endpoint.url(), "/healthz").status, 200);
 }
 
 TEST_F(HttpEndpointTest, UnknownPathsAndMethods) {

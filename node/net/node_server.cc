@@ -146,6 +146,11 @@ absl::Status NodeServer::Impl::Start() {
           return false;
         }
         return true;
+      },
+      [this](std::string* why) {
+        const absl::Status health = storage_->Health();
+        if (!health.ok()) *why = std::string(health.message());
+        return health.ok();
       });
   if (absl::Status s = http_->Start(); !s.ok()) return s;
 

@@ -565,6 +565,7 @@ absl::Status RocksDbEngine::ResumeWrites() {
     return absl::OkStatus();
   }
   if (resumed.severity() >= rocksdb::Status::Severity::kFatalError) {
+    needs_restart_ = true;
     stopped_status_ =
         absl::UnavailableError(absl::StrCat("the database at ", options_.path,
                                             " stopped writing after an error it cannot recover "
@@ -588,6 +589,12 @@ absl::Status RocksDbEngine::Scan(Space space, std::string_view begin, std::strin
     if (!visit(ToView(it->key()), ToView(it->value()))) return absl::OkStatus();
   }
   return FromRocksDbStatus(it->status(), "scan", options_.path);
+}
+
+absl::Status RocksDbEngine::Health() {
+  if (ResumeWrites().ok()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  return needs_restart_ ? stopped_status_ : absl::OkStatus();
 }
 
 absl::Status RocksDbEngine::Sync() {

@@ -172,6 +172,9 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   bool disk_full() const { return disk_full_.load(); }
   // What GetFreeSpace reports while the disk is not full (0: the real figure).
   void set_free_bytes(uint64_t bytes) { free_bytes_.store(bytes); }
+  // Every file's sync fails with an I/O error (EIO from fsync).
+  void set_syncs_fail(bool fail) { syncs_fail_.store(fail); }
+  bool syncs_fail() const { return syncs_fail_.load(); }
 
   rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
                                     std::unique_ptr<rocksdb::FSWritableFile>* file,
@@ -250,6 +253,7 @@ class FaultFs : public rocksdb::FileSystemWrapper {
     }
     rocksdb::IOStatus Sync(const rocksdb::IOOptions& options,
                            rocksdb::IODebugContext* debug) override {
+      if (fs_->syncs_fail()) return rocksdb::IOStatus::IOError("injected: fsync failed", name_);
       const uint64_t size = size_;  // what was written before the sync began
       rocksdb::IOStatus status = FSWritableFileOwnerWrapper::Sync(options, debug);
       if (status.ok()) fs_->Journal(name_, size);
@@ -257,6 +261,7 @@ class FaultFs : public rocksdb::FileSystemWrapper {
     }
     rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options,
                             rocksdb::IODebugContext* debug) override {
+      if (fs_->syncs_fail()) return rocksdb::IOStatus::IOError("injected: fsync failed", name_);
       const uint64_t size = size_;
       rocksdb::IOStatus status = FSWritableFileOwnerWrapper::Fsync(options, debug);
       if (status.ok()) fs_->Journal(name_, size);
@@ -285,6 +290,20 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   const std::string journal_path_;
   std::atomic<bool> disk_full_{false};
   std::atomic<uint64_t> free_bytes_{0};
+  std::atomic<bool> syncs_fail_{false};
+};
+
+// A database path on a FaultFs: `fs` injects the faults, `options` open it.
+struct FaultyDisk {
+  explicit FaultyDisk(const std::string& path, Durability durability = Durability::kDurable)
+      : fs(std::make_shared<FaultFs>()),
+        env(rocksdb::NewCompositeEnv(fs)),
+        options(Options(path, durability)) {
+    options.env = env.get();
+  }
+  std::shared_ptr<FaultFs> fs;
+  std::unique_ptr<rocksdb::Env> env;
+  RocksDbOptions options;
 };
 
 // Cuts every file of the journal back to what was synced: a power loss after
@@ -959,11 +978,10 @@ TEST(RocksDbEngineValueSeparation, SettingMayChangeAtRestart) {
 // every memtable (4 memtables), so the reserve follows the memtable size.
 TEST(RocksDbDiskReserve, FollowsTheMemtableSize) {
   TempDir dir;
-  auto fs = std::make_shared<FaultFs>();
-  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  FaultyDisk disk(dir.Sub("db"));
+  const std::shared_ptr<FaultFs>& fs = disk.fs;
+  RocksDbOptions& options = disk.options;
   fs->set_free_bytes(6 << 20);
-  RocksDbOptions options = Options(dir.Sub("db"));
-  options.env = env.get();
   options.memtable_bytes = 1 << 20;  // reserve 4 MiB: 6 MiB free is enough
   {
     std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
@@ -983,11 +1001,10 @@ TEST(RocksDbDiskReserve, FollowsTheMemtableSize) {
 // otherwise fail every answer that waits for a sync (core::SyncGate), reads too.
 TEST(RocksDbDiskReserve, WritesMadeBeforeTheDiskFilledAreStillSynced) {
   TempDir dir;
-  auto fs = std::make_shared<FaultFs>();
-  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  FaultyDisk disk(dir.Sub("db"));
+  const std::shared_ptr<FaultFs>& fs = disk.fs;
+  RocksDbOptions& options = disk.options;
   fs->set_free_bytes(1 << 30);
-  RocksDbOptions options = Options(dir.Sub("db"));
-  options.env = env.get();
   options.memtable_bytes = 1 << 20;  // reserve 4 MiB
   std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
   ASSERT_NE(engine, nullptr);
@@ -1001,6 +1018,40 @@ TEST(RocksDbDiskReserve, WritesMadeBeforeTheDiskFilledAreStillSynced) {
   }
   ASSERT_TRUE(absl::IsResourceExhausted(refused)) << refused;
   EXPECT_OK(engine->Sync());
+}
+
+// After a failed log fsync RocksDB will not resume writes while open: the
+// engine's health says so (Kubernetes then restarts the node), and a reopen
+// brings back writes and every synced write.
+TEST(RocksDbEngineHealth, AFailedLogSyncNeedsARestartWhichRestoresWrites) {
+  TempDir dir;
+  FaultyDisk disk(dir.Sub("db"));
+  const std::shared_ptr<FaultFs>& fs = disk.fs;
+  RocksDbOptions& options = disk.options;
+  std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
+  ASSERT_NE(engine, nullptr);
+  ASSERT_OK(engine->Put(Space::kData, "synced", "v"));
+  ASSERT_OK(engine->Sync());
+  EXPECT_OK(engine->Health());
+  ASSERT_OK(engine->Put(Space::kData, "unsynced", "v"));
+  fs->set_syncs_fail(true);
+  EXPECT_FALSE(engine->Sync().ok());
+  fs->set_syncs_fail(false);  // a working disk is not enough: RocksDB stays stopped
+  absl::Status health;
+  for (int attempt = 0; attempt < 40 && health.ok(); ++attempt) {
+    health = engine->Health();  // one resume per 100 ms
+    if (health.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(health.ok());
+  EXPECT_THAT(health.message(), HasSubstr("restart the node"));
+  EXPECT_FALSE(engine->Put(Space::kData, "k", "v").ok());
+  engine.reset();
+  engine = OpenOrFail(options);
+  ASSERT_NE(engine, nullptr);
+  EXPECT_OK(engine->Health());
+  EXPECT_OK(engine->Put(Space::kData, "k", "v"));
+  EXPECT_OK(engine->Sync());
+  EXPECT_EQ(engine->Get(Space::kData, "synced").value_or(""), "v");
 }
 
 // Deleting big files at once stalls every fsync on a volume mounted with
@@ -1017,10 +1068,9 @@ TEST(RocksDbFileDeletion, GradualUnlessLessThanFourReservesAreFree) {
 
 TEST(RocksDbFileDeletion, EngineFollowsTheFreeSpace) {
   TempDir dir;
-  auto fs = std::make_shared<FaultFs>();
-  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
-  RocksDbOptions options = Options(dir.Sub("db"));
-  options.env = env.get();
+  FaultyDisk disk(dir.Sub("db"));
+  const std::shared_ptr<FaultFs>& fs = disk.fs;
+  RocksDbOptions& options = disk.options;
   options.memtable_bytes = 1 << 20;  // reserve 4 MiB
   fs->set_free_bytes(1 << 30);
   std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
@@ -1050,10 +1100,9 @@ class RocksDbDiskFullTest : public ::testing::TestWithParam<Durability> {};
 
 TEST_P(RocksDbDiskFullTest, RefusesWritesKeepsReadsAndRecovers) {
   TempDir dir;
-  auto fs = std::make_shared<FaultFs>();
-  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
-  RocksDbOptions options = Options(dir.Sub("db"), GetParam());
-  options.env = env.get();
+  FaultyDisk disk(dir.Sub("db"), GetParam());
+  const std::shared_ptr<FaultFs>& fs = disk.fs;
+  RocksDbOptions& options = disk.options;
   options.buffered_sync_interval_ms = 10;  // the background sync runs into the full disk
   std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
   ASSERT_NE(engine, nullptr);
@@ -1082,6 +1131,7 @@ TEST_P(RocksDbDiskFullTest, RefusesWritesKeepsReadsAndRecovers) {
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
   EXPECT_TRUE(absl::IsResourceExhausted(engine->Put(Space::kData, "late", "v")));
   EXPECT_TRUE(absl::IsResourceExhausted(engine->SyncWal()));
+  EXPECT_OK(engine->Health());  // a full disk needs space, not a restart
 
   // Space returns: writes resume without a restart.
   fs->set_disk_full(false);

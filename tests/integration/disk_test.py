@@ -83,12 +83,16 @@ class Corruption(unittest.TestCase):
         c.close()
 
 
-def readiness(node):
-    """The body of /readyz: "ok", or why not (with a 503)."""
+def probe(node, path):
+    """The body of /readyz or /healthz: "ok", or why not (with a 503)."""
     try:
-        return node.http("/readyz")[1].strip()
+        return node.http(path)[1].strip()
     except urllib.error.HTTPError as e:
         return e.read().decode()
+
+
+def readiness(node):
+    return probe(node, "/readyz")
 
 
 class FailedSync(unittest.TestCase):
@@ -126,15 +130,21 @@ class FailedSync(unittest.TestCase):
             self.assertNotIn("did not answer", e.exception.details())
             n0.put(b"during-w2", b"v", w=2)  # the other two still take writes
             self.assertTrue(failing.alive(), failing.log_tail())
-            # The node's own errors say to restart it; once restarted on a
-            # working disk it takes writes and gets what it missed.
+            # RocksDB will not resume writes after a failed fsync: the
+            # liveness check fails, so that Kubernetes restarts the node,
+            # even with the disk working again.
             os.remove(trigger)
+            wait_until(lambda: "restart the node" in probe(failing, "/healthz"), 10,
+                       "the failing node's liveness check to ask for a restart")
+            self.assertEqual(probe(c.nodes[0], "/healthz"), "ok")
+            # Once restarted it takes writes and gets what it missed.
             failing.kill()
             failing.start(env={"LD_PRELOAD": os.environ["DYNAMO_TEST_FAIL_SYNC_LIB"],
                                "DYNAMO_TEST_FAIL_SYNC_WHILE": trigger})
             c.wait_normal()
             n0.put(b"after", b"v", w=3)
             wait_until(lambda: readiness(failing) == "ok", 10, "the restarted node to be ready")
+            self.assertEqual(probe(failing, "/healthz"), "ok")
             wait_until(lambda: failing.get(b"during-w2", r=1).found, 30,
                        "the write it missed to reach it (hint or anti-entropy)")
         finally:

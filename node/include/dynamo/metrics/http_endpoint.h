@@ -1,13 +1,15 @@
 #pragma once
 
 // The node's operational HTTP endpoint: GET /metrics (Prometheus text format
-// 0.0.4 from a Registry), GET /healthz (200 "ok" while the process serves) and
-// GET /readyz (200, or 503 with the reason, from a caller-supplied check).
+// 0.0.4 from a Registry), GET /healthz (liveness: 200 "ok", or 503 with the
+// reason when a restart is the remedy) and GET /readyz (readiness: 200, or 503
+// with the reason); both from caller-supplied checks.
 // Built on cpprestsdk's http_listener, which stays an implementation detail:
 // this header does not include it, and no cpprestsdk exception escapes.
 //
 //   dynamo::metrics::HttpEndpoint http("0.0.0.0:9100", &registry,
-//       [&node](std::string* why) { return node.Ready(why); });
+//       [&node](std::string* why) { return node.Ready(why); },
+//       [&engine](std::string*) { return engine.Health().ok(); });
 //   if (absl::Status s = http.Start(); !s.ok()) return s;
 //   LOG(INFO) << "metrics at " << http.url() << "/metrics";
 
@@ -23,20 +25,23 @@
 namespace dynamo::metrics {
 
 // Serves a Registry over HTTP. Start and Stop may be called from any thread;
-// requests are handled on cpprestsdk's thread pool, so the readiness check
-// must be thread-safe. The registry must outlive the endpoint.
+// requests are handled on cpprestsdk's thread pool, so the checks must be
+// thread-safe. The registry must outlive the endpoint.
 class HttpEndpoint {
  public:
-  // Returns true when the node should receive traffic; otherwise false with a
-  // reason in *why (sent as the 503 body). Runs on a request thread.
-  using ReadinessCheck = std::function<bool(std::string* why)>;
+  // Returns true when the check passes; otherwise false with a reason in *why
+  // (sent as the 503 body). Runs on a request thread. Readiness: should the
+  // node receive traffic. Liveness: is the process working, or must it be
+  // restarted.
+  using Check = std::function<bool(std::string* why)>;
 
   // `listen_address` is "host:port" or ":port" (all IPv4 interfaces); the
   // host is an IPv4 address or a name, as cpprestsdk's listener cannot bind
   // IPv6 literals. Port 0 picks a free port at Start() (cpprestsdk cannot
   // report the port it bound, so we pick it); see port() and url().
-  // A null `ready` means always ready.
-  HttpEndpoint(std::string listen_address, const Registry* registry, ReadinessCheck ready);
+  // A null check always passes.
+  HttpEndpoint(std::string listen_address, const Registry* registry, Check ready,
+               Check live = nullptr);
   ~HttpEndpoint();  // Stops.
   HttpEndpoint(const HttpEndpoint&) = delete;
   HttpEndpoint& operator=(const HttpEndpoint&) = delete;
@@ -60,7 +65,8 @@ class HttpEndpoint {
   class Impl;
   const std::string listen_address_;
   const Registry* const registry_;
-  const ReadinessCheck ready_;
+  const Check ready_;
+  const Check live_;
   mutable absl::Mutex mu_;
   std::unique_ptr<Impl> impl_ ABSL_GUARDED_BY(mu_);
 };

@@ -85,6 +85,10 @@ class StorageEngine {
   virtual std::string Describe() const = 0;
   // Cheap (no I/O), from any thread.
   virtual EngineStats Stats() const { return {}; }
+  // OK unless the engine hit an error that only closing and reopening it
+  // clears (the process's liveness check: a restart is the remedy). From any
+  // thread.
+  virtual absl::Status Health() { return absl::OkStatus(); }
 };
 
 }  // namespace dynamo::storage

@@ -120,6 +120,11 @@ class RocksDbEngine final : public StorageEngine {
   // "rocksdb durable /path" or "rocksdb buffered /path".
   std::string Describe() const override;
   EngineStats Stats() const override;
+  // Not OK once RocksDB refused to resume writes after an error it "cannot
+  // recover from while open" (a failed log write or fsync, for one): writes
+  // and syncs fail until the node restarts. Tries to resume first, at most
+  // once per 100 ms.
+  absl::Status Health() override;
 
   // Makes every write that returned before this call durable, whatever the
   // durability mode: for the replica that writes durably in buffered mode, a
@@ -168,6 +173,7 @@ class RocksDbEngine final : public StorageEngine {
   absl::Status stopped_status_ ABSL_GUARDED_BY(mu_);
   uint64_t stop_count_ ABSL_GUARDED_BY(mu_) = 0;     // failed writes so far
   int64_t next_resume_ms_ ABSL_GUARDED_BY(mu_) = 0;  // steady clock; one try per interval
+  bool needs_restart_ ABSL_GUARDED_BY(mu_) = false;  // a resume failed with a fatal error
   // Writes that returned OK, and how many of them the last sync covered.
   std::atomic<uint64_t> writes_{0};
   std::atomic<uint64_t> synced_{0};
