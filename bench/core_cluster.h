@@ -17,6 +17,7 @@
 
 #include "dynamo/core/hash.h"
 #include "dynamo/core/node.h"
+#include "dynamo/core/sync_gate.h"
 #include "dynamo/storage/engine.h"
 
 namespace dynamo::bench {
@@ -55,6 +56,7 @@ class CoreCluster {
       }
       nodes_.push_back(*std::move(node));
     }
+    gates_.resize(n);
   }
 
   core::Node& node(size_t i) { return *nodes_[i]; }
@@ -70,7 +72,7 @@ class CoreCluster {
     const uint64_t id = next_client_++;
     core::Outputs out;
     nodes_[at]->HandleClient(id, std::move(request), now_, &out);
-    Process(at, out);
+    Process(at, std::move(out));
     return id;
   }
 
@@ -83,7 +85,7 @@ class CoreCluster {
       if (observer_) observer_(m);
       core::Outputs out;
       nodes_[it->second]->HandleMessage(m.envelope, now_, &out);
-      Process(it->second, out);
+      Process(it->second, std::move(out));
     }
   }
 
@@ -94,7 +96,7 @@ class CoreCluster {
       for (size_t i = 0; i < nodes_.size(); ++i) {
         core::Outputs out;
         nodes_[i]->Tick(now_, &out);
-        Process(i, out);
+        Process(i, std::move(out));
       }
       Drain();
     }
@@ -116,17 +118,20 @@ class CoreCluster {
   }
 
  private:
-  void Process(size_t i, core::Outputs& out) {
-    if (out.sync) (void)engines_[i]->Sync();
-    for (core::OutMessage& m : out.messages) queue_.emplace_back(i, std::move(m));
-    for (const core::ClientReply& r : out.replies) {
-      if (!r.status.ok()) {
-        if (client_errors_ < 5) {
-          std::fprintf(stderr, "client error: %s\n", std::string(r.status.message()).c_str());
+  // The servers' sync contract, with every sync at once.
+  void Process(size_t i, core::Outputs step) {
+    for (core::Outputs& out :
+         gates_[i].TakeSyncingInLine(std::move(step), [&] { return engines_[i]->Sync(); })) {
+      for (core::OutMessage& m : out.messages) queue_.emplace_back(i, std::move(m));
+      for (const core::ClientReply& r : out.replies) {
+        if (!r.status.ok()) {
+          if (client_errors_ < 5) {
+            std::fprintf(stderr, "client error: %s\n", std::string(r.status.message()).c_str());
+          }
+          ++client_errors_;
         }
-        ++client_errors_;
+        if (reply_handler_) reply_handler_(r);
       }
-      if (reply_handler_) reply_handler_(r);
     }
   }
 
@@ -134,6 +139,7 @@ class CoreCluster {
   std::map<std::string, size_t> by_address_;
   std::vector<std::unique_ptr<storage::StorageEngine>> engines_;
   std::vector<std::unique_ptr<core::Node>> nodes_;
+  std::vector<core::SyncGate> gates_;
   std::deque<std::pair<size_t, core::OutMessage>> queue_;
   int64_t now_ = 1'700'000'000'000;
   uint64_t next_client_ = 1;

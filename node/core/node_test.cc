@@ -255,13 +255,12 @@ class Cluster {
   // The contract: storage is synced before anything of `out` leaves, the
   // requests that may leave first apart; here every sync is at once.
   void Process(size_t from, Outputs out) {
-    SyncGate& gate = members_[from].gate;
-    Leave(from, gate.Take(std::move(out)));
-    if (!gate.holding()) return;
-    const absl::Status synced = failing_sync.contains(from)
-                                    ? absl::DataLossError("fsync: Input/output error")
-                                    : engine(from).Sync();
-    for (Outputs& o : gate.Synced(gate.requested(), synced)) Leave(from, std::move(o));
+    for (Outputs& o : members_[from].gate.TakeSyncingInLine(std::move(out), [&] {
+           return failing_sync.contains(from) ? absl::DataLossError("fsync: Input/output error")
+                                              : engine(from).Sync();
+         })) {
+      Leave(from, std::move(o));
+    }
   }
   void Leave(size_t from, Outputs out) {
     for (OutMessage& m : out.messages) queue_.push_back({from, std::move(m)});

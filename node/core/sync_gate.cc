@@ -55,4 +55,13 @@ std::vector<Outputs> SyncGate::Synced(uint64_t through, const absl::Status& stat
   return leaving;
 }
 
+std::vector<Outputs> SyncGate::TakeSyncingInLine(Outputs out,
+                                                 const std::function<absl::Status()>& sync) {
+  std::vector<Outputs> leaving;
+  leaving.push_back(Take(std::move(out)));
+  if (!holding()) return leaving;
+  for (Outputs& o : Synced(requested(), sync())) leaving.push_back(std::move(o));
+  return leaving;
+}
+
 }  // namespace dynamo::core

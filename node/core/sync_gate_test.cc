@@ -101,5 +101,28 @@ TEST(SyncGateTest, AFailedCheckOfBufferedStorageFailsWhatWaitedForItOnly) {
   EXPECT_FALSE(gate.error().ok()) << "the failure is still reported (readiness)";
 }
 
+TEST(SyncGateTest, InLineSyncsRunOnlyForOutputsThatWaitAndKeepTheOrder) {
+  SyncGate gate;
+  int syncs = 0;
+  auto sync = [&] {
+    ++syncs;
+    return absl::OkStatus();
+  };
+  std::vector<Outputs> read = gate.TakeSyncingInLine(Step(1, {"ack"}, false), sync);
+  EXPECT_EQ(syncs, 0);
+  ASSERT_EQ(read.size(), 1u);
+  EXPECT_EQ(Names(read[0]), (Seq{"ack", "client1"}));
+  std::vector<Outputs> write = gate.TakeSyncingInLine(Step(2, {"ack", "write"}, true), sync);
+  EXPECT_EQ(syncs, 1);
+  ASSERT_EQ(write.size(), 2u);
+  EXPECT_EQ(Names(write[0]), (Seq{"write"}));  // before the sync
+  EXPECT_EQ(Names(write[1]), (Seq{"ack", "client2"}));
+  EXPECT_FALSE(gate.holding());
+  std::vector<Outputs> failed = gate.TakeSyncingInLine(
+      Step(3, {}, true), [] { return absl::DataLossError("fsync: Input/output error"); });
+  ASSERT_EQ(failed.size(), 2u);
+  EXPECT_EQ(failed[1].replies[0].status.code(), absl::StatusCode::kDataLoss);
+}
+
 }  // namespace
 }  // namespace dynamo::core

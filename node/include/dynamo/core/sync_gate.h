@@ -1,11 +1,12 @@
 #pragma once
 
 // The caller's side of a Node's sync contract (see node.h), kept once for the
-// gRPC server and the simulator: a step's outputs wait, in order, for the
+// gRPC server, the simulator, the tests and the benchmarks: a step's outputs wait, in order, for the
 // storage syncs they need, and a failed sync fails what waited for it.
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -47,6 +48,10 @@ class SyncGate {
   // The syncs through `through` ended with `status`. Returns, in order, the
   // outputs that may leave now, made by FailUnsynced if the sync failed.
   std::vector<Outputs> Synced(uint64_t through, const absl::Status& status);
+  // Take, for a caller that syncs in line (tests, benchmarks): runs `sync`
+  // at once if the outputs wait for one. Returns, in order, what may leave.
+  std::vector<Outputs> TakeSyncingInLine(Outputs out,
+                                         const std::function<absl::Status()>& sync);
 
   // Syncs needed so far; the caller runs one through this number.
   uint64_t requested() const { return requested_; }
