@@ -123,6 +123,9 @@ absl::Status Node::Load(int64_t now_ms) {
   Outputs ignored;
   PersistSelf(&ignored);
   if (absl::Status s = store_.Rebuild(membership_->ring()); !s.ok()) return s;
+  // Before anything leaves: a power loss must not take the record that this
+  // incarnation runs (kCleanStop), or a restart would keep the actor and
+  // reuse the dots of the writes it lost (sim: PowerLossSoonAfterACleanRestart...).
   if (absl::Status s = store_.Sync(); !s.ok()) return s;
   // Request ids start at random: a late answer to a request of an earlier
   // incarnation must not match a request of this one.

@@ -289,8 +289,10 @@ TEST(Simulation, WipedNodeTakesNewEpochAndLosesNoWrite) {
 // A coordinator's replica writes leave before its own write is durable (its
 // sync overlaps the replicas'). If it then loses power, the replicas hold a
 // value it no longer has: after the restart its clock must not claim to have
-// seen that value, or its next write would silently replace it.
-TEST(Simulation, PowerLossAfterReplicaWritesLeftLosesNoValueTheReplicasHold) {
+// seen that value, or its next write would silently replace it. So too soon
+// after a clean restart: the power loss must not take the record that the node
+// runs again, or it would keep its actor and reuse the lost write's dot.
+void PowerLossAfterReplicaWritesLeft(bool restarted_cleanly_before) {
   for (uint64_t seed : Seeds(10)) {
     SimOptions options = DefaultSimOptions(seed, 5);
     options.sync_min_ms = options.sync_max_ms = 50;  // a slow disk: a wide window
@@ -299,16 +301,27 @@ TEST(Simulation, PowerLossAfterReplicaWritesLeftLosesNoValueTheReplicasHold) {
     const std::string key = "ledger";
     const auto owners = sim.node(0)->membership().ring().PreferenceList(core::KeyPosition(key), 3);
     const size_t x = sim.IndexOf(owners[0]);
-    sim.Put(x, key, "before-power-loss", "", [](const core::ClientReply&) {});
+    if (restarted_cleanly_before) {
+      sim.Stop(x);
+      sim.Restart(x);
+    }
+    bool first_acked = false;
+    sim.Put(x, key, "before-power-loss", "",
+            [&](const core::ClientReply& r) { first_acked = r.status.ok(); });
     sim.RunFor(20);  // the replicas have it; x's sync is still running
     size_t replicas_holding = 0;
-    for (size_t i = 1; i < owners.size(); ++i) replicas_holding += sim.Stored(sim.IndexOf(owners[i]), key).has_value();
+    for (size_t i = 1; i < owners.size(); ++i) {
+      replicas_holding += sim.Stored(sim.IndexOf(owners[i]), key).has_value();
+    }
     ASSERT_EQ(replicas_holding, 2u) << Replay(sim);
+    ASSERT_FALSE(first_acked) << "the power loss should come before x's sync\n" << Replay(sim);
     const std::string old_actor = sim.node(x)->actor();
     sim.PowerLoss(x);
     sim.Restart(x);
-    EXPECT_NE(sim.node(x)->actor(), old_actor) << "a crash must change the clock actor\n" << Replay(sim);
-    ASSERT_FALSE(sim.Stored(x, key).has_value()) << "the power loss should have taken it\n" << Replay(sim);
+    EXPECT_NE(sim.node(x)->actor(), old_actor) << "a crash must change the clock actor\n"
+                                               << Replay(sim);
+    ASSERT_FALSE(sim.Stored(x, key).has_value()) << "the power loss should have taken it\n"
+                                                 << Replay(sim);
     ASSERT_TRUE(sim.RunUntil([&] { return sim.node(x)->Ready(nullptr); }, 10000)) << Replay(sim);
     bool acked = false;
     sim.Put(x, key, "after-restart", "", [&](const core::ClientReply& r) { acked = r.status.ok(); });
@@ -319,8 +332,17 @@ TEST(Simulation, PowerLossAfterReplicaWritesLeftLosesNoValueTheReplicasHold) {
     auto values = FinalValues(sim)[key];
     std::sort(values.begin(), values.end());
     EXPECT_EQ(values, (std::vector<std::string>{"after-restart", "before-power-loss"}))
-        << "a write that never saw the replicas' value replaced it\n" << Replay(sim);
+        << "a write that never saw the replicas' value replaced it\n"
+        << Replay(sim);
   }
+}
+
+TEST(Simulation, PowerLossAfterReplicaWritesLeftLosesNoValueTheReplicasHold) {
+  PowerLossAfterReplicaWritesLeft(/*restarted_cleanly_before=*/false);
+}
+
+TEST(Simulation, PowerLossSoonAfterACleanRestartLosesNoValueTheReplicasHold) {
+  PowerLossAfterReplicaWritesLeft(/*restarted_cleanly_before=*/true);
 }
 
 // A clean stop keeps the node's clock actor; a crash does not. A node stopped
