@@ -315,18 +315,19 @@ void NodeServer::Impl::SyncLoop() {
 }
 
 void NodeServer::Impl::Release(core::Outputs out) {
+  const uint64_t requested_before = sync_gate_.requested();
   core::Outputs now = sync_gate_.Take(std::move(out));
   if (!now.messages.empty() || !now.replies.empty()) Dispatch(now);
-  if (sync_gate_.requested() == syncs_asked_) return;
-  syncs_asked_ = sync_gate_.requested();
+  const uint64_t requested = sync_gate_.requested();
+  if (requested == requested_before) return;
   if (sync_in_background_) {
     absl::MutexLock lock(&mu_);
-    syncs_requested_ = syncs_asked_;
+    syncs_requested_ = requested;
     return;
   }
   // Not a real fsync (memory, or buffered: a check that writes still work),
   // so it is done here, in line.
-  OnSynced({syncs_asked_, storage_->Sync()});
+  OnSynced({requested, storage_->Sync()});
 }
 
 void NodeServer::Impl::OnSynced(const SyncResult& result) {

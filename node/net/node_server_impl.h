@@ -246,7 +246,6 @@ class NodeServer::Impl {
   // Outputs waiting for syncs; while the last sync failed, the node is not
   // ready.
   core::SyncGate sync_gate_{sync_in_background_};
-  uint64_t syncs_asked_ = 0;  // of the syncer, or run in line
   uint64_t step_round_ = 0;
 };
 
