@@ -83,6 +83,11 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
       *latency);
   if (!sync.ok()) return sync.status();
   storage_sync_ = *sync;
+  auto sync_failures = registry_.AddIntCounter(
+      "dynamo_storage_sync_failures_total",
+      "Storage syncs that failed; what waited for them failed too.");
+  if (!sync_failures.ok()) return sync_failures.status();
+  storage_sync_failures_ = *sync_failures;
   // Every series a dashboard plots exists from the start, at zero.
   for (const char* op : {"get", "put", "delete"}) {
     request_duration_->WithLabels({op});
@@ -189,6 +194,8 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                  [](const CoreSnapshot& s) { return static_cast<double>(s.keys); }),
            gauge("dynamo_inflight_requests", "Client requests being coordinated.",
                  [](const CoreSnapshot& s) { return static_cast<double>(s.inflight); }),
+           gauge("dynamo_ready", "1 while the node takes traffic (/readyz answers 200), else 0.",
+                 [](const CoreSnapshot& s) { return s.ready ? 1.0 : 0.0; }),
            registry_.AddCallbackGauge("dynamo_sla_seconds", "The latency SLA target.",
                                       [sla_seconds] { return sla_seconds; }),
            registry_.AddCallbackGauge("process_resident_memory_bytes", "Resident memory.",
@@ -229,7 +236,10 @@ void NodeMetrics::ReplicaRequest(const std::string& op, double seconds) {
   replica_duration_->WithLabels({op}).Observe(seconds);
 }
 
-void NodeMetrics::StorageSync(double seconds) { storage_sync_->Observe(seconds); }
+void NodeMetrics::StorageSync(double seconds, bool failed) {
+  storage_sync_->Observe(seconds);
+  if (failed) storage_sync_failures_->Increment();
+}
 
 void NodeMetrics::PeerCall(const std::string& rpc, size_t requests) {
   peer_calls_->WithLabels({rpc}).Increment();

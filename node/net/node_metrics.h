@@ -30,6 +30,7 @@ struct CoreSnapshot {
   uint64_t keys = 0;
   uint64_t unowned_keys = 0;
   uint64_t inflight = 0;
+  bool ready = false;  // what /readyz answers
   storage::EngineStats storage;
 };
 
@@ -47,8 +48,9 @@ class NodeMetrics {
   // Requests sent on a Replica.Stream (which are not calls).
   void PeerStreamed(size_t requests);
   void SiblingsRead(size_t siblings);
-  // One storage sync that acknowledgements waited for (a group commit).
-  void StorageSync(double seconds);
+  // One storage sync that acknowledgements waited for (a group commit), and
+  // whether it failed.
+  void StorageSync(double seconds, bool failed);
   void Publish(CoreSnapshot snapshot);
 
  private:
@@ -62,6 +64,7 @@ class NodeMetrics {
   metrics::Family<metrics::Histogram>* replica_duration_ = nullptr;
   metrics::Histogram* siblings_ = nullptr;
   metrics::Histogram* storage_sync_ = nullptr;
+  metrics::IntCounter* storage_sync_failures_ = nullptr;
   metrics::Family<metrics::IntCounter>* peer_calls_ = nullptr;
   metrics::Family<metrics::IntCounter>* peer_requests_ = nullptr;
   mutable absl::Mutex mu_;

@@ -305,10 +305,7 @@ void NodeServer::Impl::SyncLoop() {
     }
     // Covers every write made before the request was counted: the stepper
     // counts a request after the writes of its batch returned.
-    const auto start = std::chrono::steady_clock::now();
-    absl::Status status = storage_->Sync();
-    metrics_->StorageSync(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    absl::Status status = SyncStorage();
     absl::MutexLock lock(&mu_);
     sync_results_.push_back({through, std::move(status)});
   }
@@ -327,7 +324,15 @@ void NodeServer::Impl::Release(core::Outputs out) {
   }
   // Not a real fsync (memory, or buffered: a check that writes still work),
   // so it is done here, in line.
-  OnSynced({requested, storage_->Sync()});
+  OnSynced({requested, SyncStorage()});
+}
+
+absl::Status NodeServer::Impl::SyncStorage() {
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status status = storage_->Sync();
+  metrics_->StorageSync(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), !status.ok());
+  return status;
 }
 
 void NodeServer::Impl::OnSynced(const SyncResult& result) {
@@ -543,13 +548,14 @@ void NodeServer::Impl::PublishSnapshot(core::Node& node, int64_t now_ms) {
     }
     s.ownership_ratio = share;
   }
-  metrics_->Publish(std::move(s));
   std::string why;
   bool ready = node.Ready(&why);
   if (ready && !sync_gate_.error().ok()) {  // it acknowledges nothing: clients go elsewhere
     ready = false;
     why = Cat("storage could not sync: ", sync_gate_.error().message());
   }
+  s.ready = ready;
+  metrics_->Publish(std::move(s));
   {
     absl::MutexLock lock(&mu_);
     not_ready_why_ = why;

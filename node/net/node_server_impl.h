@@ -160,6 +160,9 @@ class NodeServer::Impl {
   void Release(core::Outputs out);
   struct SyncResult;
   void OnSynced(const SyncResult& result);
+  // storage_->Sync(), timed and counted in the metrics (syncer thread, or the
+  // stepper for syncs done in line).
+  absl::Status SyncStorage();
   void Dispatch(core::Outputs& out);
   // Sends replica reads and writes to one node: on its stream, or else as
   // SendRequests does.

@@ -121,6 +121,10 @@ class FailedSync(unittest.TestCase):
             # Not ready while it acknowledges nothing, so that clients go elsewhere.
             wait_until(lambda: "storage could not sync" in readiness(failing), 10,
                        "the failing node to report itself not ready")
+            wait_until(lambda: failing.metric("dynamo_ready") == 0, 5, "dynamo_ready at 0")
+            self.assertGreater(failing.metric("dynamo_storage_sync_failures_total"), 0)
+            self.assertEqual(n0.metric("dynamo_storage_sync_failures_total"), 0)
+            self.assertEqual(n0.metric("dynamo_ready"), 1)
             # Its storage now refuses writes. Another coordinator counts the
             # failure when the error reply comes, and names it.
             with self.assertRaises(grpc.RpcError) as e:
