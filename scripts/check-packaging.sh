@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Offline validation of the Kubernetes packaging: charts/dynamo, manifests/,
-# the Grafana dashboards and the Dockerfile. No API server, Docker engine or
+# the Grafana dashboards, the alerting rules and the Dockerfile. No API server, Docker engine or
 # network service is used; helm and kubectl come from an npm package.
 #
 #   scripts/check-packaging.sh               run every check
@@ -15,7 +15,8 @@
 # contract, samples and negative cases against its schema and CEL rules (Python
 # emulation cross-checked with a CEL evaluator); manifests/ == generated from
 # the chart; kubectl kustomize of manifests/; dashboards: JSON, PromQL parsed by
-# promtool, metric names and labels from docs/metrics.md; the Dockerfile
+# promtool, metric names and labels from docs/metrics.md; alerting rules: the
+# same, and their unit tests (promtool test rules); the Dockerfile
 # statically (and ldd of the binaries when they are built); and a self-test
 # that each checker catches mistakes planted in copies of its inputs.
 #
@@ -260,6 +261,11 @@ check "CRD: contract, samples, negative cases, CEL rules" \
 check "Grafana dashboards: JSON, PromQL (promtool), metric names from docs/metrics.md" \
   "$PY" "$PKG/check_dashboards.py" --dashboards "$CHART/dashboards" --metrics-doc docs/metrics.md \
     --promtool "$(command -v promtool)" --work "$WORK/dashboards"
+
+check "alerting rules: promtool check and unit tests, metric names from docs/metrics.md" \
+  "$PY" "$PKG/check_alerts.py" --rules "$CHART/alerts/dynamo.rules.yaml" \
+    --tests "$PKG/alerts_test.yaml" --metrics-doc docs/metrics.md \
+    --promtool "$(command -v promtool)" --work "$WORK/alerts"
 
 check "Dockerfile and .dockerignore (static)" \
   "$PY" "$PKG/check_dockerfile.py" --root "$ROOT" --binaries "${binaries[@]}"

@@ -1,5 +1,6 @@
-"""Every Grafana panel's PromQL, run by a real Prometheus against real nodes:
-each query is valid and every metric a dashboard names is exported."""
+"""Every Grafana panel's PromQL and every alerting rule, run by a real
+Prometheus against real nodes: each query is valid, every metric a dashboard or
+alert names is exported, and the alert for a killed node goes pending."""
 
 import json
 import os
@@ -16,7 +17,9 @@ import urllib.request
 import harness
 from harness import Cluster, wait_until
 
-DASHBOARDS = os.path.join(os.path.dirname(__file__), "..", "..", "charts", "dynamo", "dashboards")
+CHART = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "charts", "dynamo"))
+DASHBOARDS = os.path.join(CHART, "dashboards")
+ALERTS = os.path.join(CHART, "alerts", "dynamo.rules.yaml")
 
 
 def panel_queries():
@@ -59,6 +62,7 @@ class Dashboards(unittest.TestCase):
         targets = [f"127.0.0.1:{n.http_port}" for n in c.nodes]
         with open(os.path.join(d, "prometheus.yml"), "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                    f"rule_files: [{json.dumps(ALERTS)}]\n"
                     "scrape_configs:\n  - job_name: dynamo\n    static_configs:\n"
                     f"      - targets: {json.dumps(targets)}\n"
                     "        labels: {namespace: it, dynamo_cluster: it}\n")
@@ -73,6 +77,9 @@ class Dashboards(unittest.TestCase):
                         return json.load(r)
                 except urllib.error.HTTPError as e:
                     return json.load(e)
+            def query_path(path):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                    return json.load(r)
             wait_until(lambda: query('count(up{job="dynamo"} == 1)')["data"]["result"], 60,
                        "Prometheus to scrape the live nodes")
             for i in range(40):  # a few more scrapes with traffic, for rate()
@@ -99,6 +106,24 @@ class Dashboards(unittest.TestCase):
             # Panels on events that did not happen here (leaves, handoffs) may
             # be empty; most must show data from this traffic.
             self.assertLess(len(empty), results // 2, f"empty panels: {empty}")
+            # Every alerting rule evaluates on real series, and the one for
+            # the node killed above is on its way (pending for its 5 minutes).
+            def rules():
+                return [r for g in query_path("/api/v1/rules")["data"]["groups"] for r in g["rules"]]
+            # An unevaluated rule's lastEvaluation is 0001-01-01.
+            wait_until(lambda: all(r.get("lastEvaluation", "").startswith("2") for r in rules()),
+                       30, "every alerting rule to be evaluated")
+            self.assertGreaterEqual(len(rules()), 10)
+            for r in rules():
+                self.assertEqual(r.get("health"), "ok", f"alert {r['name']}: {r.get('lastError')}")
+                for metric in set(re.findall(r"\b((?:dynamo|process)_[a-z0-9_]+)", r["query"])) - {
+                        "dynamo_cluster"}:
+                    base = re.sub(r"_(bucket|sum|count)$", "", metric)
+                    self.assertTrue(metric in names_scraped or base in names_scraped,
+                                    f"alert {r['name']} uses {metric}, which no node exports")
+            wait_until(lambda: any(a["labels"]["alertname"] == "DynamoMembersUnreachable"
+                                   for a in query_path("/api/v1/alerts")["data"]["alerts"]),
+                       30, "DynamoMembersUnreachable pending for the killed node")
         finally:
             prom.terminate()
             prom.wait(timeout=30)

@@ -201,12 +201,25 @@ def check_expr(where, expr, series, metrics, used):
             base, typ, role = series[n]
             expect(typ == "counter" or role in ("_bucket", "_sum", "_count"),
                    f"{where}: {m.group(1)}() of {n}, a {typ}")
-    for m in re.finditer(r"histogram_quantile\s*\(([^,]+),(.*)", e):
-        inner = metric_names(m.group(2))
+    for m in re.finditer(r"histogram_quantile\s*\(([^,]+),", e):
+        inner = metric_names(call_argument(e, m.end()))
         expect(inner and all(x.endswith("_bucket") for x in inner if x in series),
                f"{where}: histogram_quantile over non-bucket series {inner}")
         q = float(m.group(1))
         expect(0 <= q <= 1, f"{where}: quantile {q}")
+
+
+def call_argument(expr, start):
+    """The text from `start` to the parenthesis that closes the call it is in."""
+    depth = 0
+    for i in range(start, len(expr)):
+        if expr[i] == "(":
+            depth += 1
+        elif expr[i] == ")":
+            if depth == 0:
+                return expr[start:i]
+            depth -= 1
+    return expr[start:]
 
 
 def grid_check(where, panels):
@@ -319,16 +332,24 @@ def main():
         f.write("groups:\n  - name: dashboards\n    rules:\n")
         for i, (where, expr) in enumerate(rules):
             f.write(f"      # {where}\n      - record: dashboard:expr_{i}\n        expr: {json.dumps(expr)}\n")
-    res = subprocess.run([args.promtool, "check", "rules", rules_path], capture_output=True, text=True)
-    if res.returncode != 0:
-        fail(f"promtool check rules {rules_path}:\n{res.stdout}{res.stderr}")
-    else:
-        print(f"promtool: {len(rules)} expressions parse")
+    run_promtool([args.promtool, "check", "rules", rules_path], f"promtool: {len(rules)} expressions parse")
+    return verdict("check_dashboards", f"{len(used)} of {len(metrics)} documented metrics shown")
 
+
+def run_promtool(cmd, ok_text):
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        fail(f"{' '.join(cmd[1:])}:\n{res.stdout}{res.stderr}")
+    else:
+        print(ok_text)
+
+
+def verdict(checker, ok_text):
+    """The exit code of a checker, after a line that says how it went."""
     if failures:
-        print(f"check_dashboards: {len(failures)} failure(s)")
+        print(f"{checker}: {len(failures)} failure(s)")
         return 1
-    print(f"check_dashboards: ok ({len(used)} of {len(metrics)} documented metrics shown)")
+    print(f"{checker}: ok ({ok_text})")
     return 0
 
 

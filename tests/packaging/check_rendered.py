@@ -88,16 +88,17 @@ SERVICE_MONITOR_RULES = {("monitoring.coreos.com", "servicemonitors"):
 SCENARIO_KINDS = {
     "default": {"Deployment": True, "Service": True, "ServiceAccount": True, "Role": True,
                 "RoleBinding": True, "ConfigMap": True, "ServiceMonitor": False, "PodMonitor": False,
-                "NetworkPolicy": False, "DynamoCluster": False, "PodDisruptionBudget": False,
+                "PrometheusRule": False, "NetworkPolicy": False, "DynamoCluster": False, "PodDisruptionBudget": False,
                 "ClusterRoleBinding": False},
-    "all-on": {"Deployment": True, "ServiceMonitor": True, "PodMonitor": True, "NetworkPolicy": True,
+    "all-on": {"Deployment": True, "ServiceMonitor": True, "PodMonitor": True, "PrometheusRule": True,
+               "NetworkPolicy": True,
                "DynamoCluster": True, "PodDisruptionBudget": True, "ClusterRoleBinding": True,
                "ConfigMap": True},
     "minimal": {"Deployment": True, "ConfigMap": False, "ClusterRole": False, "ServiceAccount": False,
                 "Role": False},
     "manifests": {"Namespace": True, "CustomResourceDefinition": True, "Deployment": True,
                   "Role": True, "RoleBinding": True, "ServiceAccount": True, "Service": True},
-    "manifests-monitoring": {"ServiceMonitor": True, "ConfigMap": True},
+    "manifests-monitoring": {"ServiceMonitor": True, "PrometheusRule": True, "ConfigMap": True},
 }
 
 

@@ -43,7 +43,7 @@ Dumper.add_representer(str, _str)
 
 
 def dump(objs):
-    return "---\n".join(yaml.dump(o, Dumper=Dumper, sort_keys=False, width=4096,
+    return "---\n".join(yaml.dump(o, Dumper=Dumper, sort_keys=False, width=150,
                                   default_flow_style=False, allow_unicode=True) for o in objs)
 
 
@@ -70,7 +70,7 @@ def main():
 
     with open(args.rendered) as f:
         objs = [strip_helm(o) for o in yaml.safe_load_all(f) if o]
-    groups = {"rbac": [], "operator": [], "monitoring": [], "dashboards": [], "sample": []}
+    groups = {"rbac": [], "operator": [], "monitoring": [], "alerts": [], "dashboards": [], "sample": []}
     for o in objs:
         kind = o["kind"]
         if kind in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"):
@@ -79,6 +79,8 @@ def main():
             groups["operator"].append(o)
         elif kind in ("ServiceMonitor", "PodMonitor"):
             groups["monitoring"].append(o)
+        elif kind == "PrometheusRule":
+            groups["alerts"].append(o)
         elif kind == "ConfigMap" and (o["metadata"].get("labels") or {}).get("grafana_dashboard"):
             groups["dashboards"].append(o)
         elif kind == "DynamoCluster":
@@ -123,12 +125,14 @@ def main():
                  "# Then a cluster: kubectl apply -f manifests/samples/dynamocluster.yaml\n"
                  "# Monitoring (needs prometheus-operator): kubectl apply -k manifests/monitoring/\n")
     write(os.path.join(out, "monitoring", "servicemonitors.yaml"), dump(groups["monitoring"]))
+    write(os.path.join(out, "monitoring", "alerts.yaml"), dump(groups["alerts"]))
     write(os.path.join(out, "monitoring", "dashboards.yaml"), dump(groups["dashboards"]))
     write(os.path.join(out, "monitoring", "kustomization.yaml"), dump([{
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "namespace": NAMESPACE,
-        "resources": ["servicemonitors.yaml", "dashboards.yaml"]}]),
-        HEADER + "#\n# ServiceMonitors (prometheus-operator) and the Grafana dashboards as ConfigMaps.\n")
+        "resources": ["servicemonitors.yaml", "alerts.yaml", "dashboards.yaml"]}]),
+        HEADER + "#\n# ServiceMonitors and alerting rules (prometheus-operator), and the Grafana\n"
+                 "# dashboards as ConfigMaps.\n")
     write(os.path.join(out, "samples", "dynamocluster.yaml"), dump(groups["sample"]),
           HEADER + "#\n# A 3-node cluster in the namespace the operator watches: replication factor 3\n"
                    "# (fixed at creation), read and write quorums 2.\n")

@@ -133,6 +133,31 @@ def main():
         "datasource ${datasource}",
     ])
 
+    # Alerts: a metric not documented, a rule without severity, an alert whose
+    # threshold no longer fires on its test, one left untested.
+    with open(os.path.join(chart, "alerts", "dynamo.rules.yaml")) as f:
+        alerts = yaml.safe_load(f)
+    rules = alerts["groups"][0]["rules"]
+    by_name = {r["alert"]: r for r in rules}
+    by_name["DynamoStorageErrors"]["expr"] = "increase(dynamo_storage_failures_total[10m]) > 0"
+    del by_name["DynamoNodeNotReady"]["labels"]
+    by_name["DynamoQuorumErrors"]["expr"] = by_name["DynamoQuorumErrors"]["expr"].replace("0.01", "0.5")
+    rules.append({"alert": "DynamoUntested", "expr": "dynamo_keys > 1e9",
+                  "labels": {"severity": "info"}, "annotations": {"summary": "s", "description": "d"}})
+    bad_rules = os.path.join(work, "bad.rules.yaml")
+    with open(bad_rules, "w") as f:
+        yaml.safe_dump(alerts, f, sort_keys=False)
+    run_expecting("check_alerts", [
+        PY, os.path.join(HERE, "check_alerts.py"), "--rules", bad_rules,
+        "--tests", os.path.join(HERE, "alerts_test.yaml"),
+        "--metrics-doc", os.path.join(root, "docs", "metrics.md"), "--promtool", args.promtool,
+        "--work", os.path.join(work, "alerts-work")], [
+        "metric dynamo_storage_failures_total is not in docs/metrics.md",
+        "alert DynamoNodeNotReady: labels.severity",
+        "alertname: DynamoQuorumErrors",
+        "alert DynamoUntested: no test where it fires",
+    ])
+
     y = os.path.join(work, "bare-n.yaml")
     with open(y, "w") as f:
         f.write("spec:\n  replication:\n    n: 3\n    r: 2\n")
