@@ -957,6 +957,15 @@ TEST(ReconcileTest, ServiceMonitorIsOptionalAndRemovedWhenTurnedOff) {
   ASSERT_EQ(sm.size(), 1u);
   EXPECT_TRUE(sm[0]->optional);
   EXPECT_EQ(sm[0]->body["apiVersion"].AsString(), "monitoring.coreos.com/v1");
+  // The dashboards and alerts select and group by dynamo_cluster and instance.
+  const auto& endpoints = sm[0]->body.At({"spec", "endpoints"}).AsArray();
+  ASSERT_EQ(endpoints.size(), 1u);
+  const auto& relabel = endpoints[0]["relabelings"].AsArray();
+  ASSERT_EQ(relabel.size(), 2u);
+  EXPECT_EQ(relabel[0]["targetLabel"].AsString(), "dynamo_cluster");
+  EXPECT_EQ(relabel[0]["sourceLabels"].AsArray().at(0).AsString(),
+            "__meta_kubernetes_pod_label_app_kubernetes_io_instance");
+  EXPECT_EQ(relabel[1]["targetLabel"].AsString(), "instance");
 
   s.obs.service_monitor = sm[0]->body;
   s.SetSpec(*json::Parse(R"({"metrics":{"serviceMonitor":false}})"));
