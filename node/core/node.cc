@@ -123,10 +123,11 @@ absl::Status Node::Load(int64_t now_ms) {
   Outputs ignored;
   PersistSelf(&ignored);
   if (absl::Status s = store_.Rebuild(membership_->ring()); !s.ok()) return s;
-  // Before anything leaves: a power loss must not take the record that this
-  // incarnation runs (kCleanStop), or a restart would keep the actor and
-  // reuse the dots of the writes it lost (sim: PowerLossSoonAfterACleanRestart...).
-  if (absl::Status s = store_.Sync(); !s.ok()) return s;
+  // Before anything leaves, in buffered mode too: a power loss must not take
+  // the record that this incarnation runs (kCleanStop), or a restart would
+  // keep the actor and reuse the dots of the writes it lost (sim:
+  // PowerLossSoonAfterACleanRestart...).
+  if (absl::Status s = store_.SyncDurably(); !s.ok()) return s;
   // Request ids start at random: a late answer to a request of an earlier
   // incarnation must not match a request of this one.
   next_request_id_ = (rng_.Next() >> 2) | 1;
@@ -139,7 +140,7 @@ absl::Status Node::Load(int64_t now_ms) {
 
 absl::Status Node::Close() {
   if (absl::Status s = store_.PutMeta(meta::kCleanStop, meta::kStopped); !s.ok()) return s;
-  return store_.Sync();
+  return store_.SyncDurably();
 }
 
 absl::Status Node::TakeNewEpoch() {

@@ -667,12 +667,12 @@ TEST(RocksDbEngineCrash, DurableSyncedWritesSurvivePowerLoss) {
   EXPECT_EQ(second, 0);
 }
 
-TEST(RocksDbEngineCrash, BufferedSyncWalSurvivesPowerLoss) {
+TEST(RocksDbEngineCrash, BufferedSyncDurablySurvivesPowerLoss) {
   TempDir dir;
   int first = -1, second = -1;
   ASSERT_EQ(RunPowerLossCase(dir,
                              {Durability::kBuffered, 3'600'000,
-                              [](RocksDbEngine& engine) { return engine.SyncWal(); }},
+                              [](RocksDbEngine& engine) { return engine.SyncDurably(); }},
                              &first, &second),
             "");
   EXPECT_EQ(first, kCrashKeys);

@@ -132,6 +132,7 @@ class LocalStore {
   absl::Status PutMeta(std::string_view name, std::string_view value);
 
   absl::Status Sync() { return engine_->Sync(); }
+  absl::Status SyncDurably() { return engine_->SyncDurably(); }
   storage::StorageEngine* engine() { return engine_; }
 
  private:

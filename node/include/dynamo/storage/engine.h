@@ -81,6 +81,10 @@ class StorageEngine {
   // Makes every write that returned before this call durable. Group commit:
   // one Sync after many writes costs one fsync.
   virtual absl::Status Sync() = 0;
+  // The same whatever the durability mode: a buffered engine, whose Sync
+  // returns at once, syncs now. For the rare records that must not be lost
+  // (a node's start and stop, Node::Load and Node::Close).
+  virtual absl::Status SyncDurably() { return Sync(); }
   // One line for logs and the admin API, e.g. "rocksdb durable /var/lib/dynamo".
   virtual std::string Describe() const = 0;
   // Cheap (no I/O), from any thread.

@@ -117,6 +117,8 @@ class RocksDbEngine final : public StorageEngine {
   // kDurable: fsyncs the write-ahead log. kBuffered: returns at once, and
   // fails only while writes are stopped (see above).
   absl::Status Sync() override;
+  // SyncWal, in both modes.
+  absl::Status SyncDurably() override { return SyncWal(); }
   // "rocksdb durable /path" or "rocksdb buffered /path".
   std::string Describe() const override;
   EngineStats Stats() const override;
