@@ -331,7 +331,8 @@ absl::Status NodeServer::Impl::SyncStorage() {
   const auto start = std::chrono::steady_clock::now();
   absl::Status status = storage_->Sync();
   metrics_->StorageSync(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), !status.ok());
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+      !status.ok());
   return status;
 }
 

@@ -185,22 +185,22 @@ Value ServiceMonitor(const Cluster& c) {
   // chart's own monitors relabel them: dynamo_cluster (the cluster's name)
   // and instance (the pod's).
   auto relabel = [](const char* source, const char* target) {
-    return Value::Obj({{"action", "replace"},
-                       {"sourceLabels", Value::Arr({source})},
-                       {"targetLabel", target}});
+    return Value::Obj(
+        {{"action", "replace"}, {"sourceLabels", Value::Arr({source})}, {"targetLabel", target}});
   };
-  Value relabelings =
-      Value::Arr({relabel("__meta_kubernetes_pod_label_app_kubernetes_io_instance", "dynamo_cluster"),
-                  relabel("__meta_kubernetes_pod_name", "instance")});
+  Value relabelings = Value::Arr(
+      {relabel("__meta_kubernetes_pod_label_app_kubernetes_io_instance", "dynamo_cluster"),
+       relabel("__meta_kubernetes_pod_name", "instance")});
   return Value::Obj(
       {{"apiVersion", "monitoring.coreos.com/v1"},
        {"kind", "ServiceMonitor"},
        {"metadata", Metadata(c, c.name)},
-       {"spec", Value::Obj({{"selector", Value::Obj({{"matchLabels", selector}})},
-                            {"endpoints", Value::Arr({Value::Obj({{"port", "metrics"},
-                                                                  {"path", "/metrics"},
-                                                                  {"interval", "15s"},
-                                                                  {"relabelings", relabelings}})})}})}});
+       {"spec",
+        Value::Obj({{"selector", Value::Obj({{"matchLabels", selector}})},
+                    {"endpoints", Value::Arr({Value::Obj({{"port", "metrics"},
+                                                          {"path", "/metrics"},
+                                                          {"interval", "15s"},
+                                                          {"relabelings", relabelings}})})}})}});
 }
 
 Value StatefulSet(const Cluster& c, int replicas, const std::optional<Value>& existing) {

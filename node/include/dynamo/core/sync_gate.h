@@ -1,8 +1,9 @@
 #pragma once
 
 // The caller's side of a Node's sync contract (see node.h), kept once for the
-// gRPC server, the simulator, the tests and the benchmarks: a step's outputs wait, in order, for the
-// storage syncs they need, and a failed sync fails what waited for it.
+// gRPC server, the simulator, the tests and the benchmarks: a step's outputs
+// wait, in order, for the storage syncs they need, and a failed sync fails
+// what waited for it.
 
 #include <cstdint>
 #include <deque>
