@@ -39,6 +39,12 @@ struct SimOptions {
   // node's replica requests have left and its own writes are not yet durable.
   int64_t sync_min_ms = 0;
   int64_t sync_max_ms = 0;
+  // The deadline each client request carries, drawn per request, as a gRPC
+  // client's does (0: none; the node's request timeout applies). Shorter than
+  // the request timeout, a coordinator answers before its replicas' requests
+  // have all failed or been answered.
+  int64_t client_deadline_min_ms = 0;
+  int64_t client_deadline_max_ms = 0;
   size_t trace_max = 4000;
 };
 
