@@ -14,10 +14,12 @@ bool MayLeaveBeforeSync(const v1::Envelope& envelope) {
 }
 
 Outputs TakeEarlyRequests(Outputs& out) {
-  auto early = std::stable_partition(out.messages.begin(), out.messages.end(),
-                                     [](const OutMessage& m) { return !MayLeaveBeforeSync(m.envelope); });
+  auto early =
+      std::stable_partition(out.messages.begin(), out.messages.end(),
+                            [](const OutMessage& m) { return !MayLeaveBeforeSync(m.envelope); });
   Outputs taken;
-  taken.messages.assign(std::make_move_iterator(early), std::make_move_iterator(out.messages.end()));
+  taken.messages.assign(std::make_move_iterator(early),
+                        std::make_move_iterator(out.messages.end()));
   out.messages.erase(early, out.messages.end());
   return taken;
 }

@@ -271,7 +271,8 @@ void Simulation::Deliver(size_t from, const core::OutMessage& message) {
 void Simulation::Client(size_t at, core::ClientRequest request, ReplyCallback done) {
   const uint64_t id = next_client_id_++;
   if (options_.client_deadline_max_ms > 0) {
-    request.timeout_ms = rng_.Between(options_.client_deadline_min_ms, options_.client_deadline_max_ms);
+    request.timeout_ms =
+        rng_.Between(options_.client_deadline_min_ms, options_.client_deadline_max_ms);
   }
   pending_clients_[id] = std::move(done);
   Schedule(now_ms_ + rng_.Between(faults_.delay_min_ms, faults_.delay_max_ms),
