@@ -501,13 +501,31 @@ TEST(MemoryEngine, SyncOldestKeepsOnlyTheWritesBeforeTheSyncBegan) {
   const size_t before_the_sync = engine.UnsyncedWriteCount();
   EXPECT_OK(engine.Put(Space::kData, "a", "3"));  // while the sync runs
   EXPECT_OK(engine.Put(Space::kData, "b", "4"));
-  engine.SyncOldest(before_the_sync);
+  EXPECT_OK(engine.SyncOldest(before_the_sync));
   EXPECT_EQ(engine.UnsyncedWriteCount(), 2u);
   engine.DropUnsyncedWrites();
   EXPECT_EQ(engine.Get(Space::kData, "a").value_or(""), "2");
   EXPECT_TRUE(absl::IsNotFound(engine.Get(Space::kData, "b").status()));
-  engine.SyncOldest(5);  // more than there are: all of them
+  EXPECT_OK(engine.SyncOldest(5));  // more than there are: all of them
   EXPECT_EQ(engine.UnsyncedWriteCount(), 0u);
+}
+
+TEST(MemoryEngine, ASyncOnAFailingDiskFailsAndACrashStillDropsTheWrites) {
+  MemoryEngine engine;
+  EXPECT_OK(engine.Put(Space::kData, "a", "1"));
+  EXPECT_OK(engine.Sync());
+  EXPECT_OK(engine.Put(Space::kData, "a", "2"));
+  engine.set_syncs_fail(true);
+  EXPECT_FALSE(engine.Sync().ok());
+  EXPECT_FALSE(engine.SyncDurably().ok());
+  EXPECT_FALSE(engine.SyncOldest(1).ok());
+  EXPECT_EQ(engine.UnsyncedWriteCount(), 1u);
+  engine.DropUnsyncedWrites();
+  EXPECT_EQ(engine.Get(Space::kData, "a").value_or(""), "1");
+  engine.set_syncs_fail(false);
+  EXPECT_OK(engine.Put(Space::kData, "a", "3"));
+  EXPECT_OK(engine.Sync());
+  EXPECT_EQ(engine.DurableValue(Space::kData, "a"), "3");
 }
 
 TEST(MemoryEngine, DescribesItself) { EXPECT_EQ(NewMemoryEngine()->Describe(), "memory"); }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -108,16 +109,14 @@ absl::Status MemoryEngine::Scan(Space space, std::string_view begin, std::string
   }
 }
 
-absl::Status MemoryEngine::Sync() {
-  absl::MutexLock lock(&mu_);
-  unsynced_.clear();
-  return absl::OkStatus();
-}
+absl::Status MemoryEngine::Sync() { return SyncOldest(std::numeric_limits<size_t>::max()); }
 
-void MemoryEngine::SyncOldest(size_t writes) {
+absl::Status MemoryEngine::SyncOldest(size_t writes) {
+  if (syncs_fail()) return absl::InternalError("fsync: Input/output error (simulated failing disk)");
   absl::MutexLock lock(&mu_);
   unsynced_.erase(unsynced_.begin(),
                   unsynced_.begin() + static_cast<std::ptrdiff_t>(std::min(writes, unsynced_.size())));
+  return absl::OkStatus();
 }
 
 std::optional<std::string> MemoryEngine::DurableValue(Space space, std::string_view key) const {

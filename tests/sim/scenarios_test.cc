@@ -359,6 +359,27 @@ TEST(Simulation, PowerLossSoonAfterACleanRestartLosesNoValueTheReplicasHold) {
   PowerLossAfterReplicaWritesLeft(/*restarted_cleanly_before=*/true);
 }
 
+// A node whose disk fails cannot make its stop and start records durable, so
+// it does not run again until the disk works; a power loss meanwhile takes the
+// stop record, and the node comes back with a new clock actor.
+TEST(Simulation, ANodeWhoseDiskFailsStaysDownAndAPowerLossThenChangesItsActor) {
+  for (uint64_t seed : Seeds(5)) {
+    Simulation sim(DefaultSimOptions(seed, 3));
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    const std::string first = sim.node(1)->actor();
+    sim.SetDiskFailing(1, true);
+    sim.Stop(1);
+    sim.Restart(1);
+    EXPECT_EQ(sim.node(1), nullptr) << "started though its start record could not be synced\n"
+                                    << Replay(sim);
+    sim.PowerLoss(1);
+    sim.SetDiskFailing(1, false);
+    sim.Restart(1);
+    ASSERT_NE(sim.node(1), nullptr) << Replay(sim);
+    EXPECT_NE(sim.node(1)->actor(), first) << "its clean stop was never durable\n" << Replay(sim);
+  }
+}
+
 // A clean stop keeps the node's clock actor; a crash does not. A node stopped
 // in the middle of a sync serves again after its restart.
 TEST(Simulation, CleanStopKeepsTheClockActorACrashChangesIt) {

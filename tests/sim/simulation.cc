@@ -115,7 +115,7 @@ void Simulation::Start(size_t i) {
 void Simulation::Stop(size_t i) {
   SimNode& n = nodes_[i];
   if (!n.node) return;
-  const absl::Status synced = SyncDisk(i, n.engine->UnsyncedWriteCount());
+  const absl::Status synced = n.engine->Sync();
   for (core::Outputs& out : n.gate.Synced(n.gate.requested(), synced)) Emit(i, out);
   if (absl::Status s = n.node->Close(); !s.ok()) Log(absl::StrCat(n.id, " close: ", s.ToString()));
   Down(i, "stopped");
@@ -141,7 +141,7 @@ void Simulation::PowerLoss(size_t i) {
 }
 
 void Simulation::SetDiskFailing(size_t i, bool failing) {
-  nodes_[i].disk_failing = failing;
+  nodes_[i].engine->set_syncs_fail(failing);
   Log(absl::StrCat(nodes_[i].id, failing ? " disk failing: syncs fail" : " disk working again"));
 }
 
@@ -193,12 +193,6 @@ void Simulation::Process(size_t i, core::Outputs& out) {
   if (n.gate.holding() && !n.syncing) StartSync(i);
 }
 
-absl::Status Simulation::SyncDisk(size_t i, size_t writes) {
-  if (nodes_[i].disk_failing) return absl::InternalError("fsync: Input/output error");
-  nodes_[i].engine->SyncOldest(writes);
-  return absl::OkStatus();
-}
-
 void Simulation::StartSync(size_t i) {
   SimNode& n = nodes_[i];
   n.syncing = true;
@@ -212,7 +206,8 @@ void Simulation::StartSync(size_t i) {
              SimNode& n = nodes_[i];
              if (n.incarnation != incarnation) return;
              n.syncing = false;
-             for (core::Outputs& out : n.gate.Synced(through, SyncDisk(i, writes))) Emit(i, out);
+             const absl::Status synced = n.engine->SyncOldest(writes);
+             for (core::Outputs& out : n.gate.Synced(through, synced)) Emit(i, out);
              if (n.gate.holding()) StartSync(i);
            });
 }

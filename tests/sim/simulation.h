@@ -89,9 +89,10 @@ class Simulation {
   void SetSkew(size_t i, int64_t skew_ms) { nodes_[i].skew_ms = skew_ms; }
   // A failing disk: while set, node i's syncs fail. What waited for one leaves
   // as core::FailUnsynced makes it, and the writes it covered stay unsynced
-  // (a later sync that succeeds covers them; a power loss drops them).
+  // (a later sync that succeeds covers them; a power loss drops them). Every
+  // sync fails, the node's own start and stop records' too: it cannot start.
   void SetDiskFailing(size_t i, bool failing);
-  bool disk_failing(size_t i) const { return nodes_[i].disk_failing; }
+  bool disk_failing(size_t i) const { return nodes_[i].engine->syncs_fail(); }
 
   // --- network ---
   void SetNetwork(const NetworkFaults& faults) { faults_ = faults; }
@@ -142,7 +143,6 @@ class Simulation {
     uint64_t incarnation = 0;  // events scheduled for an older incarnation are void
     core::SyncGate gate;  // outputs waiting for syncs, as in NodeServer
     bool syncing = false;
-    bool disk_failing = false;
   };
   struct Event {
     int64_t time_ms;
@@ -162,8 +162,6 @@ class Simulation {
   // Applies the sync contract of core/node.h to a step's outputs; Emit sends them.
   void Process(size_t i, core::Outputs& out);
   void StartSync(size_t i);
-  // Syncs the oldest `writes` unsynced writes of node i, unless its disk is failing.
-  absl::Status SyncDisk(size_t i, size_t writes);
   void Emit(size_t i, core::Outputs& out);
   void Deliver(size_t from, const core::OutMessage& message);
   void TickLoop(size_t i, uint64_t incarnation);

@@ -42,7 +42,11 @@ class MemoryEngine final : public StorageEngine {
   void Clear();
   // Makes the oldest `writes` unsynced writes durable: what a sync begun after
   // them (and before the rest) does when it ends.
-  void SyncOldest(size_t writes);
+  absl::Status SyncOldest(size_t writes);
+  // A failing disk: every sync fails and leaves the writes unsynced, so a
+  // machine crash still drops them (the simulator's disk fault).
+  void set_syncs_fail(bool fail) { syncs_fail_.store(fail); }
+  bool syncs_fail() const { return syncs_fail_.load(); }
   // Reverts every write made since the last Sync(): what a machine crash
   // (power loss) does to a durable engine.
   void DropUnsyncedWrites();
@@ -74,6 +78,7 @@ class MemoryEngine final : public StorageEngine {
   // writes between two Syncs (it syncs before every acknowledgement).
   std::vector<Undo> unsynced_ ABSL_GUARDED_BY(mu_);
   std::array<std::atomic<uint64_t>, kSpaceCount> gets_{};
+  std::atomic<bool> syncs_fail_{false};
 };
 
 // A fresh, empty in-memory engine.
