@@ -112,7 +112,9 @@ absl::Status MemoryEngine::Scan(Space space, std::string_view begin, std::string
 absl::Status MemoryEngine::Sync() { return SyncOldest(std::numeric_limits<size_t>::max()); }
 
 absl::Status MemoryEngine::SyncOldest(size_t writes) {
-  if (syncs_fail()) return absl::InternalError("fsync: Input/output error (simulated failing disk)");
+  if (syncs_fail()) {
+    return absl::InternalError("fsync: Input/output error (simulated failing disk)");
+  }
   absl::MutexLock lock(&mu_);
   unsynced_.erase(unsynced_.begin(),
                   unsynced_.begin() + static_cast<std::ptrdiff_t>(std::min(writes, unsynced_.size())));
