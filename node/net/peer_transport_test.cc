@@ -195,6 +195,16 @@ grpc::Status CallOnce(PeerTransport& transport, const std::string& address) {
   return done.get_future().get();
 }
 
+// The address of a peer that is down: a server that listened there has stopped.
+std::string AddressOfAStoppedPeer() {
+  EchoReplica service;
+  int port = 0;
+  std::unique_ptr<grpc::Server> server = Serve(&service, "127.0.0.1:0", &port);
+  EXPECT_NE(port, 0);
+  server->Shutdown();
+  return "127.0.0.1:" + std::to_string(port);
+}
+
 // The failure detector decides when a peer is worth calling; gRPC's reconnect
 // backoff must not refuse the call of a peer that came back meanwhile (a
 // restarted node's peers would fail their first reads of it).
@@ -224,13 +234,7 @@ TEST(PeerTransportTest, CallsAPeerThatRestartedWhileItsChannelWasBackingOff) {
 }
 
 TEST(PeerTransportTest, CallsToAPeerThatStaysDownFail) {
-  EchoReplica service;
-  int port = 0;
-  std::unique_ptr<grpc::Server> server = Serve(&service, "127.0.0.1:0", &port);
-  ASSERT_NE(port, 0);
-  server->Shutdown();
-  server.reset();
-  const std::string address = "127.0.0.1:" + std::to_string(port);
+  const std::string address = AddressOfAStoppedPeer();
   LoopedTransport looped(1 << 20, grpc::InsecureChannelCredentials());
   PeerTransport& transport = looped.transport;
   for (int i = 0; i < 3; ++i) {
@@ -245,13 +249,7 @@ TEST(PeerTransportTest, CallsToAPeerThatStaysDownFail) {
 // backing off, so it waits for the next attempt), with a deadline far beyond
 // the test's: without the cancel the status would be DEADLINE_EXCEEDED.
 TEST(PeerTransportTest, CloseCancelsCallsWaitingForAPeerThatIsDown) {
-  EchoReplica service;
-  int port = 0;
-  std::unique_ptr<grpc::Server> server = Serve(&service, "127.0.0.1:0", &port);
-  ASSERT_NE(port, 0);
-  server->Shutdown();
-  server.reset();
-  const std::string address = "127.0.0.1:" + std::to_string(port);
+  const std::string address = AddressOfAStoppedPeer();
   LoopedTransport looped(1 << 20, grpc::InsecureChannelCredentials());
   PeerTransport& transport = looped.transport;
   EXPECT_TRUE(Refused(CallOnce(transport, address)));  // the channel now backs off
