@@ -43,7 +43,6 @@ class KillOwnerThenRestart(unittest.TestCase):
         self.assertTrue(all(n2.get(b"other%d" % i, r=1).found for i in range(20)))
         c.close()
 
-
     @staticmethod
     def diagnose(c):
         """What a failure of the read above needs to be understood (it failed
@@ -52,9 +51,10 @@ class KillOwnerThenRestart(unittest.TestCase):
         for n in c.nodes:
             try:
                 st = n.status()
-                out.append(f"{n.id}: actor {st.actor} hints {[(h.target_node, h.keys) for h in st.hints]} "
-                           f"delivered {st.hints_delivered} k@R=1 "
-                           f"{[s.value for s in n.get(b'k', r=1).siblings]}")
+                hints = [(h.target_node, h.keys) for h in st.hints]
+                values = [s.value for s in n.get(b'k', r=1).siblings]
+                out.append(f"{n.id}: actor {st.actor} hints {hints} "
+                           f"delivered {st.hints_delivered} k@R=1 {values}")
             except Exception as e:  # the diagnosis must not hide the failure
                 out.append(f"{n.id}: {e}")
             out.append(f"--- {n.id} log ---\n{n.log_tail(40)}")

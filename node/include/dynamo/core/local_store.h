@@ -131,7 +131,6 @@ class LocalStore {
   absl::StatusOr<std::optional<std::string>> GetMeta(std::string_view name);
   absl::Status PutMeta(std::string_view name, std::string_view value);
 
-  absl::Status Sync() { return engine_->Sync(); }
   absl::Status SyncDurably() { return engine_->SyncDurably(); }
   storage::StorageEngine* engine() { return engine_; }
 
