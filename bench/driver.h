@@ -52,7 +52,8 @@ struct DriverOptions {
   bool redis_read_replicas = false;  // spread reads over primary and replicas
 
   // ping
-  std::string ping_method = "echo";  // echo (the bench's Ping service) | topology (KV.Topology)
+  // echo (Ping.Ping) | topology (KV.Topology) | stream (Ping.Stream)
+  std::string ping_method = "echo";
 };
 
 class Driver {

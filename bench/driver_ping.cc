@@ -3,6 +3,9 @@
 // servers: the bench's own trivial Ping service (`dynamo-bench serve-ping`, a
 // separate process like a node; its handler answers inline on gRPC's thread),
 // or KV.Topology of a dynamo-node (which also goes through the node's loop).
+// With --ping-method=stream each session instead keeps one Ping.Stream open
+// and sends one message and waits for its answer per operation: the round
+// trip without a call's setup, what a streaming client API would pay.
 
 #include <signal.h>
 
@@ -17,11 +20,9 @@
 namespace dynamo::bench {
 namespace {
 
-class PingSession final : public Session {
+// Every operation is one empty round trip.
+class RoundTripSession : public Session {
  public:
-  PingSession(bench::v1::Ping::Stub* ping, dynamo::v1::KV::Stub* kv, int64_t timeout_ms)
-      : ping_(ping), kv_(kv), timeout_ms_(timeout_ms) {}
-
   absl::Status Read(uint64_t, std::string_view, bool* found) override {
     *found = true;
     return Ping();
@@ -31,8 +32,17 @@ class PingSession final : public Session {
     return Ping();
   }
 
+ protected:
+  virtual absl::Status Ping() = 0;
+};
+
+class PingSession final : public RoundTripSession {
+ public:
+  PingSession(bench::v1::Ping::Stub* ping, dynamo::v1::KV::Stub* kv, int64_t timeout_ms)
+      : ping_(ping), kv_(kv), timeout_ms_(timeout_ms) {}
+
  private:
-  absl::Status Ping() {
+  absl::Status Ping() override {
     grpc::ClientContext context;
     SetTimeout(&context, timeout_ms_);
     if (ping_ != nullptr) {
@@ -48,6 +58,39 @@ class PingSession final : public Session {
   bench::v1::Ping::Stub* ping_;
   dynamo::v1::KV::Stub* kv_;
   int64_t timeout_ms_;
+};
+
+// One stream per session, one message in flight on it.
+class StreamPingSession final : public RoundTripSession {
+ public:
+  explicit StreamPingSession(bench::v1::Ping::Stub* ping) : ping_(ping) {}
+  ~StreamPingSession() override {
+    if (stream_ == nullptr) return;
+    context_->TryCancel();
+    stream_->Finish().IgnoreError();
+  }
+
+ private:
+  absl::Status Ping() override {
+    if (stream_ == nullptr) {
+      context_ = std::make_unique<grpc::ClientContext>();
+      stream_ = ping_->Stream(context_.get());
+    }
+    bench::v1::PingRequest request;
+    bench::v1::PingResponse response;
+    if (stream_->Write(request) && stream_->Read(&response)) return absl::OkStatus();
+    // A broken stream: its status, and a new stream for the next operation.
+    stream_->WritesDone();
+    const grpc::Status status = stream_->Finish();
+    stream_.reset();
+    context_.reset();
+    return status.ok() ? absl::UnavailableError("the ping stream ended") : FromGrpc(status);
+  }
+
+  bench::v1::Ping::Stub* ping_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientReaderWriter<bench::v1::PingRequest, bench::v1::PingResponse>>
+      stream_;
 };
 
 class PingDriver final : public Driver {
@@ -78,6 +121,9 @@ class PingDriver final : public Driver {
 
   absl::StatusOr<std::unique_ptr<Session>> NewSession(int index) override {
     const size_t i = static_cast<size_t>(index);
+    if (options_.ping_method == "stream") {
+      return std::unique_ptr<Session>(new StreamPingSession(ping_[i % ping_.size()].get()));
+    }
     if (!ping_.empty()) {
       return std::unique_ptr<Session>(
           new PingSession(ping_[i % ping_.size()].get(), nullptr, options_.timeout_ms));
@@ -87,6 +133,11 @@ class PingDriver final : public Driver {
   }
 
   std::string Describe() const override {
+    if (options_.ping_method == "stream") {
+      return Cat("ping: one empty message each way per operation on a Ping.Stream per session, "
+                 "at ", options_.targets.size(), " target(s), ", options_.channels,
+                 " connection(s) each");
+    }
     return Cat("ping: empty unary gRPC ",
                options_.ping_method == "topology" ? "KV.Topology on dynamo-node"
                                                   : "Ping on `dynamo-bench serve-ping`",
@@ -110,6 +161,39 @@ class PingService final : public bench::v1::Ping::CallbackService {
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
+
+  grpc::ServerBidiReactor<bench::v1::PingRequest, bench::v1::PingResponse>* Stream(
+      grpc::CallbackServerContext*) override {
+    return new Echo();
+  }
+
+ private:
+  // Reads a request, writes its response, reads the next: one at a time.
+  class Echo final : public grpc::ServerBidiReactor<bench::v1::PingRequest,
+                                                    bench::v1::PingResponse> {
+   public:
+    Echo() { StartRead(&request_); }
+    void OnReadDone(bool ok) override {
+      if (!ok) {
+        Finish(grpc::Status::OK);
+        return;
+      }
+      response_.set_payload(request_.payload());
+      StartWrite(&response_);
+    }
+    void OnWriteDone(bool ok) override {
+      if (!ok) {
+        Finish(grpc::Status::CANCELLED);
+        return;
+      }
+      StartRead(&request_);
+    }
+    void OnDone() override { delete this; }
+
+   private:
+    bench::v1::PingRequest request_;
+    bench::v1::PingResponse response_;
+  };
 };
 
 }  // namespace
@@ -120,8 +204,9 @@ absl::StatusOr<std::unique_ptr<Driver>> MakePingDriver(const DriverOptions& opti
         "ping driver needs --targets host:port (a `dynamo-bench serve-ping` or, with "
         "--ping-method topology, a dynamo-node)");
   }
-  if (options.ping_method != "echo" && options.ping_method != "topology") {
-    return absl::InvalidArgumentError("--ping-method must be echo or topology");
+  if (options.ping_method != "echo" && options.ping_method != "topology" &&
+      options.ping_method != "stream") {
+    return absl::InvalidArgumentError("--ping-method must be echo, topology or stream");
   }
   return std::unique_ptr<Driver>(new PingDriver(options));
 }

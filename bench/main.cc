@@ -61,7 +61,8 @@ drivers
     --redis-wait-replicas=N [1]   --redis-wait-timeout-ms=T [1000]
     --redis-read-replicas  spread reads over all targets (default: the primary)
   --driver=ping        empty gRPC round trips
-    --ping-method=echo|topology  dynamo-bench serve-ping's Ping, or a node's KV.Topology
+    --ping-method=echo|topology|stream  dynamo-bench serve-ping's Ping, a node's KV.Topology,
+                       or serve-ping's Ping.Stream (one open stream per client thread)
     --channels=N       connections per target [1]
   --timeout-ms=T       per call [5000]
 
