@@ -60,7 +60,10 @@ class PingSession final : public RoundTripSession {
   int64_t timeout_ms_;
 };
 
-// One stream per session, one message in flight on it.
+// One stream per session, one message in flight on it. --timeout-ms does not
+// apply: the blocking stream API has no deadline per message (one on the
+// stream would end it), and serve-ping answers at once; a server that dies
+// ends the stream, whose next operation then opens a new one.
 class StreamPingSession final : public RoundTripSession {
  public:
   explicit StreamPingSession(bench::v1::Ping::Stub* ping) : ping_(ping) {}
