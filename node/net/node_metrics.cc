@@ -192,7 +192,9 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                  [](const CoreSnapshot& s) { return s.ownership_ratio; }),
            gauge("dynamo_keys", "Keys stored.",
                  [](const CoreSnapshot& s) { return static_cast<double>(s.keys); }),
-           gauge("dynamo_inflight_requests", "Client requests being coordinated.",
+           gauge("dynamo_inflight_requests",
+                 "Client requests being coordinated, including answered writes still waiting "
+                 "on a replica.",
                  [](const CoreSnapshot& s) { return static_cast<double>(s.inflight); }),
            gauge("dynamo_ready", "1 while the node takes traffic (/readyz answers 200), else 0.",
                  [](const CoreSnapshot& s) { return s.ready ? 1.0 : 0.0; }),
