@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -293,6 +294,7 @@ void NodeServer::Impl::Step(int max_rounds) {
 void NodeServer::Impl::SyncLoop() {
   while (true) {
     uint64_t through = 0;
+    bool delay = false;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -301,6 +303,14 @@ void NodeServer::Impl::SyncLoop() {
           },
           this));
       if (syncs_requested_ == syncs_taken_) return;  // stopping, nothing asked
+      delay = options_.sync_delay_us > 0 && !syncer_stopping_;
+      if (!delay) through = syncs_taken_ = syncs_requested_;
+    }
+    if (delay) {
+      // Group commit over a longer window: the writes that arrive meanwhile
+      // share this fsync (bench/RESULTS.md, F35).
+      std::this_thread::sleep_for(std::chrono::microseconds(options_.sync_delay_us));
+      absl::MutexLock lock(&mu_);
       through = syncs_taken_ = syncs_requested_;
     }
     // Covers every write made before the request was counted: the stepper

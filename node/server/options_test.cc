@@ -54,5 +54,24 @@ TEST(ServerOptionsTest, AValueLimitThatNoMessageCarriesIsRefusedWithTheFix) {
       << tiny.status();
 }
 
+// Off unless asked for: a delay adds to every durable write's latency.
+TEST(ServerOptionsTest, TheSyncDelayIsOffByDefaultAndBounded) {
+  absl::StatusOr<ServerOptions> defaults = Parse({});
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->sync_delay_us, 0);
+
+  absl::StatusOr<ServerOptions> set = Parse({"--sync-delay-us=2000"});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->sync_delay_us, 2000);
+
+  for (const char* bad : {"--sync-delay-us=-1", "--sync-delay-us=100001", "--sync-delay-us=2ms"}) {
+    absl::StatusOr<ServerOptions> o = Parse({bad});
+    ASSERT_FALSE(o.ok()) << bad;
+    EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(std::string(o.status().message()).find("sync-delay-us"), std::string::npos)
+        << o.status();
+  }
+}
+
 }  // namespace
 }  // namespace dynamo::server

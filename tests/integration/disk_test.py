@@ -1,10 +1,13 @@
 """Disk faults: a full disk refuses writes clearly, keeps serving reads and
 recovers; a node whose fsync fails acknowledges nothing on its account and
-says why; a corrupted database is refused at start and rebuilt from replicas."""
+says why; a corrupted database is refused at start and rebuilt from replicas.
+And the log sync's delay: one fsync covers the writes of its window."""
 
 import glob
 import os
 import subprocess
+import threading
+import time
 import unittest
 import urllib.error
 
@@ -151,6 +154,43 @@ class FailedSync(unittest.TestCase):
             self.assertEqual(probe(failing, "/healthz"), "ok")
             wait_until(lambda: failing.get(b"during-w2", r=1).found, 30,
                        "the write it missed to reach it (hint or anti-entropy)")
+        finally:
+            c.close()
+
+
+class SyncDelay(unittest.TestCase):
+    def test_one_fsync_covers_the_writes_that_arrive_within_the_sync_delay(self):
+        c = Cluster(3, node_flags=harness.FAST + ("--sync-delay-us=100000",))  # durable
+        c.start()
+        try:
+            n0 = c.nodes[0]
+            n0.put(b"warm", b"v", w=3)
+            before = n0.metric("dynamo_storage_sync_duration_seconds_count")
+            # 16 puts 2 ms apart, each in its own thread: without the delay each
+            # would find the last fsync (under 1 ms here) over and start its own.
+            keys = [f"k{i}".encode() for i in range(16)]
+            errors = []
+
+            def put(key):
+                try:
+                    n0.put(key, b"v", w=3)
+                except grpc.RpcError as e:
+                    errors.append(e)
+
+            threads = []
+            for key in keys:
+                threads.append(threading.Thread(target=put, args=(key,)))
+                threads[-1].start()
+                time.sleep(0.002)
+            for t in threads:
+                t.join()
+            self.assertEqual(errors, [])
+            syncs = n0.metric("dynamo_storage_sync_duration_seconds_count") - before
+            self.assertGreaterEqual(syncs, 1)
+            self.assertLessEqual(syncs, 4, "n0 wrote all 16 (coordinator and replica) in about "
+                                 "32 ms, within one 100 ms sync delay")
+            for key in keys:  # acknowledged at W=3: every replica holds it
+                self.assertTrue(c.nodes[2].get(key, r=1).found, key)
         finally:
             c.close()
 

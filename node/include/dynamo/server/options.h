@@ -25,6 +25,7 @@ struct ServerOptions {
   size_t block_cache_mib = 64;          // RocksDB's cache of data, index and filter blocks
   size_t memtable_mib = 16;             // RocksDB's memtable per column family
   size_t blob_min_bytes = 512;          // objects this large go to blob files; 0: never
+  int64_t sync_delay_us = 0;            // durable: a log sync waits this long to cover more writes
   double sla_seconds = 0.3;             // an extra latency bucket for the SLA panel
   int64_t tick_ms = 5;
   int64_t shutdown_grace_ms = 5000;     // in-flight requests get this long on SIGTERM
