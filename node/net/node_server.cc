@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <thread>
 #include <utility>
 #include <vector>
 
