@@ -109,6 +109,8 @@ Cluster ParseCluster(const json::Value& object, std::vector<std::string>* proble
   read.String(storage, "storageClassName", "storage.storageClassName",
               &s.storage.storage_class_name);
   read.String(storage, "durability", "storage.durability", &s.storage.durability);
+  read.Int(storage, "syncDelayMicroseconds", "storage.syncDelayMicroseconds",
+           &s.storage.sync_delay_microseconds);
   read.String(storage, "deletePolicy", "storage.deletePolicy", &s.storage.delete_policy);
   const json::Value& resources = read.Object(spec, "resources", "resources");
   if (resources.is_object()) s.resources = resources;
@@ -163,6 +165,15 @@ std::vector<std::string> Validate(const ClusterSpec& s) {
   if (s.storage.durability != "durable" && s.storage.durability != "buffered") {
     p.push_back(Cat("spec.storage.durability must be durable or buffered, got \"",
                     s.storage.durability, "\""));
+  }
+  const int delay = s.storage.sync_delay_microseconds;
+  if (delay < 0 || delay > kSyncDelayMicrosecondsMax) {
+    p.push_back(Cat("spec.storage.syncDelayMicroseconds must be in 0..", kSyncDelayMicrosecondsMax,
+                    ", got ", delay));
+  } else if (delay > 0 && s.storage.durability != "durable") {
+    // A buffered node never waits for a sync: the setting would do nothing.
+    p.push_back(Cat("spec.storage.syncDelayMicroseconds applies to durable storage only; it is ",
+                    delay, " with durability \"", s.storage.durability, "\""));
   }
   if (s.storage.delete_policy != "Retain" && s.storage.delete_policy != "Delete") {
     p.push_back(Cat("spec.storage.deletePolicy must be Retain or Delete, got \"",

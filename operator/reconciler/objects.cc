@@ -244,6 +244,10 @@ Value StatefulSet(const Cluster& c, int replicas, const std::optional<Value>& ex
   // Zone-aware placement needs each node's zone, which the downward API
   // cannot give (it is a label of the Kubernetes node, not of the pod).
   if (s.zones.zone_aware) args.Append("--zone-aware=true");
+  // Only when set, so that existing clusters' pod templates stay as they were.
+  if (s.storage.sync_delay_microseconds > 0) {
+    args.Append(Value(Cat("--sync-delay-us=", s.storage.sync_delay_microseconds)));
+  }
   Value ports = Value::Arr({Value::Obj({{"name", "grpc"}, {"containerPort", kGrpcPort}}),
                             Value::Obj({{"name", "metrics"}, {"containerPort", s.metrics.port}})});
   Value container = Value::Obj({

@@ -231,6 +231,7 @@ TEST(ClusterSpecTest, DefaultsMatchTheCrd) {
   EXPECT_EQ(c.spec.replication.write_quorum, 2);
   EXPECT_EQ(c.spec.storage.size, "10Gi");
   EXPECT_EQ(c.spec.storage.durability, "durable");
+  EXPECT_EQ(c.spec.storage.sync_delay_microseconds, 0);
   EXPECT_EQ(c.spec.storage.delete_policy, "Retain");
   EXPECT_EQ(c.spec.zones.topology_key, "topology.kubernetes.io/zone");
   EXPECT_FALSE(c.spec.zones.zone_aware);
@@ -267,6 +268,14 @@ TEST(ClusterSpecTest, ValidationNamesTheField) {
       {R"({"replicas":2})", "must not exceed spec.replicas"},
       {R"({"storage":{"durability":"fast"}})", "spec.storage.durability"},
       {R"({"storage":{"deletePolicy":"Keep"}})", "spec.storage.deletePolicy"},
+      {R"({"storage":{"syncDelayMicroseconds":-1}})",
+       "spec.storage.syncDelayMicroseconds must be in 0..100000, got -1"},
+      {R"({"storage":{"syncDelayMicroseconds":100001}})",
+       "spec.storage.syncDelayMicroseconds must be in 0..100000"},
+      {R"({"storage":{"syncDelayMicroseconds":"2ms"}})",
+       "spec.storage.syncDelayMicroseconds must be an integer"},
+      {R"({"storage":{"durability":"buffered","syncDelayMicroseconds":2000}})",
+       "applies to durable storage only"},
       {R"({"metrics":{"port":7000}})", "spec.metrics.port"},
       {R"({"metrics":{"slaSeconds":0}})", "slaSeconds"},
       {R"({"imagePullPolicy":"Sometimes"})", "imagePullPolicy"},
@@ -394,6 +403,27 @@ TEST(ReconcileTest, StatefulSetRunsTheNodeAsTheSpecSays) {
       EXPECT_EQ(svc->ref.name, "dyn");
       EXPECT_EQ(svc->body.At({"spec", "ports"}).size(), 2u);  // grpc and metrics
     }
+  }
+}
+
+TEST(ReconcileTest, TheSyncDelayReachesTheNodeOnlyWhenSet) {
+  auto args_of = [](const char* spec) {
+    Scene s(*json::Parse(spec));
+    s.obs = Observed{};
+    const Plan p = s.Run();
+    const auto applies = Find(p, Type::kApply, "StatefulSet");
+    return applies.empty() ? std::vector<std::string>{} : Args(applies.front()->body);
+  };
+  const std::vector<std::string> set = args_of(R"({"storage":{"syncDelayMicroseconds":2000}})");
+  ASSERT_FALSE(set.empty());
+  EXPECT_TRUE(Contains(set, "--sync-delay-us=2000"));
+  EXPECT_TRUE(Contains(set, "--durability=durable"));
+  // Unset or 0: no flag, so that clusters made before the field keep their pod template.
+  for (const char* spec : {"{}", R"({"storage":{"syncDelayMicroseconds":0}})"}) {
+    const std::vector<std::string> args = args_of(spec);
+    ASSERT_FALSE(args.empty()) << spec;
+    for (const std::string& a : args)
+      EXPECT_EQ(a.rfind("--sync-delay-us", 0), std::string::npos) << spec;
   }
 }
 

@@ -41,7 +41,8 @@ SPEC_FIELDS = {
 NESTED = {
     "replication": {"factor": ("integer", 3), "readQuorum": ("integer", 2), "writeQuorum": ("integer", 2)},
     "storage": {"size": ("string", "10Gi"), "storageClassName": ("string", None),
-                "durability": ("string", "durable"), "deletePolicy": ("string", "Retain")},
+                "durability": ("string", "durable"), "syncDelayMicroseconds": ("integer", 0),
+                "deletePolicy": ("string", "Retain")},
     "zones": {"topologyKey": ("string", "topology.kubernetes.io/zone"),
               "zoneAware": ("boolean", False)},
     "metrics": {"enabled": ("boolean", True), "port": ("integer", 9100),
@@ -65,6 +66,7 @@ EXPECTED_RULES = {
     (("spec", "replication", "factor"), "self == oldSelf"),
     (("spec", "replication"), "self.readQuorum >= 1 && self.readQuorum <= self.factor"),
     (("spec", "replication"), "self.writeQuorum >= 1 && self.writeQuorum <= self.factor"),
+    (("spec", "storage"), "self.durability == 'durable' || self.syncDelayMicroseconds == 0"),
 }
 
 
@@ -115,6 +117,9 @@ def check_contract(crd, app_version):
            "durability enum durable|buffered")
     expect(spec["properties"]["storage"]["properties"]["deletePolicy"].get("enum") == ["Retain", "Delete"],
            "deletePolicy enum Retain|Delete")
+    delay = spec["properties"]["storage"]["properties"]["syncDelayMicroseconds"]
+    expect((delay.get("minimum"), delay.get("maximum")) == (0, 100000),
+           "syncDelayMicroseconds 0..100000 (the node's --sync-delay-us)")
     vn = spec["properties"]["virtualNodes"]
     expect((vn.get("minimum"), vn.get("maximum")) == (1, 4096), "virtualNodes 1..4096")
     for name in ("factor", "readQuorum", "writeQuorum"):
@@ -237,6 +242,13 @@ def cases(base):
         ("member state 'down'", dict(with_spec(base), status=state_bad), None, False),
         ("durability 'sometimes'", with_spec(base, storage__durability="sometimes"), None, False),
         ("deletePolicy 'delete' (lower case)", with_spec(base, storage__deletePolicy="delete"), None, False),
+        ("syncDelayMicroseconds 2000, durable", with_spec(base, storage__syncDelayMicroseconds=2000), None, True),
+        ("syncDelayMicroseconds 0, buffered", with_spec(
+            base, storage={"durability": "buffered", "syncDelayMicroseconds": 0}), None, True),
+        ("syncDelayMicroseconds 2000, buffered", with_spec(
+            base, storage={"durability": "buffered", "syncDelayMicroseconds": 2000}), None, False),
+        ("syncDelayMicroseconds -1", with_spec(base, storage__syncDelayMicroseconds=-1), None, False),
+        ("syncDelayMicroseconds 100001", with_spec(base, storage__syncDelayMicroseconds=100001), None, False),
         ("partitions 100 (not a power of two)", with_spec(base, partitions=100), None, False),
         ("partitions 8", with_spec(base, partitions=8), None, False),
         ("partitions 131072", with_spec(base, partitions=131072), None, False),

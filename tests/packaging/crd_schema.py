@@ -21,6 +21,8 @@ RULES = {
         lambda s, o: 1 <= s["readQuorum"] <= s["factor"],
     "self.writeQuorum >= 1 && self.writeQuorum <= self.factor":
         lambda s, o: 1 <= s["writeQuorum"] <= s["factor"],
+    "self.durability == 'durable' || self.syncDelayMicroseconds == 0":
+        lambda s, o: s["durability"] == "durable" or s["syncDelayMicroseconds"] == 0,
     "self == oldSelf":
         lambda s, o: s == o,
 }

@@ -32,6 +32,8 @@ inline constexpr char kReplicationFactorAnnotation[] = "dynamo.dev/replication-f
 inline constexpr int kGrpcPort = 7000;
 inline constexpr int kVirtualNodesMax = 4096;
 inline constexpr int kReplicationFactorMax = 16;
+// The node's --sync-delay-us accepts 0 to this (node/server/options.cc).
+inline constexpr int kSyncDelayMicrosecondsMax = 100000;
 
 // spec.replication. The fields are not named n, r and w: YAML 1.1 (Helm,
 // kubectl) reads a bare `n` as the boolean false.
@@ -45,6 +47,9 @@ struct StorageSpec {
   std::string size = "10Gi";
   std::string storage_class_name;  // empty: the cluster's default class
   std::string durability = "durable";
+  // --sync-delay-us: a durable node waits this long before each log sync so
+  // that one fsync covers more writes; 0 (off) unless a write-heavy load asks.
+  int sync_delay_microseconds = 0;
   std::string delete_policy = "Retain";
 };
 
