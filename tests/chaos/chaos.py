@@ -80,6 +80,9 @@ def parse_args(argv):
     p.add_argument("--skew-max-s", type=int, default=20,
                    help="largest clock skew (s); the node stalls as long when its clock steps back")
     p.add_argument("--max-seconds", type=float, default=0, help="hard bound of the whole run")
+    p.add_argument("--node-flag", action="append", default=[], metavar="FLAG",
+                   help="a further dynamo-node flag for every node, e.g. "
+                        "--node-flag=--sync-delay-us=2000 (repeatable)")
     p.add_argument("--keep", action="store_true", help="keep data directories even on success")
     p.add_argument("--clean", action="store_true", help="remove the run directory on success")
     p.add_argument("--reap", action="store_true", help=argparse.SUPPRESS)
@@ -230,7 +233,8 @@ def percentile(values, p):
 class Run:
     def __init__(self, args):
         self.a = args
-        self.report = {"mode": args.mode, "seed": args.seed, "nodes": args.nodes}
+        self.report = {"mode": args.mode, "seed": args.seed, "nodes": args.nodes,
+                       "node_flags": args.node_flag}
         self.failed = []
         self.run_dir = None
         self.cluster = None
@@ -248,7 +252,8 @@ class Run:
         _log_file = open(os.path.join(self.run_dir, "chaos.log"), "a")
         log(f"chaos: mode {a.mode}, seed {a.seed}, {a.nodes} nodes, run directory {self.run_dir}")
         log(f"chaos: replay this schedule with: --mode {a.mode} --seed {a.seed}"
-            + (f" --minutes {a.minutes:g}" if a.mode != "short" else f" --fault-seconds {a.fault_seconds:g}"))
+            + (f" --minutes {a.minutes:g}" if a.mode != "short" else f" --fault-seconds {a.fault_seconds:g}")
+            + "".join(f" --node-flag={f}" for f in a.node_flag))
         self.state = cl.State(self.run_dir, os.path.abspath(a.node))
         self.state.update()
         if a.loopback:
@@ -271,7 +276,8 @@ class Run:
         if disk_node is None:
             log("chaos: cannot mount a tmpfs: full disk SKIPPED (needs root)")
         self.cluster = cl.Cluster(a.nodes, self.lab, os.path.abspath(a.node), self.run_dir, stubs,
-                                  self.state, log, skew_node=skew_node, disk_node=disk_node)
+                                  self.state, log, skew_node=skew_node, disk_node=disk_node,
+                                  extra_flags=a.node_flag)
         log("chaos: starting nodes")
         waited = self.cluster.start(timeout=180)
         log(f"chaos: cluster healthy after {waited:.1f} s: "

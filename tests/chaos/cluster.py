@@ -149,7 +149,7 @@ class Node:
         return self.cluster.lab.exec_prefix(self.index) + [
             self.cluster.node_binary, f"--node-id={self.id}", f"--listen={self.address}",
             f"--advertise={self.address}", f"--http={self.http_address}",
-            f"--data-dir={self.data_dir}", f"--seeds={seeds}"] + NODE_FLAGS
+            f"--data-dir={self.data_dir}", f"--seeds={seeds}"] + self.cluster.node_flags
 
     def environment(self):
         env = dict(os.environ)
@@ -304,10 +304,11 @@ class Stubs:
 
 class Cluster:
     def __init__(self, n, lab, node_binary, run_dir, stubs, state, log,
-                 skew_node=None, disk_node=None, disk_mb=192):
+                 skew_node=None, disk_node=None, disk_mb=192, extra_flags=()):
         self.lock = threading.RLock()
         self.lab = lab
         self.node_binary = node_binary
+        self.node_flags = NODE_FLAGS + list(extra_flags)  # later flags win
         self.dir = run_dir
         self.stubs = stubs
         self.state = state
