@@ -422,8 +422,9 @@ TEST(ReconcileTest, TheSyncDelayReachesTheNodeOnlyWhenSet) {
   for (const char* spec : {"{}", R"({"storage":{"syncDelayMicroseconds":0}})"}) {
     const std::vector<std::string> args = args_of(spec);
     ASSERT_FALSE(args.empty()) << spec;
-    for (const std::string& a : args)
+    for (const std::string& a : args) {
       EXPECT_EQ(a.rfind("--sync-delay-us", 0), std::string::npos) << spec;
+    }
   }
 }
 
