@@ -263,6 +263,21 @@ TEST_F(OperatorTest, SpecChangesReachTheStatefulSet) {
     auto c = Get(k8s::DynamoClusters(), "dyn");
     return c && (*c).At({"status", "observedGeneration"}).AsInt() == 2;
   }));
+  // A storage setting that becomes a node flag.
+  ASSERT_TRUE(
+      client_
+          ->MergePatch(k8s::DynamoClusters(), kNs, "dyn",
+                       *json::Parse(R"({"spec":{"storage":{"syncDelayMicroseconds":2000}}})"))
+          .ok());
+  EXPECT_TRUE(WaitFor([&] {
+    auto sts = Get(k8s::StatefulSets(), "dyn");
+    if (!sts) return false;
+    for (const Value& a :
+         (*sts).At({"spec", "template", "spec", "containers"}).AsArray()[0]["args"].AsArray()) {
+      if (a.AsString() == "--sync-delay-us=2000") return true;
+    }
+    return false;
+  }));
   // Scale up grows the StatefulSet at once (fake pods: nothing to join).
   ASSERT_TRUE(client_
                   ->MergePatch(k8s::DynamoClusters(), kNs, "dyn",
@@ -329,6 +344,11 @@ TEST_F(OperatorTest, TheCrdRefusesBadReplicationAndAFactorChange) {
   EXPECT_FALSE(s.ok());
   s = create("quorum", *json::Parse(R"({"replication":{"factor":3,"writeQuorum":4}})"));
   EXPECT_NE(s.message().find("writeQuorum"), std::string::npos) << s;
+  s = create("delay",
+             *json::Parse(R"({"storage":{"durability":"buffered","syncDelayMicroseconds":2000}})"));
+  EXPECT_NE(s.message().find("syncDelayMicroseconds applies to durable storage only"),
+            std::string::npos)
+      << s;
 
   ASSERT_TRUE(create("dyn", *json::Parse(R"({"replicas":5})")).ok());
   auto cluster = Get(k8s::DynamoClusters(), "dyn");
