@@ -98,6 +98,17 @@ class OperatorTest : public ::testing::Test {
     auto l = client_->List(type, kNs);
     return l.ok() ? l->items : std::vector<Value>{};
   }
+  // The node container's args of a StatefulSet; empty while it does not exist.
+  std::vector<std::string> NodeArgs(const std::string& stateful_set) {
+    std::vector<std::string> out;
+    auto sts = Get(k8s::StatefulSets(), stateful_set);
+    if (!sts) return out;
+    for (const Value& a :
+         (*sts).At({"spec", "template", "spec", "containers"}).AsArray()[0]["args"].AsArray()) {
+      out.push_back(a.AsString());
+    }
+    return out;
+  }
   std::string Condition(const std::string& cluster, const std::string& type,
                         const std::string& field = "status") {
     auto c = Get(k8s::DynamoClusters(), cluster);
@@ -270,13 +281,8 @@ TEST_F(OperatorTest, SpecChangesReachTheStatefulSet) {
                        *json::Parse(R"({"spec":{"storage":{"syncDelayMicroseconds":2000}}})"))
           .ok());
   EXPECT_TRUE(WaitFor([&] {
-    auto sts = Get(k8s::StatefulSets(), "dyn");
-    if (!sts) return false;
-    for (const Value& a :
-         (*sts).At({"spec", "template", "spec", "containers"}).AsArray()[0]["args"].AsArray()) {
-      if (a.AsString() == "--sync-delay-us=2000") return true;
-    }
-    return false;
+    const std::vector<std::string> args = NodeArgs("dyn");
+    return std::find(args.begin(), args.end(), "--sync-delay-us=2000") != args.end();
   }));
   // Scale up grows the StatefulSet at once (fake pods: nothing to join).
   ASSERT_TRUE(client_
@@ -378,17 +384,7 @@ TEST_F(OperatorTest, AReplicationFactorChangeIsRefusedWithoutRollingPods) {
           ->Create(k8s::DynamoClusters(), kNs, ClusterObject("dyn", Value::Obj({{"replicas", 3}})))
           .ok());
   ASSERT_TRUE(WaitFor([&] { return List(k8s::Pods()).size() == 3; }));
-  const auto args = [&] {
-    std::vector<std::string> out;
-    auto sts = Get(k8s::StatefulSets(), "dyn");
-    if (!sts) return out;
-    for (const Value& a :
-         (*sts).At({"spec", "template", "spec", "containers"}).AsArray()[0]["args"].AsArray()) {
-      out.push_back(a.AsString());
-    }
-    return out;
-  };
-  const std::vector<std::string> before = args();
+  const std::vector<std::string> before = NodeArgs("dyn");
   EXPECT_NE(std::find(before.begin(), before.end(), "--replicas=3"), before.end());
   const int64_t generation =
       Get(k8s::StatefulSets(), "dyn")->At({"metadata", "generation"}).AsInt();
@@ -401,7 +397,7 @@ TEST_F(OperatorTest, AReplicationFactorChangeIsRefusedWithoutRollingPods) {
     return Condition("dyn", "Degraded", "reason") == "ReplicationFactorImmutable";
   })) << Condition("dyn", "Degraded", "message");
   std::this_thread::sleep_for(std::chrono::seconds(3));
-  EXPECT_EQ(args(), before);
+  EXPECT_EQ(NodeArgs("dyn"), before);
   EXPECT_EQ(Get(k8s::StatefulSets(), "dyn")->At({"metadata", "generation"}).AsInt(), generation);
   EXPECT_EQ(EventCount("ReplicationFactorImmutable"), 1);
 }
