@@ -111,6 +111,7 @@ class DynamoDriver final : public Driver {
     co.deadline_ms = options_.timeout_ms;
     co.attempt_timeout_ms = options_.timeout_ms;
     co.attempts_max = options_.attempts;
+    co.pipes = options_.pipes;
     absl::StatusOr<std::unique_ptr<client::Client>> c = client::Client::Create(co);
     if (!c.ok()) return c.status();
     client_ = *std::move(c);
@@ -168,7 +169,7 @@ class DynamoDriver final : public Driver {
     return Cat("dynamo ", options_.routing, "-driven via dynamo_client (", topology_line_,
                "; quorum n=", options_.n, " r=", options_.r, " w=", options_.w,
                " (0 = cluster default); contexts ", options_.context_cache ? "cached" : "none",
-               ")");
+               options_.pipes ? "; requests on pipes" : "", ")");
   }
 
   std::string Notes() const override {

@@ -7,12 +7,14 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <type_traits>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "dynamo/base/strings.h"
 #include "dynamo/v1/kv.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "pipe_pool.h"
 #include "retry.h"
 #include "router.h"
 
@@ -75,10 +77,61 @@ class Client::Impl {
 
   const ClientOptions& options() const { return options_; }
 
-  // Runs one request: picks nodes by the routing mode and retries on another
-  // node while the failure is retryable, the attempts last and the deadline
-  // allows. `attempt` sends the request on a stub within a prepared context.
-  using Attempt = std::function<grpc::Status(v1::KV::Stub&, grpc::ClientContext&)>;
+  // Runs one Get, Put or Delete: picks nodes by the routing mode and retries
+  // on another node while the failure is retryable, the attempts last and
+  // the deadline allows. The request is built once, in a PipeRequest, and
+  // each attempt sends it on a pipe or as a unary call; the result lands in
+  // *response.
+  template <typename Response>
+  absl::Status Run(std::string_view key, v1::PipeRequest& request, Response* response) {
+    return Run(key, [&](Channel& channel, grpc::ClientContext& context,
+                        std::chrono::system_clock::time_point deadline) {
+      response->Clear();
+      if (channel.pipes != nullptr) return PipeAttempt(*channel.pipes, request, response, deadline);
+      if constexpr (std::is_same_v<Response, v1::GetResponse>) {
+        return channel.kv->Get(&context, request.get(), response);
+      } else if constexpr (std::is_same_v<Response, v1::PutResponse>) {
+        return channel.kv->Put(&context, request.put(), response);
+      } else {
+        return channel.kv->Delete(&context, request.delete_(), response);
+      }
+    });
+  }
+
+  // A node's channel, its KV stub, and its pipes when the client uses them.
+  struct Channel {
+    std::shared_ptr<grpc::Channel> channel;
+    std::shared_ptr<v1::KV::Stub> kv;
+    std::shared_ptr<internal::PipePool> pipes;
+  };
+  using Attempt = std::function<grpc::Status(Channel&, grpc::ClientContext&,
+                                             std::chrono::system_clock::time_point deadline)>;
+
+  // One attempt on a pipe: the request's own status, as a unary call's.
+  template <typename Response>
+  static grpc::Status PipeAttempt(internal::PipePool& pipes, v1::PipeRequest& request,
+                                  Response* response,
+                                  std::chrono::system_clock::time_point deadline) {
+    request.set_timeout_ms(static_cast<uint32_t>(std::max<int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(
+               deadline - std::chrono::system_clock::now())
+               .count())));
+    v1::PipeResponse answer;
+    grpc::Status status = pipes.Call(request, &answer, deadline);
+    if (!status.ok()) return status;
+    if (answer.code() != grpc::StatusCode::OK) {
+      return grpc::Status(static_cast<grpc::StatusCode>(answer.code()), answer.message());
+    }
+    if constexpr (std::is_same_v<Response, v1::GetResponse>) {
+      *response = std::move(*answer.mutable_get());
+    } else if constexpr (std::is_same_v<Response, v1::PutResponse>) {
+      *response = std::move(*answer.mutable_put());
+    } else {
+      *response = std::move(*answer.mutable_delete_());
+    }
+    return grpc::Status::OK;
+  }
+
   absl::Status Run(std::string_view key, const Attempt& attempt) {
     ++calls_;
     const int64_t start_ms = SteadyMs();
@@ -99,12 +152,15 @@ class Client::Impl {
       const std::string& address = plan[(n - 1) % plan.size()];
       const int64_t now_ms = SteadyMs();
       grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() +
-                           std::chrono::milliseconds(std::max<int64_t>(
-                               1, std::min(options_.attempt_timeout_ms, deadline_ms - now_ms))));
+      const auto attempt_deadline =
+          std::chrono::system_clock::now() +
+          std::chrono::milliseconds(
+              std::max<int64_t>(1, std::min(options_.attempt_timeout_ms, deadline_ms - now_ms)));
+      context.set_deadline(attempt_deadline);
       ++attempts_;
       if (n > 1) ++retries_;
-      const grpc::Status status = attempt(*StubFor(address), context);
+      Channel channel = ChannelFor(address);
+      const grpc::Status status = attempt(channel, context, attempt_deadline);
       if (status.ok()) {
         absl::MutexLock lock(&mu_);
         health_.MarkSucceeded(address);
@@ -172,7 +228,7 @@ class Client::Impl {
           std::chrono::system_clock::now() +
           std::chrono::milliseconds(std::min(options_.attempt_timeout_ms, deadline_ms - now_ms)));
       v1::TopologyResponse response;
-      const grpc::Status status = StubFor(address)->Topology(&context, {}, &response);
+      const grpc::Status status = ChannelFor(address).kv->Topology(&context, {}, &response);
       if (!status.ok()) {
         last = absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                             Cat(address, ": ", status.error_message()));
@@ -217,10 +273,6 @@ class Client::Impl {
   }
 
  private:
-  struct Stubs {
-    std::shared_ptr<grpc::Channel> channel;
-    std::shared_ptr<v1::KV::Stub> kv;
-  };
 
   // Refreshes the topology when it is due and no other thread is at it. The
   // first one is waited for (client-driven routing needs it); later ones too,
@@ -251,7 +303,7 @@ class Client::Impl {
                                     rotation_++, health_, now_ms);
   }
 
-  std::shared_ptr<v1::KV::Stub> StubFor(const std::string& address) {
+  Channel ChannelFor(const std::string& address) {
     absl::MutexLock lock(&mu_);
     auto it = stubs_.find(address);
     if (it != stubs_.end()) {
@@ -261,7 +313,7 @@ class Client::Impl {
       // we want to know now: a new channel connects at once, and to a node
       // still down fails within a millisecond (connection refused).
       if (it->second.channel->GetState(false) != GRPC_CHANNEL_TRANSIENT_FAILURE) {
-        return it->second.kv;
+        return it->second;
       }
       stubs_.erase(it);
     }
@@ -279,10 +331,11 @@ class Client::Impl {
     // Its own connection, not one shared through gRPC's global subchannel
     // pool with the channel just dropped (which would inherit its wait).
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    Stubs stubs;
-    stubs.channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-    stubs.kv = v1::KV::NewStub(stubs.channel);
-    return stubs_.emplace(address, std::move(stubs)).first->second.kv;
+    Channel channel;
+    channel.channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    channel.kv = v1::KV::NewStub(channel.channel);
+    if (options_.pipes) channel.pipes = std::make_shared<internal::PipePool>(channel.kv);
+    return stubs_.emplace(address, std::move(channel)).first->second;
   }
 
   double Random01() {
@@ -304,7 +357,7 @@ class Client::Impl {
   bool refreshing_ ABSL_GUARDED_BY(mu_) = false;
   internal::HealthTracker health_ ABSL_GUARDED_BY(mu_);
   uint64_t rotation_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, Stubs> stubs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Channel> stubs_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -339,14 +392,12 @@ absl::StatusOr<GetResult> Client::Get(std::string_view key, const GetOptions& op
     return absl::InvalidArgumentError(
         "Get with resolve needs a resolver (GetOptions or ClientOptions)");
   }
-  v1::GetRequest request;
+  v1::PipeRequest envelope;
+  v1::GetRequest& request = *envelope.mutable_get();
   request.set_key(std::string(key));
   SetQuorum(options.quorum, impl_->options().quorum, request.mutable_quorum());
   v1::GetResponse response;
-  absl::Status status = impl_->Run(key, [&](v1::KV::Stub& stub, grpc::ClientContext& context) {
-    response.Clear();
-    return stub.Get(&context, request, &response);
-  });
+  absl::Status status = impl_->Run(key, envelope, &response);
   if (!status.ok()) return status;
   GetResult result = FromResponse(response);
   if (!options.resolve || result.siblings.size() < 2) return result;
@@ -364,31 +415,27 @@ absl::StatusOr<GetResult> Client::Get(std::string_view key, const GetOptions& op
 
 absl::StatusOr<WriteResult> Client::Put(std::string_view key, std::string_view value,
                                         std::string_view context, const WriteOptions& options) {
-  v1::PutRequest request;
+  v1::PipeRequest envelope;
+  v1::PutRequest& request = *envelope.mutable_put();
   request.set_key(std::string(key));
   request.set_value(std::string(value));
   request.set_context(std::string(context));
   SetQuorum(options.quorum, impl_->options().quorum, request.mutable_quorum());
   v1::PutResponse response;
-  absl::Status status = impl_->Run(key, [&](v1::KV::Stub& stub, grpc::ClientContext& ctx) {
-    response.Clear();
-    return stub.Put(&ctx, request, &response);
-  });
+  absl::Status status = impl_->Run(key, envelope, &response);
   if (!status.ok()) return status;
   return WriteResult{std::move(*response.mutable_context())};
 }
 
 absl::StatusOr<WriteResult> Client::Delete(std::string_view key, std::string_view context,
                                            const WriteOptions& options) {
-  v1::DeleteRequest request;
+  v1::PipeRequest envelope;
+  v1::DeleteRequest& request = *envelope.mutable_delete_();
   request.set_key(std::string(key));
   request.set_context(std::string(context));
   SetQuorum(options.quorum, impl_->options().quorum, request.mutable_quorum());
   v1::DeleteResponse response;
-  absl::Status status = impl_->Run(key, [&](v1::KV::Stub& stub, grpc::ClientContext& ctx) {
-    response.Clear();
-    return stub.Delete(&ctx, request, &response);
-  });
+  absl::Status status = impl_->Run(key, envelope, &response);
   if (!status.ok()) return status;
   return WriteResult{std::move(*response.mutable_context())};
 }

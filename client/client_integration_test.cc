@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "ctl/admin_rpc.h"
 #include "ctl/process.h"
@@ -19,8 +20,12 @@ namespace {
 using testing::LocalCluster;
 using testing::LocalClusterOptions;
 
-std::string RoutingName(const ::testing::TestParamInfo<Routing>& info) {
-  return info.param == Routing::kClientDriven ? "ClientDriven" : "ServerDriven";
+// How a test's client sends: its routing, and pipes or unary calls.
+using Mode = std::tuple<Routing, bool>;
+
+std::string ModeName(const ::testing::TestParamInfo<Mode>& info) {
+  return Cat(std::get<0>(info.param) == Routing::kClientDriven ? "ClientDriven" : "ServerDriven",
+             std::get<1>(info.param) ? "OnPipes" : "");
 }
 
 std::vector<std::string> Values(const GetResult& r) {
@@ -54,10 +59,11 @@ class ClusterTest : public ::testing::Test {
 
   // A client seeded with one node only: the others are learned from it.
   std::unique_ptr<Client> MakeClient(Routing routing, int seed = 0,
-                                     int64_t ring_refresh_interval_ms = 30000) {
+                                     int64_t ring_refresh_interval_ms = 30000, bool pipes = false) {
     ClientOptions options;
     options.seeds = {cluster_->address(seed)};
     options.routing = routing;
+    options.pipes = pipes;
     options.ring_refresh_interval_ms = ring_refresh_interval_ms;
     absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(options);
     EXPECT_TRUE(c.ok()) << c.status();
@@ -83,10 +89,16 @@ class ClusterTest : public ::testing::Test {
   std::unique_ptr<LocalCluster> cluster_;
 };
 
-class ClientClusterTest : public ClusterTest, public ::testing::WithParamInterface<Routing> {};
+// The client's semantics, in each routing mode, on unary calls and on pipes.
+class ClientClusterTest : public ClusterTest, public ::testing::WithParamInterface<Mode> {
+ protected:
+  std::unique_ptr<Client> MakeClient(int seed = 0) {
+    return ClusterTest::MakeClient(std::get<0>(GetParam()), seed, 30000, std::get<1>(GetParam()));
+  }
+};
 
 TEST_P(ClientClusterTest, PutGetDeleteWithContexts) {
-  std::unique_ptr<Client> client = MakeClient(GetParam());
+  std::unique_ptr<Client> client = MakeClient();
   ASSERT_NE(client, nullptr);
 
   absl::StatusOr<GetResult> missing = client->Get("never-written");
@@ -132,7 +144,7 @@ TEST_P(ClientClusterTest, PutGetDeleteWithContexts) {
 }
 
 TEST_P(ClientClusterTest, InvalidArgumentIsNeverRetried) {
-  std::unique_ptr<Client> client = MakeClient(GetParam());
+  std::unique_ptr<Client> client = MakeClient();
   ASSERT_NE(client, nullptr);
   ASSERT_TRUE(client->Put("warm-up", "x").ok());  // the topology is learned by now
   const ClientStats before = client->stats();
@@ -155,8 +167,8 @@ TEST_P(ClientClusterTest, InvalidArgumentIsNeverRetried) {
 }
 
 TEST_P(ClientClusterTest, ConcurrentBlindPutsMakeSiblingsThatUpdateMerges) {
-  std::unique_ptr<Client> a = MakeClient(GetParam(), 0);
-  std::unique_ptr<Client> b = MakeClient(GetParam(), 1);
+  std::unique_ptr<Client> a = MakeClient(0);
+  std::unique_ptr<Client> b = MakeClient(1);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   for (const std::string key : {"cart", "profile"}) {
@@ -202,7 +214,7 @@ TEST_P(ClientClusterTest, ConcurrentBlindPutsMakeSiblingsThatUpdateMerges) {
 }
 
 TEST_P(ClientClusterTest, SurvivesKillNineOfANode) {
-  std::unique_ptr<Client> client = MakeClient(GetParam(), 0);
+  std::unique_ptr<Client> client = MakeClient(0);
   ASSERT_NE(client, nullptr);
   constexpr int kKeys = 30;
   for (int i = 0; i < kKeys; ++i) ASSERT_TRUE(client->Put(Cat("k", i), "before").ok());
@@ -226,9 +238,11 @@ TEST_P(ClientClusterTest, SurvivesKillNineOfANode) {
   EXPECT_GT(client->stats().retries, 0u) << "no request went to the killed node";
 }
 
-INSTANTIATE_TEST_SUITE_P(Routing, ClientClusterTest,
-                         ::testing::Values(Routing::kServerDriven, Routing::kClientDriven),
-                         RoutingName);
+INSTANTIATE_TEST_SUITE_P(Modes, ClientClusterTest,
+                         ::testing::Combine(::testing::Values(Routing::kServerDriven,
+                                                              Routing::kClientDriven),
+                                            ::testing::Bool()),
+                         ModeName);
 
 // The paper's client-driven coordination, on 3 nodes with N = 2 (so that
 // some node is not a replica of a key): each request goes straight to one of

@@ -31,6 +31,8 @@ int64_t TimeoutMs(const grpc::ServerContext& context) {
 
 constexpr char kShuttingDown[] = "node is shutting down: retry elsewhere";
 constexpr char kOverloaded[] = "node is overloaded (request queue full): retry later or elsewhere";
+constexpr char kWrongToken[] =
+    "missing or wrong bearer token (metadata 'authorization: Bearer <token>')";
 constexpr char kPeerCertificateNeeded[] =
     "node-to-node calls need a client certificate signed by the cluster CA";
 
@@ -114,9 +116,7 @@ void PostClientOrRefuse(Impl* impl, Impl::UnaryCallEnd* call, Impl::Task task) {
 template <typename Call>
 bool AdmitClient(Impl* impl, Call* call) {
   if (!impl->AllowsClient(&call->context())) {
-    call->Finish(grpc::Status(
-        grpc::StatusCode::UNAUTHENTICATED,
-        "missing or wrong bearer token (metadata 'authorization: Bearer <token>')"));
+    call->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kWrongToken));
     return false;
   }
   if (!impl->BeginClientCall()) {
@@ -149,6 +149,137 @@ void HandleTopology(Impl* impl, UnaryCall<v1::TopologyRequest, v1::TopologyRespo
     impl->EndClientCall();
   });
 }
+
+// A client's KV.Pipe: Get, Put and Delete requests on one stream, one at a
+// time. Its operations run in a chain, one in flight at a time, so the
+// stream needs no queue: asked of the server, then read a request, hand it
+// to the stepper, which ends it with Finish (this class is its
+// UnaryCallEnd), write the response, read the next; a failed read or write,
+// or a refusal while the node drains, ends the stream with Finish, whose
+// completion deletes it.
+class ClientPipe final : public Impl::UnaryCallEnd {
+ public:
+  static void Ask(Impl* impl, v1::KV::AsyncService* service, grpc::ServerCompletionQueue* cq,
+                  const CompletionLoop* loop) {
+    auto* pipe = new ClientPipe(impl, service, cq, loop);
+    service->RequestPipe(&pipe->context_, &pipe->stream_, cq, cq, pipe->asked_.tag());
+  }
+
+  // The stepper's answer, or a refusal on the loop's thread: write it.
+  void Finish(const grpc::Status& status) override {
+    response_.set_code(status.error_code());
+    if (!status.ok()) {
+      response_.set_message(status.error_message());
+      response_.clear_result();
+    }
+    // Refused because the node drains: the client retries elsewhere, and
+    // this stream ends once the answer has left.
+    end_after_write_ = status.error_code() == grpc::StatusCode::UNAVAILABLE && impl_->draining();
+    stream_.Write(response_, written_.tag());
+  }
+
+ private:
+  ClientPipe(Impl* impl, v1::KV::AsyncService* service, grpc::ServerCompletionQueue* cq,
+             const CompletionLoop* loop)
+      : impl_(impl), service_(service), cq_(cq), loop_(loop) {}
+
+  void OnAsked(bool ok) {
+    if (!ok || loop_->stopping()) {  // no stream came (see UnaryCall::Done)
+      delete this;
+      return;
+    }
+    Ask(impl_, service_, cq_, loop_);
+    ReadNext();
+  }
+
+  void ReadNext() {
+    request_.Clear();
+    stream_.Read(&request_, read_.tag());
+  }
+
+  void OnRead(bool ok) {
+    if (!ok) {  // the client closed its side, or the stream broke
+      End(grpc::Status::OK);
+      return;
+    }
+    response_.Clear();
+    response_.set_id(request_.id());
+    // The token is checked on every request, as on every unary call: a
+    // rotated token takes effect on open pipes too.
+    if (!impl_->AllowsClient(&context_)) {
+      End(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, kWrongToken));
+      return;
+    }
+    core::ClientRequest client;
+    client.timeout_ms = request_.timeout_ms();
+    const char* op = nullptr;
+    switch (request_.op_case()) {
+      case v1::PipeRequest::kGet:
+        client.op = std::move(*request_.mutable_get());
+        op = "get";
+        break;
+      case v1::PipeRequest::kPut:
+        client.op = std::move(*request_.mutable_put());
+        op = "put";
+        break;
+      case v1::PipeRequest::kDelete:
+        client.op = std::move(*request_.mutable_delete_());
+        op = "delete";
+        break;
+      case v1::PipeRequest::OP_NOT_SET:
+        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "a pipe request holds one of get, put or delete"));
+        return;
+    }
+    if (!impl_->BeginClientCall()) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDown));
+      return;
+    }
+    Impl::PendingClient pending{this, response_.mutable_get(), op, Clock::now()};
+    if (request_.has_put()) pending.response = response_.mutable_put();
+    if (request_.has_delete_()) pending.response = response_.mutable_delete_();
+    Impl* impl = impl_;
+    PostClientOrRefuse(impl_, this,
+                       [impl, pending, client = std::move(client)](
+                           core::Node& node, int64_t now, core::Outputs* out) mutable {
+                         const uint64_t id = impl->AddClient(pending);
+                         node.HandleClient(id, std::move(client), now, out);
+                       });
+  }
+
+  void OnWritten(bool ok) {
+    if (loop_->stopping()) {  // the queue shuts down: start nothing more
+      delete this;
+      return;
+    }
+    if (!ok) {  // the stream broke: Finish says so, if anyone still listens
+      End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "pipe broken"));
+      return;
+    }
+    if (end_after_write_) {
+      End(grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDown));
+      return;
+    }
+    ReadNext();
+  }
+
+  void End(const grpc::Status& status) { stream_.Finish(status, finished_.tag()); }
+  void OnFinished(bool) { delete this; }
+
+  Impl* const impl_;
+  v1::KV::AsyncService* const service_;
+  grpc::ServerCompletionQueue* const cq_;
+  const CompletionLoop* const loop_;
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<v1::PipeResponse, v1::PipeRequest> stream_{&context_};
+  MemberTag<ClientPipe, &ClientPipe::OnAsked> asked_{this};
+  MemberTag<ClientPipe, &ClientPipe::OnRead> read_{this};
+  MemberTag<ClientPipe, &ClientPipe::OnWritten> written_{this};
+  MemberTag<ClientPipe, &ClientPipe::OnFinished> finished_{this};
+  v1::PipeRequest request_;
+  v1::PipeResponse response_;
+  bool end_after_write_ = false;
+};
 
 // The latency metric a replica request counts in ("read", "write"), if any.
 std::string OpName(const v1::Envelope& request) {
@@ -461,6 +592,7 @@ void Services::ListenKvAndReplica(grpc::ServerCompletionQueue* cq, const Complet
          [impl](auto* c) { HandleClient(impl, c, "delete"); });
   Listen(&m.topology, &kv, cq, loop, &KV::RequestTopology,
          [impl](auto* c) { HandleTopology(impl, c); });
+  for (int i = 0; i < kAsked; ++i) ClientPipe::Ask(impl, &kv, cq, loop);
   using Replica = v1::Replica::AsyncService;
   Listen(&m.call, &replica, cq, loop, &Replica::RequestCall,
          [impl](auto* c) { HandleReplicaCall(impl, c); });

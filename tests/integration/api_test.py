@@ -311,6 +311,83 @@ class MessageLimitBuffered(MessageLimit):
 
     LIMITS = MessageLimit.LIMITS + ("--durability=buffered",)
 
+class Pipe(unittest.TestCase):
+    """KV.Pipe: Get, Put and Delete on one long-lived stream, one at a time."""
+
+    def setUp(self):
+        self.c = Cluster(3).start()
+
+    def tearDown(self):
+        self.c.close()
+
+    def open(self, node):
+        """A pipe to node: ask(id, op=...) sends one request and returns its response."""
+        kv_pb2 = stubs()[0]
+        requests = queue.Queue()
+
+        def send():  # the stream stays open until None
+            while (r := requests.get()) is not None:
+                yield r
+        responses = node.kv().Pipe(send(), timeout=60)
+
+        def ask(request_id, **op):
+            requests.put(kv_pb2.PipeRequest(id=request_id, **op))
+            response = next(responses)
+            self.assertEqual(response.id, request_id)
+            return response
+        return ask, requests, responses
+
+    def test_each_request_gets_its_answer_and_bad_ones_do_not_end_the_pipe(self):
+        kv_pb2 = stubs()[0]
+        n = self.c.nodes[0]
+        ask, requests, responses = self.open(n)
+        OK, INVALID = 0, grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+        put = ask(1, put=kv_pb2.PutRequest(key=b"k", value=b"v1"))
+        self.assertEqual((put.code, put.WhichOneof("result")), (OK, "put"), put.message)
+        nothing = ask(2)
+        self.assertEqual(nothing.code, INVALID)
+        self.assertIn("one of get, put or delete", nothing.message)
+        self.assertIsNone(nothing.WhichOneof("result"))
+        empty = ask(3, put=kv_pb2.PutRequest(key=b"", value=b"v"))
+        self.assertEqual(empty.code, INVALID)
+        self.assertIn("key must not be empty", empty.message)
+        quorum = ask(4, get=kv_pb2.GetRequest(key=b"k", quorum=kv_pb2.Quorum(n=7)))
+        self.assertEqual(quorum.code, INVALID)
+        self.assertIn("n=7", quorum.message)
+
+        got = ask(5, get=kv_pb2.GetRequest(key=b"k"))
+        self.assertEqual((got.code, got.WhichOneof("result")), (OK, "get"), got.message)
+        self.assertEqual([s.value for s in got.get.siblings], [b"v1"])
+        # One store: what the pipe wrote, a unary call on another node reads.
+        self.assertEqual([s.value for s in self.c.nodes[1].get(b"k").siblings], [b"v1"])
+        updated = ask(6, put=kv_pb2.PutRequest(key=b"k", value=b"v2", context=got.get.context))
+        self.assertEqual(updated.code, OK, updated.message)
+        self.assertEqual([s.value for s in self.c.nodes[2].get(b"k").siblings], [b"v2"])
+        deleted = ask(7, delete=kv_pb2.DeleteRequest(key=b"k", context=updated.put.context))
+        self.assertEqual((deleted.code, deleted.WhichOneof("result")), (OK, "delete"))
+        self.assertFalse(ask(8, get=kv_pb2.GetRequest(key=b"k")).get.found)
+
+        requests.put(None)  # the client closes: the stream ends, OK
+        self.assertIsNone(next(responses, None))
+        self.assertTrue(n.alive())
+
+    def test_an_unreachable_quorum_is_the_requests_status_not_the_streams(self):
+        kv_pb2 = stubs()[0]
+        n0, n1, n2 = self.c.nodes
+        ask, requests, _ = self.open(n0)
+        self.assertEqual(ask(1, put=kv_pb2.PutRequest(key=b"k", value=b"v")).code, 0)
+        n1.kill()
+        n2.kill()
+        UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
+        put = ask(2, timeout_ms=3000, put=kv_pb2.PutRequest(key=b"k", value=b"v", quorum=kv_pb2.Quorum(w=2)))
+        self.assertEqual(put.code, UNAVAILABLE)
+        self.assertIn("quorum", put.message)
+        # W=1 is still writable, on the same pipe.
+        self.assertEqual(ask(3, put=kv_pb2.PutRequest(key=b"k", value=b"v", quorum=kv_pb2.Quorum(w=1))).code, 0)
+        requests.put(None)
+
+
 class Operations(unittest.TestCase):
     def test_metrics_health_and_graceful_shutdown(self):
         c = Cluster(3).start()
@@ -346,7 +423,32 @@ class Operations(unittest.TestCase):
                     if e.code() != grpc.StatusCode.UNAVAILABLE:
                         errors.append(e)
                     return
+        def load_on_a_pipe():
+            # A pipe's request after the drain began is refused with UNAVAILABLE,
+            # and then the stream ends with it (or with the node's stop).
+            kv_pb2 = stubs()[0]
+            requests = queue.Queue()
+            responses = n.kv().Pipe(iter(requests.get, None), timeout=60)
+            try:
+                for i in range(100000):
+                    requests.put(kv_pb2.PipeRequest(
+                        id=i, put=kv_pb2.PutRequest(key=b"p%d" % i, value=b"v")))
+                    r = next(responses, None)
+                    if r is None:
+                        errors.append("the pipe ended without a refusal or an error")
+                        return
+                    if r.code == grpc.StatusCode.UNAVAILABLE.value[0]:
+                        return
+                    if r.code != 0:
+                        errors.append(r)
+                        return
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE:
+                    errors.append(e)
+            finally:
+                requests.put(None)
         threads = [threading.Thread(target=load, args=(c,)) for c in range(4)]
+        threads.append(threading.Thread(target=load_on_a_pipe))
         for t in threads:
             t.start()
         wait_until(lambda: n.metric('dynamo_requests_total{op="put",code="OK"}') >= 60, 10, "load")

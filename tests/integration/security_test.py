@@ -104,6 +104,18 @@ class Security(unittest.TestCase):
                 self.put(self.c.nodes[0], b"k", token=token)
             self.assertEqual(e.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
 
+    def test_a_pipe_needs_the_token_too(self):
+        kv_pb2 = stubs()[0]
+        request = kv_pb2.PipeRequest(id=1, put=kv_pb2.PutRequest(key=b"piped", value=b"v"))
+        for token in (None, "wrong"):
+            md = [("authorization", f"Bearer {token}")] if token else []
+            with self.assertRaises(grpc.RpcError) as e:
+                list(self.kv(self.c.nodes[0]).Pipe(iter([request]), metadata=md, timeout=5))
+            self.assertEqual(e.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        answers = list(self.kv(self.c.nodes[0]).Pipe(
+            iter([request]), metadata=[("authorization", "Bearer s3cret-client")], timeout=5))
+        self.assertEqual([(a.id, a.code) for a in answers], [(1, 0)])
+
     def test_plaintext_client_is_refused(self):
         kv_pb2, kv_pb2_grpc, _, _ = stubs()
         stub = kv_pb2_grpc.KVStub(grpc.insecure_channel(self.c.nodes[0].address))
