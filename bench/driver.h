@@ -42,7 +42,7 @@ struct DriverOptions {
   int attempts = 1;                // per call; >1 lets the client library retry
   bool context_cache = true;       // updates carry the last context seen for the key
   size_t wait_nodes = 0;           // Prepare waits until the ring has this many nodes
-  bool pipes = false;              // requests on KV.Pipe streams, not unary calls
+  bool pipes = true;               // requests on KV.Pipe streams, not unary calls
 
   // etcd
   bool etcd_serializable = false;  // member-local reads instead of linearizable ones

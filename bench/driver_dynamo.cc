@@ -169,7 +169,7 @@ class DynamoDriver final : public Driver {
     return Cat("dynamo ", options_.routing, "-driven via dynamo_client (", topology_line_,
                "; quorum n=", options_.n, " r=", options_.r, " w=", options_.w,
                " (0 = cluster default); contexts ", options_.context_cache ? "cached" : "none",
-               options_.pipes ? "; requests on pipes" : "", ")");
+               options_.pipes ? "; requests on pipes" : "; a unary call per request", ")");
   }
 
   std::string Notes() const override {

@@ -54,8 +54,8 @@ drivers
     --no-context-cache updates write blind (new siblings) instead of carrying the
                        last context seen for the key
     --wait-nodes=N     wait until the ring has N owning nodes [number of targets]
-    --pipes            send requests on KV.Pipe streams (ClientOptions::pipes)
-                       instead of a unary call each
+    --no-pipes         a unary call per request instead of KV.Pipe streams
+                       (ClientOptions::pipes = false)
   --driver=etcd        etcd v3 gRPC KV; --targets are members' client URLs (host:port)
     --etcd-serializable  member-local reads (default: linearizable)
     --channels=N       connections per member [1]
@@ -233,7 +233,7 @@ int Main(int argc, char** argv) {
   Num<uint32_t>(f, "w", 0, &drv.w, &bad);
   Num<int>(f, "attempts", 1, &drv.attempts, &bad);
   drv.context_cache = !f.Bool("no-context-cache");
-  drv.pipes = f.Bool("pipes");
+  drv.pipes = !f.Bool("no-pipes");
   Num<size_t>(f, "wait-nodes", 0, &drv.wait_nodes, &bad);
   drv.etcd_serializable = f.Bool("etcd-serializable");
   Num<int>(f, "redis-wait-replicas", 1, &drv.redis_wait_replicas, &bad);

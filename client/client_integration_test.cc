@@ -25,7 +25,7 @@ using Mode = std::tuple<Routing, bool>;
 
 std::string ModeName(const ::testing::TestParamInfo<Mode>& info) {
   return Cat(std::get<0>(info.param) == Routing::kClientDriven ? "ClientDriven" : "ServerDriven",
-             std::get<1>(info.param) ? "OnPipes" : "");
+             std::get<1>(info.param) ? "" : "OnCalls");
 }
 
 std::vector<std::string> Values(const GetResult& r) {
@@ -59,7 +59,7 @@ class ClusterTest : public ::testing::Test {
 
   // A client seeded with one node only: the others are learned from it.
   std::unique_ptr<Client> MakeClient(Routing routing, int seed = 0,
-                                     int64_t ring_refresh_interval_ms = 30000, bool pipes = false) {
+                                     int64_t ring_refresh_interval_ms = 30000, bool pipes = true) {
     ClientOptions options;
     options.seeds = {cluster_->address(seed)};
     options.routing = routing;

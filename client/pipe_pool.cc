@@ -156,6 +156,7 @@ grpc::Status PipePool::Call(v1::PipeRequest& request, v1::PipeResponse* response
     if (status.ok()) {
       status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "the node closed the pipe");
     }
+    if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) served_.store(false);
     return status;
   }
 }

@@ -9,6 +9,7 @@
 // ends at its deadline even when the node never answers (the pipe is then
 // cancelled and dropped). Thread-safe.
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -42,6 +43,9 @@ class PipePool {
                     std::chrono::system_clock::time_point deadline);
 
   size_t idle() const;
+  // False once the node answered a pipe with UNIMPLEMENTED (a node older
+  // than KV.Pipe): the client sends unary calls to it instead.
+  bool served() const { return served_.load(); }
 
  private:
   struct Pipe;
@@ -49,6 +53,7 @@ class PipePool {
   void Return(std::unique_ptr<Pipe> pipe);
 
   const std::shared_ptr<v1::KV::Stub> stub_;
+  std::atomic<bool> served_{true};
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Pipe>> idle_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;

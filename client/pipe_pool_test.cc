@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "dynamo/client/client.h"
 #include "gtest/gtest.h"
 
 namespace dynamo::client::internal {
@@ -49,19 +50,38 @@ class FakeKv final : public v1::KV::Service {
   const Behaviour behaviour_;
 };
 
-// A server of FakeKv on loopback; `port` 0 picks one.
-struct Server {
-  Server(Behaviour behaviour, int port) : kv(behaviour) {
+// A node from before KV.Pipe: unary Get only.
+class OldKv final : public v1::KV::Service {
+ public:
+  grpc::Status Get(grpc::ServerContext*, const v1::GetRequest* request,
+                   v1::GetResponse* response) override {
+    ++gets;
+    response->set_found(true);
+    response->add_siblings()->set_value(request->key());
+    return grpc::Status::OK;
+  }
+  std::atomic<int> gets{0};
+};
+
+// A server of a fake KV on loopback; `port` 0 picks one.
+template <typename Service>
+struct ServerOf {
+  template <typename... Args>
+  explicit ServerOf(int port, Args... args) : kv(args...) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:" + std::to_string(port),
                              grpc::InsecureServerCredentials(), &this->port);
     builder.RegisterService(&kv);
     server = builder.BuildAndStart();
   }
-  ~Server() { server->Shutdown(Clock::now()); }
-  FakeKv kv;
+  ~ServerOf() { server->Shutdown(Clock::now()); }
+  Service kv;
   int port = 0;
   std::unique_ptr<grpc::Server> server;
+};
+
+struct Server : ServerOf<FakeKv> {
+  Server(Behaviour behaviour, int port) : ServerOf<FakeKv>(port, behaviour) {}
 };
 
 std::shared_ptr<v1::KV::Stub> StubTo(int port) {
@@ -160,6 +180,25 @@ TEST(PipePoolTest, AnIdlePipeBrokenByARestartIsReplaced) {
   ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
   EXPECT_EQ(response.get().siblings(0).value(), "after");
   EXPECT_EQ(second.kv.opened.load(), 1);
+}
+
+TEST(PipePoolTest, AClientOnPipesFallsBackToCallsOnANodeWithoutThem) {
+  ServerOf<OldKv> old(0);
+  ClientOptions options;
+  options.seeds = {"127.0.0.1:" + std::to_string(old.port)};
+  options.pipes = true;
+  options.discover_nodes = false;
+  options.attempts_max = 1;
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  for (const std::string key : {"a", "b"}) {
+    absl::StatusOr<GetResult> got = (*client)->Get(key);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->siblings.size(), 1u);
+    EXPECT_EQ(got->siblings[0].value, key);
+  }
+  EXPECT_EQ(old.kv.gets.load(), 2);
+  EXPECT_EQ((*client)->stats().attempts, 2u);  // the fallback is not a retry
 }
 
 }  // namespace

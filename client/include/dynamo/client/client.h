@@ -88,8 +88,9 @@ struct ClientOptions {
   // Send Get, Put and Delete on KV.Pipe streams kept open to each node (one
   // per request in flight) instead of a unary call each: less CPU per request
   // on both ends (bench/RESULTS.md, F36). Retries, deadlines and routing are
-  // the same. Needs nodes that serve KV.Pipe (UNIMPLEMENTED otherwise).
-  bool pipes = false;
+  // the same. A node that does not serve KV.Pipe (older than it) gets unary
+  // calls instead.
+  bool pipes = true;
   Resolver resolver;            // used by Get with GetOptions::resolve
   int update_attempts_max = 3;  // read-modify-write rounds of Update
   size_t grpc_message_bytes_max = 16 << 20;
