@@ -7,7 +7,6 @@
 #include <random>
 #include <set>
 #include <thread>
-#include <type_traits>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -54,6 +53,30 @@ void SetQuorum(const Quorum& call, const Quorum& dflt, v1::Quorum* out) {
   out->set_w(Pick(call.w, dflt.w));
 }
 
+// Per operation (picked by its response's type): its unary call, and its
+// result in a pipe's answer.
+grpc::Status CallUnary(v1::KV::Stub& kv, grpc::ClientContext* context,
+                       const v1::PipeRequest& request, v1::GetResponse* response) {
+  return kv.Get(context, request.get(), response);
+}
+grpc::Status CallUnary(v1::KV::Stub& kv, grpc::ClientContext* context,
+                       const v1::PipeRequest& request, v1::PutResponse* response) {
+  return kv.Put(context, request.put(), response);
+}
+grpc::Status CallUnary(v1::KV::Stub& kv, grpc::ClientContext* context,
+                       const v1::PipeRequest& request, v1::DeleteResponse* response) {
+  return kv.Delete(context, request.delete_(), response);
+}
+v1::GetResponse* ResultIn(v1::PipeResponse& answer, v1::GetResponse*) {
+  return answer.has_get() ? answer.mutable_get() : nullptr;
+}
+v1::PutResponse* ResultIn(v1::PipeResponse& answer, v1::PutResponse*) {
+  return answer.has_put() ? answer.mutable_put() : nullptr;
+}
+v1::DeleteResponse* ResultIn(v1::PipeResponse& answer, v1::DeleteResponse*) {
+  return answer.has_delete_() ? answer.mutable_delete_() : nullptr;
+}
+
 GetResult FromResponse(v1::GetResponse& r) {
   GetResult out;
   out.found = r.found();
@@ -93,13 +116,7 @@ class Client::Impl {
         if (status.error_code() != grpc::StatusCode::UNIMPLEMENTED) return status;
         response->Clear();
       }
-      if constexpr (std::is_same_v<Response, v1::GetResponse>) {
-        return channel.kv->Get(&context, request.get(), response);
-      } else if constexpr (std::is_same_v<Response, v1::PutResponse>) {
-        return channel.kv->Put(&context, request.put(), response);
-      } else {
-        return channel.kv->Delete(&context, request.delete_(), response);
-      }
+      return CallUnary(*channel.kv, &context, request, response);
     });
   }
 
@@ -127,13 +144,12 @@ class Client::Impl {
     if (answer.code() != grpc::StatusCode::OK) {
       return grpc::Status(static_cast<grpc::StatusCode>(answer.code()), answer.message());
     }
-    if constexpr (std::is_same_v<Response, v1::GetResponse>) {
-      *response = std::move(*answer.mutable_get());
-    } else if constexpr (std::is_same_v<Response, v1::PutResponse>) {
-      *response = std::move(*answer.mutable_put());
-    } else {
-      *response = std::move(*answer.mutable_delete_());
+    Response* result = ResultIn(answer, response);
+    if (result == nullptr) {
+      return grpc::Status(grpc::StatusCode::INTERNAL,
+                          "the node answered on the pipe without the request's kind of result");
     }
+    *response = std::move(*result);
     return grpc::Status::OK;
   }
 
@@ -278,7 +294,6 @@ class Client::Impl {
   }
 
  private:
-
   // Refreshes the topology when it is due and no other thread is at it. The
   // first one is waited for (client-driven routing needs it); later ones too,
   // by the one caller that found them due, within part of its deadline.

@@ -106,6 +106,9 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
       {"rpc"});
   if (!sent.ok()) return sent.status();
   peer_requests_ = *sent;
+  auto pipes = registry_.AddGauge("dynamo_client_pipes", "Clients' KV.Pipe streams open on this node.");
+  if (!pipes.ok()) return pipes.status();
+  client_pipes_ = *pipes;
   for (const char* rpc : {"call", "batch"}) peer_calls_->WithLabels({rpc});
   for (const char* rpc : {"call", "batch", "stream"}) peer_requests_->WithLabels({rpc});
 

@@ -47,6 +47,9 @@ class NodeMetrics {
   void PeerCall(const std::string& rpc, size_t requests);
   // Requests sent on a Replica.Stream (which are not calls).
   void PeerStreamed(size_t requests);
+  // A client's KV.Pipe opened or ended.
+  void PipeOpened() { client_pipes_->Increment(); }
+  void PipeEnded() { client_pipes_->Decrement(); }
   void SiblingsRead(size_t siblings);
   // One storage sync that acknowledgements waited for (a group commit), and
   // whether it failed.
@@ -67,6 +70,7 @@ class NodeMetrics {
   metrics::IntCounter* storage_sync_failures_ = nullptr;
   metrics::Family<metrics::IntCounter>* peer_calls_ = nullptr;
   metrics::Family<metrics::IntCounter>* peer_requests_ = nullptr;
+  metrics::Gauge* client_pipes_ = nullptr;
   mutable absl::Mutex mu_;
   CoreSnapshot snapshot_ ABSL_GUARDED_BY(mu_);
 };

@@ -182,6 +182,9 @@ class ClientPipe final : public Impl::UnaryCallEnd {
   ClientPipe(Impl* impl, v1::KV::AsyncService* service, grpc::ServerCompletionQueue* cq,
              const CompletionLoop* loop)
       : impl_(impl), service_(service), cq_(cq), loop_(loop) {}
+  ~ClientPipe() {
+    if (opened_) impl_->metrics().PipeEnded();
+  }
 
   void OnAsked(bool ok) {
     if (!ok || loop_->stopping()) {  // no stream came (see UnaryCall::Done)
@@ -189,6 +192,8 @@ class ClientPipe final : public Impl::UnaryCallEnd {
       return;
     }
     Ask(impl_, service_, cq_, loop_);
+    opened_ = true;
+    impl_->metrics().PipeOpened();
     ReadNext();
   }
 
@@ -279,6 +284,7 @@ class ClientPipe final : public Impl::UnaryCallEnd {
   v1::PipeRequest request_;
   v1::PipeResponse response_;
   bool end_after_write_ = false;
+  bool opened_ = false;  // counted in dynamo_client_pipes
 };
 
 // The latency metric a replica request counts in ("read", "write"), if any.

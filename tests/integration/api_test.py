@@ -367,9 +367,13 @@ class Pipe(unittest.TestCase):
         deleted = ask(7, delete=kv_pb2.DeleteRequest(key=b"k", context=updated.put.context))
         self.assertEqual((deleted.code, deleted.WhichOneof("result")), (OK, "delete"))
         self.assertFalse(ask(8, get=kv_pb2.GetRequest(key=b"k")).get.found)
+        self.assertEqual(n.metric("dynamo_client_pipes"), 1)
+        self.assertGreaterEqual(n.metric('dynamo_requests_total{op="put",code="OK"}'), 2)
+        self.assertGreaterEqual(n.metric('dynamo_requests_total{op="put",code="INVALID_ARGUMENT"}'), 1)
 
         requests.put(None)  # the client closes: the stream ends, OK
         self.assertIsNone(next(responses, None))
+        wait_until(lambda: n.metric("dynamo_client_pipes") == 0, 10, "the pipe to be counted closed")
         self.assertTrue(n.alive())
 
     def test_an_unreachable_quorum_is_the_requests_status_not_the_streams(self):
