@@ -83,6 +83,8 @@ def parse_args(argv):
     p.add_argument("--node-flag", action="append", default=[], metavar="FLAG",
                    help="a further dynamo-node flag for every node, e.g. "
                         "--node-flag=--sync-delay-us=2000 (repeatable)")
+    p.add_argument("--pipes", action="store_true",
+                   help="clients send on KV.Pipe streams (one per client and node) instead of calls")
     p.add_argument("--keep", action="store_true", help="keep data directories even on success")
     p.add_argument("--clean", action="store_true", help="remove the run directory on success")
     p.add_argument("--reap", action="store_true", help=argparse.SUPPRESS)
@@ -234,7 +236,7 @@ class Run:
     def __init__(self, args):
         self.a = args
         self.report = {"mode": args.mode, "seed": args.seed, "nodes": args.nodes,
-                       "node_flags": args.node_flag}
+                       "node_flags": args.node_flag, "pipes": args.pipes}
         self.failed = []
         self.run_dir = None
         self.cluster = None
@@ -253,7 +255,7 @@ class Run:
         log(f"chaos: mode {a.mode}, seed {a.seed}, {a.nodes} nodes, run directory {self.run_dir}")
         log(f"chaos: replay this schedule with: --mode {a.mode} --seed {a.seed}"
             + (f" --minutes {a.minutes:g}" if a.mode != "short" else f" --fault-seconds {a.fault_seconds:g}")
-            + "".join(f" --node-flag={f}" for f in a.node_flag))
+            + "".join(f" --node-flag={f}" for f in a.node_flag) + (" --pipes" if a.pipes else ""))
         self.state = cl.State(self.run_dir, os.path.abspath(a.node))
         self.state.update()
         if a.loopback:
@@ -342,12 +344,14 @@ class Run:
     def faults(self):
         a, nem = self.a, self.nemesis
         if a.mode == "short":
-            self.work = wl.Workload(self.cluster, self.recorder, a.seed, a.keys, a.clients)
+            self.work = wl.Workload(self.cluster, self.recorder, a.seed, a.keys, a.clients,
+                                    pipes=a.pipes)
             self.work.start_closed()
             time.sleep(3)
             nem.run(nem.every_kind_once, a.fault_seconds)
         elif a.mode == "long":
-            self.work = wl.Workload(self.cluster, self.recorder, a.seed, a.keys, a.clients)
+            self.work = wl.Workload(self.cluster, self.recorder, a.seed, a.keys, a.clients,
+                                    pipes=a.pipes)
             self.work.start_closed()
             time.sleep(3)
             nem.run(nem.random_mix, a.minutes * 60)

@@ -25,7 +25,7 @@ def measure_peak(run, a):
     (stopped) and the fixed rate for the soak: a.rate or half the peak."""
     log = run.cluster.log
     peak_work = wl.Workload(run.cluster, run.recorder, a.seed, a.keys, a.clients, think_ms=(0, 0),
-                            tag="p")
+                            tag="p", pipes=a.pipes)
     log(f"soak: measuring peak throughput: {a.clients} clients, closed loop, {a.peak_seconds:.0f} s")
     peak_work.start_closed()
     warmup = min(5.0, a.peak_seconds / 4)
@@ -45,7 +45,8 @@ def measure_peak(run, a):
         f"every {a.kill_every:g} s")
     # Enough workers that the rate is kept through a 4 s timeout of some.
     workers = max(a.clients, int(rate * 0.5) + 4)
-    work = wl.Workload(run.cluster, run.recorder, a.seed + 1, a.keys, min(workers, 64), think_ms=(0, 0))
+    work = wl.Workload(run.cluster, run.recorder, a.seed + 1, a.keys, min(workers, 64), think_ms=(0, 0),
+                       pipes=a.pipes)
     return work, rate
 
 

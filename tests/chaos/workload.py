@@ -6,7 +6,9 @@ which values that Get returned), sometimes blind (no context). Every write is
 recorded before it is sent and marked acknowledged only when the Put returned
 OK; a Put that failed or timed out may or may not have landed, and the checker
 allows both. The history is JSON lines for dynamo-chaos-check (check_main.cc),
-which runs the simulator's checker (tests/sim/history.cc) on it.
+which runs the simulator's checker (tests/sim/history.cc) on it. With pipes,
+each client thread sends its Gets and Puts on a KV.Pipe stream per node (kept
+across operations, replaced once broken) instead of a unary call each.
 
 Thread-safe: any number of client threads share one Recorder.
 """
@@ -119,12 +121,75 @@ def error_name(e):
         return type(e).__name__
 
 
+class PipeStatus(Exception):
+    """A request's own status, answered on a pipe (the stream goes on)."""
+
+    def __init__(self, answer):
+        import grpc
+        super().__init__(answer.message)
+        self._code = next((c for c in grpc.StatusCode if c.value[0] == answer.code),
+                          grpc.StatusCode.UNKNOWN)
+        self._details = answer.message
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+
+class PipeTimeout(Exception):
+    """No answer on the pipe within the request's timeout (the pipe is dropped)."""
+
+
+class Pipe:
+    """One KV.Pipe stream to a node, one request at a time, each with its own
+    timeout: a reader thread hands the answers over."""
+
+    def __init__(self, node):
+        self.kv = node.cluster.stubs.kv
+        self.requests = queue.Queue()
+        self.answers = queue.Queue()
+        self.next_id = 0
+        self.responses = node.kv().Pipe(iter(self.requests.get, None))
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        try:
+            for answer in self.responses:
+                self.answers.put(answer)
+            self.answers.put(EOFError("the node ended the pipe"))
+        except Exception as e:  # noqa: BLE001 - the stream's own error, for the caller
+            self.answers.put(e)
+
+    def call(self, timeout, **op):
+        """The answer's result; PipeStatus for a request's error; the stream's
+        error, EOFError or PipeTimeout when the pipe is over."""
+        self.next_id += 1
+        self.requests.put(self.kv.PipeRequest(id=self.next_id, timeout_ms=int(timeout * 1000), **op))
+        try:
+            answer = self.answers.get(timeout=timeout)
+        except queue.Empty:
+            raise PipeTimeout(f"no answer within {timeout} s") from None
+        if isinstance(answer, Exception):
+            raise answer
+        if answer.id != self.next_id:
+            raise EOFError(f"answer {answer.id} to request {self.next_id}")
+        if answer.code != 0:
+            raise PipeStatus(answer)
+        return getattr(answer, answer.WhichOneof("result"))
+
+    def close(self):
+        self.requests.put(None)
+        self.responses.cancel()
+
+
 class Workload:
     """Client threads. Closed loop (think time between operations) or open
     loop (operations started at a fixed rate by a pacer, run by a pool)."""
 
     def __init__(self, cluster, recorder, seed, keys, clients, blind_fraction=0.1,
-                 think_ms=(5, 40), rpc_timeout_s=4.0, tag="v"):
+                 think_ms=(5, 40), rpc_timeout_s=4.0, tag="v", pipes=False):
         self.cluster = cluster
         self.rec = recorder
         self.seed = seed
@@ -140,6 +205,33 @@ class Workload:
         self.skipped = 0  # open loop: operations due that no client was free for
         self._seq = 0
         self._seq_lock = threading.Lock()
+        self.pipes = {} if pipes else None  # (client, node id): Pipe, each used by its client only
+
+    def _get(self, client, node, key):
+        if self.pipes is None:
+            return node.get(key, timeout=self.timeout)
+        return self._on_pipe(client, node, get=self.cluster.stubs.kv.GetRequest(key=key))
+
+    def _put(self, client, node, key, value, context):
+        if self.pipes is None:
+            return node.put(key, value, context=context, timeout=self.timeout)
+        return self._on_pipe(client, node, put=self.cluster.stubs.kv.PutRequest(
+            key=key, value=value, context=context))
+
+    def _on_pipe(self, client, node, **op):
+        where = (client, node.id)
+        pipe = self.pipes.get(where)
+        if pipe is None:
+            pipe = self.pipes[where] = Pipe(node)
+        try:
+            return pipe.call(self.timeout, **op)
+        except PipeStatus:
+            raise
+        except Exception:
+            # The pipe is over (broken, ended, or silent past the timeout).
+            del self.pipes[where]
+            pipe.close()
+            raise
 
     def _next_value(self, client):
         with self._seq_lock:
@@ -154,7 +246,7 @@ class Workload:
         if not blind:
             at = rng.choice(nodes)
             try:
-                got = at.get(key.encode(), timeout=self.timeout)
+                got = self._get(client, at, key.encode())
             except Exception as e:  # noqa: BLE001 - any failure: no write this time
                 self.rec.read(False, error=error_name(e), detail=error_detail(e))
                 return
@@ -166,7 +258,7 @@ class Workload:
         self.rec.write(key, value, seen, blind)
         start = time.monotonic()
         try:
-            at.put(key.encode(), value.encode(), context=context, timeout=self.timeout)
+            self._put(client, at, key.encode(), value.encode(), context)
         except Exception as e:  # noqa: BLE001 - not acknowledged: may or may not be there
             self.rec.failed(error_name(e), error_detail(e))
             return
@@ -226,6 +318,8 @@ class Workload:
             t.join(max(0.1, deadline - time.time()))
         stuck = [t.name for t in self.threads if t.is_alive()]
         self.threads = []
+        for pipe in list((self.pipes or {}).values()):
+            pipe.close()
         return stuck
 
     def written_keys(self):
