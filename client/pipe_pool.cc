@@ -156,6 +156,11 @@ grpc::Status PipePool::Call(v1::PipeRequest& request, v1::PipeResponse* response
     if (status.ok()) {
       status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "the node closed the pipe");
     }
+    if (status.error_code() == grpc::StatusCode::CANCELLED) {
+      // Only this side cancels: Finish found the deadline passed meanwhile.
+      status = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                            "the pipe broke and its status did not come before the deadline");
+    }
     if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) served_.store(false);
     return status;
   }
