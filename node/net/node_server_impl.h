@@ -71,7 +71,8 @@ class NodeServer::Impl {
   // True when the stepper has answered every peer call it was given.
   bool PeerCallsDone();
 
-  // A unary call being served (services.cc): the stepper ends it, once.
+  // A unary call, or a request on a client's KV.Pipe, being served
+  // (services.cc): the stepper ends it, once.
   class UnaryCallEnd {
    public:
     virtual void Finish(const grpc::Status& status) = 0;
