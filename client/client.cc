@@ -114,7 +114,6 @@ class Client::Impl {
         grpc::Status status = PipeAttempt(*channel.pipes, request, response, deadline);
         // A node older than KV.Pipe gets this request, and the next ones, as calls.
         if (status.error_code() != grpc::StatusCode::UNIMPLEMENTED) return status;
-        response->Clear();
       }
       return CallUnary(*channel.kv, &context, request, response);
     });

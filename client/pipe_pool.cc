@@ -112,10 +112,7 @@ grpc::Status PipePool::Call(v1::PipeRequest& request, v1::PipeResponse* response
   for (int round = 1;; ++round) {
     bool reused = false;
     std::unique_ptr<Pipe> pipe = Borrow(&reused);
-    {
-      absl::MutexLock lock(&mu_);
-      request.set_id(next_id_++);
-    }
+    request.set_id(next_id_.fetch_add(1));
     response->Clear();
     bool oks[kOps] = {};
     oks[kStart] = true;  // a reused pipe started long ago

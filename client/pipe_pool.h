@@ -56,7 +56,7 @@ class PipePool {
   std::atomic<bool> served_{true};
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Pipe>> idle_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::atomic<uint64_t> next_id_{1};
 };
 
 }  // namespace dynamo::client::internal

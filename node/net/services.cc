@@ -126,19 +126,24 @@ bool AdmitClient(Impl* impl, Call* call) {
   return true;
 }
 
+// A Get, Put or Delete, on a unary call or a pipe, to the core, which answers
+// it (NodeServer::Impl::Dispatch) where `pending` says.
+void PostClientRequest(Impl* impl, Impl::PendingClient pending, core::ClientRequest client) {
+  PostClientOrRefuse(impl, pending.call,
+                     [impl, pending, client = std::move(client)](
+                         core::Node& node, int64_t now, core::Outputs* out) mutable {
+                       const uint64_t id = impl->AddClient(pending);
+                       node.HandleClient(id, std::move(client), now, out);
+                     });
+}
+
 // Get, Put and Delete: the core answers them (NodeServer::Impl::Dispatch).
 template <typename Request, typename Response>
 void HandleClient(Impl* impl, UnaryCall<Request, Response>* call, const char* op) {
   if (!AdmitClient(impl, call)) return;
   // Moved, not copied: the call holds the request only for the core.
   core::ClientRequest client{std::move(*call->mutable_request()), TimeoutMs(call->context())};
-  const auto start = Clock::now();
-  PostClientOrRefuse(impl, call,
-                     [impl, call, op, start, client = std::move(client)](
-                         core::Node& node, int64_t now, core::Outputs* out) mutable {
-                       const uint64_t id = impl->AddClient({call, call->response(), op, start});
-                       node.HandleClient(id, std::move(client), now, out);
-                     });
+  PostClientRequest(impl, {call, call->response(), op, Clock::now()}, std::move(client));
 }
 
 void HandleTopology(Impl* impl, UnaryCall<v1::TopologyRequest, v1::TopologyResponse>* call) {
@@ -217,19 +222,22 @@ class ClientPipe final : public Impl::UnaryCallEnd {
     }
     core::ClientRequest client;
     client.timeout_ms = request_.timeout_ms();
-    const char* op = nullptr;
+    Impl::PendingClient pending{this, {}, "", Clock::now()};
     switch (request_.op_case()) {
       case v1::PipeRequest::kGet:
         client.op = std::move(*request_.mutable_get());
-        op = "get";
+        pending.response = response_.mutable_get();
+        pending.op = "get";
         break;
       case v1::PipeRequest::kPut:
         client.op = std::move(*request_.mutable_put());
-        op = "put";
+        pending.response = response_.mutable_put();
+        pending.op = "put";
         break;
       case v1::PipeRequest::kDelete:
         client.op = std::move(*request_.mutable_delete_());
-        op = "delete";
+        pending.response = response_.mutable_delete_();
+        pending.op = "delete";
         break;
       case v1::PipeRequest::OP_NOT_SET:
         Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -240,16 +248,7 @@ class ClientPipe final : public Impl::UnaryCallEnd {
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDown));
       return;
     }
-    Impl::PendingClient pending{this, response_.mutable_get(), op, Clock::now()};
-    if (request_.has_put()) pending.response = response_.mutable_put();
-    if (request_.has_delete_()) pending.response = response_.mutable_delete_();
-    Impl* impl = impl_;
-    PostClientOrRefuse(impl_, this,
-                       [impl, pending, client = std::move(client)](
-                           core::Node& node, int64_t now, core::Outputs* out) mutable {
-                         const uint64_t id = impl->AddClient(pending);
-                         node.HandleClient(id, std::move(client), now, out);
-                       });
+    PostClientRequest(impl_, std::move(pending), std::move(client));
   }
 
   void OnWritten(bool ok) {
