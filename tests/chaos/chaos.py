@@ -83,8 +83,9 @@ def parse_args(argv):
     p.add_argument("--node-flag", action="append", default=[], metavar="FLAG",
                    help="a further dynamo-node flag for every node, e.g. "
                         "--node-flag=--sync-delay-us=2000 (repeatable)")
-    p.add_argument("--pipes", action="store_true",
-                   help="clients send on KV.Pipe streams (one per client and node) instead of calls")
+    p.add_argument("--pipes", nargs="?", const="on", default="off", choices=["off", "on", "mixed"],
+                   help="clients send on KV.Pipe streams (one per client and node) instead of calls;"
+                        " mixed: every other client does (both paths under the same faults)")
     p.add_argument("--keep", action="store_true", help="keep data directories even on success")
     p.add_argument("--clean", action="store_true", help="remove the run directory on success")
     p.add_argument("--reap", action="store_true", help=argparse.SUPPRESS)
@@ -255,7 +256,7 @@ class Run:
         log(f"chaos: mode {a.mode}, seed {a.seed}, {a.nodes} nodes, run directory {self.run_dir}")
         log(f"chaos: replay this schedule with: --mode {a.mode} --seed {a.seed}"
             + (f" --minutes {a.minutes:g}" if a.mode != "short" else f" --fault-seconds {a.fault_seconds:g}")
-            + "".join(f" --node-flag={f}" for f in a.node_flag) + (" --pipes" if a.pipes else ""))
+            + "".join(f" --node-flag={f}" for f in a.node_flag) + (f" --pipes={a.pipes}" if a.pipes != "off" else ""))
         self.state = cl.State(self.run_dir, os.path.abspath(a.node))
         self.state.update()
         if a.loopback:
@@ -453,6 +454,11 @@ class Run:
                                 "seconds": round(f.end - f.start, 1), "evidence": f.evidence,
                                 "writes_acked": acked, "writes_failed": failed})
         r["error_examples"] = rec.error_examples
+        if self.work:
+            r["answered_by_path"] = dict(self.work.answered)
+            unanswered = self.work.paths_unanswered()
+            if unanswered:
+                self.failed.append(f"no request answered on: {', '.join(unanswered)}")
         r["crashes"] = [{k: v for k, v in c.items() if k != "log_tail"} for c in self.cluster.crashes]
         if self.cluster.crashes:
             self.failed.append(f"{len(self.cluster.crashes)} node crash(es)")
@@ -483,6 +489,7 @@ class Run:
             f"writes acknowledged: {counts['writes_acked']}, failed or timed out: {counts['writes_failed']}, "
             f"acknowledged in the 5 s after the last heal: {r.get('acked_after_heal')}",
             f"write latency ms: p50 {fmt(lat['p50'])}, p99 {fmt(lat['p99'])}, max {fmt(lat['max'])}",
+            f"requests answered (clients' pipes {r['pipes']}): {r.get('answered_by_path')}",
             f"errors: {r['errors']}",
         ] + [f"  {code}: {' | '.join(ex)}" for code, ex in r["error_examples"].items()] + [
             "writes during each fault (acknowledged/failed):",

@@ -6,9 +6,10 @@ which values that Get returned), sometimes blind (no context). Every write is
 recorded before it is sent and marked acknowledged only when the Put returned
 OK; a Put that failed or timed out may or may not have landed, and the checker
 allows both. The history is JSON lines for dynamo-chaos-check (check_main.cc),
-which runs the simulator's checker (tests/sim/history.cc) on it. With pipes,
-each client thread sends its Gets and Puts on a KV.Pipe stream per node (kept
-across operations, replaced once broken) instead of a unary call each.
+which runs the simulator's checker (tests/sim/history.cc) on it. With pipes
+"on", each client thread sends its Gets and Puts on a KV.Pipe stream per node
+(kept across operations, replaced once broken) instead of a unary call each;
+"mixed", the even-numbered clients do and the others make calls.
 
 Thread-safe: any number of client threads share one Recorder.
 """
@@ -189,7 +190,7 @@ class Workload:
     loop (operations started at a fixed rate by a pacer, run by a pool)."""
 
     def __init__(self, cluster, recorder, seed, keys, clients, blind_fraction=0.1,
-                 think_ms=(5, 40), rpc_timeout_s=4.0, tag="v", pipes=False):
+                 think_ms=(5, 40), rpc_timeout_s=4.0, tag="v", pipes="off"):
         self.cluster = cluster
         self.rec = recorder
         self.seed = seed
@@ -205,18 +206,37 @@ class Workload:
         self.skipped = 0  # open loop: operations due that no client was free for
         self._seq = 0
         self._seq_lock = threading.Lock()
-        self.pipes = {} if pipes else None  # (client, node id): Pipe, each used by its client only
+        if pipes not in ("off", "on", "mixed"):
+            raise ValueError(f"pipes must be off, on or mixed, not {pipes!r}")
+        self.pipe_mode = pipes
+        self.pipes = {}  # (client, node id): Pipe, each used by its client only
+        self.answered = {"pipe": 0, "call": 0}  # successful requests by path
+
+    def _uses_pipes(self, client):
+        return self.pipe_mode == "on" or (self.pipe_mode == "mixed" and client % 2 == 0)
 
     def _get(self, client, node, key):
-        if self.pipes is None:
-            return node.get(key, timeout=self.timeout)
+        if not self._uses_pipes(client):
+            return self._answered("call", node.get(key, timeout=self.timeout))
         return self._on_pipe(client, node, get=self.cluster.stubs.kv.GetRequest(key=key))
 
     def _put(self, client, node, key, value, context):
-        if self.pipes is None:
-            return node.put(key, value, context=context, timeout=self.timeout)
+        if not self._uses_pipes(client):
+            return self._answered("call", node.put(key, value, context=context, timeout=self.timeout))
         return self._on_pipe(client, node, put=self.cluster.stubs.kv.PutRequest(
             key=key, value=value, context=context))
+
+    def _answered(self, path, result):
+        with self._seq_lock:
+            self.answered[path] += 1
+        return result
+
+    def paths_unanswered(self):
+        """The paths this workload was to use that answered no request at all."""
+        wanted = {"off": ["call"], "on": ["pipe"], "mixed": ["pipe", "call"]}[self.pipe_mode]
+        if self.pipe_mode == "mixed" and self.clients < 2:
+            wanted = ["pipe"]
+        return [p for p in wanted if self.answered[p] == 0]
 
     def _on_pipe(self, client, node, **op):
         where = (client, node.id)
@@ -224,7 +244,7 @@ class Workload:
         if pipe is None:
             pipe = self.pipes[where] = Pipe(node)
         try:
-            return pipe.call(self.timeout, **op)
+            return self._answered("pipe", pipe.call(self.timeout, **op))
         except PipeStatus:
             raise
         except Exception:
@@ -318,7 +338,7 @@ class Workload:
             t.join(max(0.1, deadline - time.time()))
         stuck = [t.name for t in self.threads if t.is_alive()]
         self.threads = []
-        for pipe in list((self.pipes or {}).values()):
+        for pipe in list(self.pipes.values()):
             pipe.close()
         return stuck
 
