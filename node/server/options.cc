@@ -6,6 +6,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "dynamo/base/strings.h"
+#include "dynamo/server/limits.h"
 
 namespace dynamo::server {
 namespace {
@@ -125,7 +126,7 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                          "write under a heavy write load, this much more latency per write "
                          "(default 0; at most 100000; bench/RESULTS.md F35)",
                          [](auto& n, auto& v, ServerOptions* o) {
-                           return ParseInt<int64_t>(n, v, 0, 100000, &o->sync_delay_us);
+                           return ParseInt<int64_t>(n, v, 0, kSyncDelayUsMax, &o->sync_delay_us);
                          }}},
       {"seeds", {"comma-separated host:port of nodes to gossip with first",
                  [](auto& n, auto& v, ServerOptions* o) {
@@ -150,19 +151,19 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                 }}},
       {"replicas", {"N, copies of each key (cluster-wide; default 3)",
                     [](auto& n, auto& v, ServerOptions* o) {
-                      return ParseInt<uint32_t>(n, v, 1, 16, &o->node.replicas_n);
+                      return ParseInt<uint32_t>(n, v, 1, kReplicasMax, &o->node.replicas_n);
                     }}},
       {"read-quorum", {"R, default replicas a read waits for (default 2)",
                        [](auto& n, auto& v, ServerOptions* o) {
-                         return ParseInt<uint32_t>(n, v, 1, 16, &o->node.read_quorum_r);
+                         return ParseInt<uint32_t>(n, v, 1, kReplicasMax, &o->node.read_quorum_r);
                        }}},
       {"write-quorum", {"W, default replicas a write waits for (default 2)",
                         [](auto& n, auto& v, ServerOptions* o) {
-                          return ParseInt<uint32_t>(n, v, 1, 16, &o->node.write_quorum_w);
+                          return ParseInt<uint32_t>(n, v, 1, kReplicasMax, &o->node.write_quorum_w);
                         }}},
       {"partitions", {"Q, ring partitions (strategies 2, 3; a power of two; default 256)",
                       [](auto& n, auto& v, ServerOptions* o) {
-                        return ParseInt<uint32_t>(n, v, 1, 1 << 16, &o->node.ring.partitions);
+                        return ParseInt<uint32_t>(n, v, 1, kPartitionsMax, &o->node.ring.partitions);
                       }}},
       {"strategy", {"partitioning strategy of the paper: 1, 2 or 3 (default 3)",
                     [](auto& n, auto& v, ServerOptions* o) {
@@ -177,7 +178,7 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                       }}},
       {"vnodes", {"virtual nodes this node asks for (default 64)",
                   [](auto& n, auto& v, ServerOptions* o) {
-                    return ParseInt<uint32_t>(n, v, 1, 4096, &o->node.vnodes);
+                    return ParseInt<uint32_t>(n, v, 1, kVirtualNodesMax, &o->node.vnodes);
                   }}},
       {"request-timeout-ms", {"how long a coordinator waits for a quorum (default 2000)",
                               [](auto& n, auto& v, ServerOptions* o) {

@@ -137,17 +137,19 @@ std::vector<std::string> Validate(const ClusterSpec& s) {
     p.push_back(Cat("spec.imagePullPolicy must be Always, IfNotPresent or Never, got \"",
                     s.image_pull_policy, "\""));
   }
-  if (s.virtual_nodes < 1 || s.virtual_nodes > kVirtualNodesMax) {
-    p.push_back(
-        Cat("spec.virtualNodes must be in 1..", kVirtualNodesMax, ", got ", s.virtual_nodes));
+  if (s.virtual_nodes < 1 || s.virtual_nodes > int64_t{server::kVirtualNodesMax}) {
+    p.push_back(Cat("spec.virtualNodes must be in 1..", server::kVirtualNodesMax, ", got ",
+                    s.virtual_nodes));
   }
-  if (s.partitions < 16 || s.partitions > 65536 || (s.partitions & (s.partitions - 1)) != 0) {
-    p.push_back(Cat("spec.partitions must be a power of two from 16 to 65536, got ", s.partitions));
+  if (s.partitions < 16 || s.partitions > int64_t{server::kPartitionsMax} ||
+      (s.partitions & (s.partitions - 1)) != 0) {
+    p.push_back(Cat("spec.partitions must be a power of two from 16 to ", server::kPartitionsMax,
+                    ", got ", s.partitions));
   }
   const ReplicationSpec& r = s.replication;
-  if (r.factor < 1 || r.factor > kReplicationFactorMax) {
+  if (r.factor < 1 || r.factor > int64_t{server::kReplicasMax}) {
     p.push_back(
-        Cat("spec.replication.factor must be in 1..", kReplicationFactorMax, ", got ", r.factor));
+        Cat("spec.replication.factor must be in 1..", server::kReplicasMax, ", got ", r.factor));
   }
   if (r.read_quorum < 1 || r.read_quorum > r.factor) {
     p.push_back(Cat("spec.replication.readQuorum must be in 1..factor (", r.factor, "), got ",
@@ -167,8 +169,8 @@ std::vector<std::string> Validate(const ClusterSpec& s) {
                     s.storage.durability, "\""));
   }
   const int delay = s.storage.sync_delay_microseconds;
-  if (delay < 0 || delay > kSyncDelayMicrosecondsMax) {
-    p.push_back(Cat("spec.storage.syncDelayMicroseconds must be in 0..", kSyncDelayMicrosecondsMax,
+  if (delay < 0 || delay > server::kSyncDelayUsMax) {
+    p.push_back(Cat("spec.storage.syncDelayMicroseconds must be in 0..", server::kSyncDelayUsMax,
                     ", got ", delay));
   } else if (delay > 0 && s.storage.durability != "durable") {
     // A buffered node never waits for a sync: the setting would do nothing.

@@ -8,6 +8,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,21 @@ def expect(cond, msg):
 
 
 # ---- the contract -----------------------------------------------------------------
+
+LIMITS_H = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                        "node", "include", "dynamo", "server", "limits.h")
+
+
+def node_limits():
+    """The node's bounds (node/include/dynamo/server/limits.h), which the CRD must match."""
+    with open(LIMITS_H) as f:
+        found = dict(re.findall(r"inline constexpr \w+ (k\w+) = (\d+);", f.read()))
+    want = ("kReplicasMax", "kVirtualNodesMax", "kPartitionsMax", "kSyncDelayUsMax")
+    missing = [k for k in want if k not in found]
+    if missing:
+        raise SystemExit(f"check_crd: {LIMITS_H} lacks {missing}")
+    return {k: int(found[k]) for k in want}
+
 
 SPEC_FIELDS = {
     "replicas": ("integer", 3), "image": ("string", None), "imagePullPolicy": ("string", None),
@@ -117,16 +133,20 @@ def check_contract(crd, app_version):
            "durability enum durable|buffered")
     expect(spec["properties"]["storage"]["properties"]["deletePolicy"].get("enum") == ["Retain", "Delete"],
            "deletePolicy enum Retain|Delete")
+    limits = node_limits()
     delay = spec["properties"]["storage"]["properties"]["syncDelayMicroseconds"]
-    expect((delay.get("minimum"), delay.get("maximum")) == (0, 100000),
-           "syncDelayMicroseconds 0..100000 (the node's --sync-delay-us)")
+    expect((delay.get("minimum"), delay.get("maximum")) == (0, limits["kSyncDelayUsMax"]),
+           f"syncDelayMicroseconds 0..{limits['kSyncDelayUsMax']} (the node's --sync-delay-us)")
     vn = spec["properties"]["virtualNodes"]
-    expect((vn.get("minimum"), vn.get("maximum")) == (1, 4096), "virtualNodes 1..4096")
+    expect((vn.get("minimum"), vn.get("maximum")) == (1, limits["kVirtualNodesMax"]),
+           f"virtualNodes 1..{limits['kVirtualNodesMax']} (the node's --vnodes)")
     for name in ("factor", "readQuorum", "writeQuorum"):
         rep = spec["properties"]["replication"]["properties"][name]
-        expect((rep.get("minimum"), rep.get("maximum")) == (1, 16), f"replication.{name} 1..16")
+        expect((rep.get("minimum"), rep.get("maximum")) == (1, limits["kReplicasMax"]),
+               f"replication.{name} 1..{limits['kReplicasMax']}")
     parts = spec["properties"]["partitions"]
-    expect(parts.get("enum") == [2 ** i for i in range(4, 17)], "partitions: powers of two 16..65536")
+    powers = [2 ** i for i in range(4, 64) if 2 ** i <= limits["kPartitionsMax"]]
+    expect(parts.get("enum") == powers, f"partitions: powers of two 16..{limits['kPartitionsMax']}")
     status = root["properties"]["status"]["properties"]
     expect(set(status) == STATUS_FIELDS, f"status fields {sorted(status)}")
     cond = status["conditions"]["items"]["properties"]

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dynamo/json/json.h"
+#include "dynamo/server/limits.h"  // the node's bounds, which a spec must respect
 
 namespace dynamo::reconciler {
 
@@ -30,10 +31,6 @@ inline constexpr char kPartitionsAnnotation[] = "dynamo.dev/partitions";
 inline constexpr char kReplicationFactorAnnotation[] = "dynamo.dev/replication-factor";
 
 inline constexpr int kGrpcPort = 7000;
-inline constexpr int kVirtualNodesMax = 4096;
-inline constexpr int kReplicationFactorMax = 16;
-// The node's --sync-delay-us accepts 0 to this (node/server/options.cc).
-inline constexpr int kSyncDelayMicrosecondsMax = 100000;
 
 // spec.replication. The fields are not named n, r and w: YAML 1.1 (Helm,
 // kubectl) reads a bare `n` as the boolean false.
