@@ -121,10 +121,11 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                           [](auto& n, auto& v, ServerOptions* o) {
                             return ParseInt<size_t>(n, v, 0, size_t{1} << 30, &o->blob_min_bytes);
                           }}},
-      {"sync-delay-us", {"durable nodes: wait this many microseconds before each log sync, so "
-                         "that one fsync covers the writes that arrive meanwhile: less CPU per "
-                         "write under a heavy write load, this much more latency per write "
-                         "(default 0; at most 100000; bench/RESULTS.md F35)",
+      {"sync-delay-us", {Cat("durable nodes: wait this many microseconds before each log sync, "
+                             "so that one fsync covers the writes that arrive meanwhile: less CPU "
+                             "per write under a heavy write load, this much more latency per "
+                             "write (default 0; at most ",
+                             kSyncDelayUsMax, "; bench/RESULTS.md F35)"),
                          [](auto& n, auto& v, ServerOptions* o) {
                            return ParseInt<int64_t>(n, v, 0, kSyncDelayUsMax, &o->sync_delay_us);
                          }}},
