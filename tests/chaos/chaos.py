@@ -83,9 +83,10 @@ def parse_args(argv):
     p.add_argument("--node-flag", action="append", default=[], metavar="FLAG",
                    help="a further dynamo-node flag for every node, e.g. "
                         "--node-flag=--sync-delay-us=2000 (repeatable)")
-    p.add_argument("--pipes", nargs="?", const="on", default="off", choices=["off", "on", "mixed"],
-                   help="clients send on KV.Pipe streams (one per client and node) instead of calls;"
-                        " mixed: every other client does (both paths under the same faults)")
+    p.add_argument("--pipes", nargs="?", const="on", default="mixed", choices=["off", "on", "mixed"],
+                   help="on: clients send on KV.Pipe streams (one per client and node), off: unary"
+                        " calls, mixed (the default): every other client on pipes, the rest on"
+                        " calls, so both paths run under the same faults")
     p.add_argument("--keep", action="store_true", help="keep data directories even on success")
     p.add_argument("--clean", action="store_true", help="remove the run directory on success")
     p.add_argument("--reap", action="store_true", help=argparse.SUPPRESS)
@@ -256,7 +257,7 @@ class Run:
         log(f"chaos: mode {a.mode}, seed {a.seed}, {a.nodes} nodes, run directory {self.run_dir}")
         log(f"chaos: replay this schedule with: --mode {a.mode} --seed {a.seed}"
             + (f" --minutes {a.minutes:g}" if a.mode != "short" else f" --fault-seconds {a.fault_seconds:g}")
-            + "".join(f" --node-flag={f}" for f in a.node_flag) + (f" --pipes={a.pipes}" if a.pipes != "off" else ""))
+            + "".join(f" --node-flag={f}" for f in a.node_flag) + f" --pipes={a.pipes}")
         self.state = cl.State(self.run_dir, os.path.abspath(a.node))
         self.state.update()
         if a.loopback:

@@ -205,7 +205,7 @@ class Workload:
         self.tickets = None
         self.skipped = 0  # open loop: operations due that no client was free for
         self._seq = 0
-        self._seq_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _seq and answered
         if pipes not in ("off", "on", "mixed"):
             raise ValueError(f"pipes must be off, on or mixed, not {pipes!r}")
         self.pipe_mode = pipes
@@ -227,7 +227,7 @@ class Workload:
             key=key, value=value, context=context))
 
     def _answered(self, path, result):
-        with self._seq_lock:
+        with self._lock:
             self.answered[path] += 1
         return result
 
@@ -254,7 +254,7 @@ class Workload:
             raise
 
     def _next_value(self, client):
-        with self._seq_lock:
+        with self._lock:
             self._seq += 1
             return f"{self.tag}{client}-{self._seq}"
 
