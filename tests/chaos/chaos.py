@@ -83,7 +83,7 @@ def parse_args(argv):
     p.add_argument("--node-flag", action="append", default=[], metavar="FLAG",
                    help="a further dynamo-node flag for every node, e.g. "
                         "--node-flag=--sync-delay-us=2000 (repeatable)")
-    p.add_argument("--pipes", nargs="?", const="on", default="mixed", choices=["off", "on", "mixed"],
+    p.add_argument("--pipes", nargs="?", const="on", default=wl.DEFAULT_PIPES, choices=wl.PIPE_MODES,
                    help="on: clients send on KV.Pipe streams (one per client and node), off: unary"
                         " calls, mixed (the default): every other client on pipes, the rest on"
                         " calls, so both paths run under the same faults")

@@ -21,6 +21,11 @@ import random
 import threading
 import time
 
+# How clients send: "on" KV.Pipe streams, "off" unary calls, "mixed" every
+# other client on pipes (both paths under the same faults).
+PIPE_MODES = ("off", "on", "mixed")
+DEFAULT_PIPES = "mixed"
+
 
 class Recorder:
     """The history file and the counters of the report."""
@@ -190,7 +195,7 @@ class Workload:
     loop (operations started at a fixed rate by a pacer, run by a pool)."""
 
     def __init__(self, cluster, recorder, seed, keys, clients, blind_fraction=0.1,
-                 think_ms=(5, 40), rpc_timeout_s=4.0, tag="v", pipes="off"):
+                 think_ms=(5, 40), rpc_timeout_s=4.0, tag="v", pipes=DEFAULT_PIPES):
         self.cluster = cluster
         self.rec = recorder
         self.seed = seed
@@ -206,7 +211,7 @@ class Workload:
         self.skipped = 0  # open loop: operations due that no client was free for
         self._seq = 0
         self._lock = threading.Lock()  # guards _seq and answered
-        if pipes not in ("off", "on", "mixed"):
+        if pipes not in PIPE_MODES:
             raise ValueError(f"pipes must be off, on or mixed, not {pipes!r}")
         self.pipe_mode = pipes
         self.pipes = {}  # (client, node id): Pipe, each used by its client only
