@@ -73,5 +73,17 @@ TEST(ServerOptionsTest, TheSyncDelayIsOffByDefaultAndBounded) {
   }
 }
 
+// A buffered node's writes wait for no sync: a delay there is a mistake to
+// report, not a setting to ignore; 0 (the default) stays accepted.
+TEST(ServerOptionsTest, ASyncDelayOnABufferedNodeIsRefused) {
+  absl::StatusOr<ServerOptions> o = Parse({"--durability=buffered", "--sync-delay-us=500"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(o.status().message()).find("durable nodes only"), std::string::npos)
+      << o.status();
+  EXPECT_TRUE(Parse({"--durability=buffered", "--sync-delay-us=0"}).ok());
+  EXPECT_TRUE(Parse({"--durability=durable", "--sync-delay-us=500"}).ok());
+}
+
 }  // namespace
 }  // namespace dynamo::server

@@ -172,8 +172,7 @@ std::vector<std::string> Validate(const ClusterSpec& s) {
   if (delay < 0 || delay > server::kSyncDelayUsMax) {
     p.push_back(Cat("spec.storage.syncDelayMicroseconds must be in 0..", server::kSyncDelayUsMax,
                     ", got ", delay));
-  } else if (delay > 0 && s.storage.durability != "durable") {
-    // A buffered node never waits for a sync: the setting would do nothing.
+  } else if (!server::SyncDelayAppliesTo(s.storage.durability, delay)) {
     p.push_back(Cat("spec.storage.syncDelayMicroseconds applies to durable storage only; it is ",
                     delay, " with durability \"", s.storage.durability, "\""));
   }
