@@ -625,6 +625,10 @@ struct PowerLossCase {
   // What the child does after writing the first kCrashKeys keys, before it
   // writes kCrashKeys more and is killed.
   std::function<absl::Status(RocksDbEngine&)> after_first_writes;
+  // Whether the second writes must be unsynced when the child dies (else the
+  // power loss proves nothing). Not so where a background sync runs: on a
+  // loaded machine it may catch them all.
+  bool second_writes_unsynced = true;
 };
 
 std::string RunPowerLossCase(const TempDir& dir, const PowerLossCase& test_case, int* first_present,
@@ -645,7 +649,9 @@ std::string RunPowerLossCase(const TempDir& dir, const PowerLossCase& test_case,
     Crash();
   });
   if (!child.empty()) return child;
-  if (SimulatePowerLoss(journal) == 0) return "the simulated power loss dropped nothing";
+  if (SimulatePowerLoss(journal) == 0 && test_case.second_writes_unsynced) {
+    return "the simulated power loss dropped nothing";
+  }
   std::unique_ptr<RocksDbEngine> engine = OpenOrFail(options);
   if (engine == nullptr) return "reopen failed";
   *first_present = CountPresent(*engine, 0, kCrashKeys);
@@ -687,7 +693,8 @@ TEST(RocksDbEngineCrash, BufferedWritesSurvivePowerLossAfterTheBackgroundSync) {
                               [](RocksDbEngine&) {
                                 std::this_thread::sleep_for(std::chrono::milliseconds(400));
                                 return absl::OkStatus();
-                              }},
+                              },
+                              /*second_writes_unsynced=*/false},
                              &first, &second),
             "");
   EXPECT_EQ(first, kCrashKeys);
