@@ -345,7 +345,7 @@ void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
 
   const Dot dot =
       NextDot(std::max(object.clock().Counter(actor_), context.Counter(actor_)));
-  object.Write(context, dot, std::move(op.value), tombstone, now_ms);
+  object.Write(context, dot, std::move(op.value), tombstone, now_ms + wall_clock_offset_ms_);
   object.PruneClock(config_.clock_entries_max);
   absl::StatusOr<StoredObject> stored =
       StoreFor(hint_for, op.key, op.position, object, out, replica);

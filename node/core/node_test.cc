@@ -373,6 +373,24 @@ TEST(NodeTest, BlindPutsMakeSiblingsAndAContextReplacesThem) {
   EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"next", "stale"}));
 }
 
+// Timestamps are what clients' resolvers see of a write's time: they follow
+// the wall clock the caller reports, steps included, while now_ms (timers)
+// goes on evenly.
+TEST(NodeTest, WritesAreStampedWithTheWallClockTheCallerReports) {
+  Cluster c(1, 1);
+  c.Step();
+  c.MustPut(0, "k", "a");
+  EXPECT_EQ(c.MustGet(0, "k").siblings(0).timestamp_ms(), c.now());
+
+  c.node(0).SetWallClockOffset(-30'000);  // the wall clock stepped back 30 s
+  const std::string ctx = c.MustPut(0, "j", "b");
+  EXPECT_EQ(c.MustGet(0, "j").siblings(0).timestamp_ms(), c.now() - 30'000);
+
+  c.node(0).SetWallClockOffset(5'000);
+  c.MustPut(0, "j", "c", ctx);
+  EXPECT_EQ(c.MustGet(0, "j").siblings(0).timestamp_ms(), c.now() + 5'000);
+}
+
 uint64_t ObjectReads(Cluster& c) {
   uint64_t reads = 0;
   for (size_t i = 0; i < c.size(); ++i) reads += c.engine(i).GetCount(storage::Space::kData);

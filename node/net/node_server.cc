@@ -29,7 +29,8 @@ int64_t WallMs() {
 
 // The core's clock: wall time at start, then advanced by the monotonic clock.
 // A wall clock stepped backwards (NTP, a restored VM) must not stall ticks,
-// deadlines and the failure detector; timestamps stay close to wall time.
+// deadlines and the failure detector. Timestamps follow the wall clock: the
+// core gets its lead over this clock every tick (WallClockOffsetMs).
 int64_t NowMs() {
   static const int64_t wall_at_start = WallMs();
   static const auto steady_at_start = std::chrono::steady_clock::now();
@@ -37,6 +38,8 @@ int64_t NowMs() {
                              std::chrono::steady_clock::now() - steady_at_start)
                              .count();
 }
+
+int64_t WallClockOffsetMs(int64_t now_ms) { return WallMs() - now_ms; }
 
 constexpr int64_t kSnapshotIntervalMs = 100;
 // How long no client may have called before a draining node stops its gRPC
@@ -94,6 +97,7 @@ absl::Status NodeServer::Impl::Start() {
       core::Node::Open(options_.node, storage_.get(), seed, NowMs());
   if (!node.ok()) return node.status();
   node_ = *std::move(node);
+  node_->SetWallClockOffset(WallClockOffsetMs(NowMs()));
 
   absl::StatusOr<std::unique_ptr<NodeMetrics>> m = NodeMetrics::Create(options_.sla_seconds);
   if (!m.ok()) return m.status();
@@ -274,8 +278,10 @@ void NodeServer::Impl::Step(int max_rounds) {
     ++step_round_;
     const int64_t now = NowMs();
     core::Outputs out;
+    const bool tick = now >= next_tick_ms_.load();
+    if (tick) node_->SetWallClockOffset(WallClockOffsetMs(now));
     for (Task& task : batch) task(*node_, now, &out);
-    if (now >= next_tick_ms_.load()) {
+    if (tick) {
       node_->Tick(now, &out);
       next_tick_ms_.store(now + options_.tick_ms);
     }

@@ -319,8 +319,12 @@ class Run:
                         f"{skew:+.0f} s off true time")
                     self.report["faketime"] = "verified"
                     return
-            log(f"chaos: WARNING: no write stamped by {node.id} showed the skew ({len(seen)} tried)")
+            # A skew fault that moves nothing would test nothing.
+            log(f"chaos: no write stamped by {node.id} showed the skew ({len(seen)} tried)")
             self.report["faketime"] = "unverified"
+            self.failed.append(f"clock skew: no write stamped by {node.id} showed its wall "
+                               f"clock's skew of {PROBE_SKEW_S} s (offsets seen: "
+                               f"{min(seen):+.1f} to {max(seen):+.1f} s)")
         except Exception as e:  # noqa: BLE001
             log(f"chaos: WARNING: faketime probe failed: {e}")
             self.report["faketime"] = f"probe failed: {e}"

@@ -98,6 +98,7 @@ void Simulation::Start(size_t i) {
   config.node_id = n.id;
   config.address = n.address;
   config.seeds = {nodes_[0].address};
+  n.clock_anchor_ms = n.skew_ms;
   absl::StatusOr<std::unique_ptr<core::Node>> node =
       core::Node::Open(config, n.engine.get(), rng_.Next(), NodeTime(i));
   if (!node.ok()) {
@@ -178,9 +179,11 @@ void Simulation::TickLoop(size_t i, uint64_t incarnation) {
 
 void Simulation::Step(size_t i,
                       const std::function<void(core::Node&, int64_t, core::Outputs*)>& input) {
-  if (!nodes_[i].node) return;
+  SimNode& n = nodes_[i];
+  if (!n.node) return;
+  n.node->SetWallClockOffset(n.skew_ms - n.clock_anchor_ms);
   core::Outputs out;
-  input(*nodes_[i].node, NodeTime(i), &out);
+  input(*n.node, NodeTime(i), &out);
   Process(i, out);
 }
 

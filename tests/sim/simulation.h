@@ -86,6 +86,10 @@ class Simulation {
   void Restart(size_t i) { Start(i); }
   // The disk is replaced: storage is empty at the next start.
   void Wipe(size_t i);
+  // Node i's wall clock runs skew_ms ahead of true time (behind if negative).
+  // As on a real node (NodeServer), the core's clock keeps the wall clock's
+  // lead at its start and never steps; the timestamps of its writes follow
+  // the wall clock at once (core::Node::SetWallClockOffset).
   void SetSkew(size_t i, int64_t skew_ms) { nodes_[i].skew_ms = skew_ms; }
   // A failing disk: while set, node i's syncs fail. What waited for one leaves
   // as core::FailUnsynced makes it, and the writes it covered stay unsynced
@@ -139,7 +143,8 @@ class Simulation {
     std::string address;
     std::unique_ptr<storage::MemoryEngine> engine;
     std::unique_ptr<core::Node> node;
-    int64_t skew_ms = 0;
+    int64_t skew_ms = 0;        // of its wall clock
+    int64_t clock_anchor_ms = 0;  // skew_ms at its start: its core clock's lead
     uint64_t incarnation = 0;  // events scheduled for an older incarnation are void
     core::SyncGate gate;  // outputs waiting for syncs, as in NodeServer
     bool syncing = false;
@@ -166,7 +171,7 @@ class Simulation {
   void Deliver(size_t from, const core::OutMessage& message);
   void TickLoop(size_t i, uint64_t incarnation);
   void Client(size_t at, core::ClientRequest request, ReplyCallback done);
-  int64_t NodeTime(size_t i) const { return now_ms_ + nodes_[i].skew_ms; }
+  int64_t NodeTime(size_t i) const { return now_ms_ + nodes_[i].clock_anchor_ms; }
 
   SimOptions options_;
   core::Random rng_;

@@ -7,7 +7,9 @@
 //
 // Contract with the caller (the gRPC server, or the simulator):
 //   - Every input is a method call taking now_ms; outputs are appended to the
-//     Outputs passed in.
+//     Outputs passed in. now_ms must not step (the server's is monotonic):
+//     timers, deadlines and the failure detector run on it. Writes are
+//     stamped with the wall clock, now_ms + SetWallClockOffset's offset.
 //   - If Outputs::sync is set, the storage engine must be synced before any
 //     message or reply of that Outputs leaves (acknowledge only what is
 //     durable), except the requests for which MayLeaveBeforeSync holds: a
@@ -120,6 +122,11 @@ class Node {
   void HandleSendFailure(const std::string& to_node, uint64_t request_id, int64_t now_ms,
                          Outputs* out);
   void Tick(int64_t now_ms, Outputs* out);
+  // The wall clock's lead over now_ms, for the timestamps of the writes this
+  // node coordinates (what clients' resolvers see). The caller refreshes it
+  // as often as it ticks, so that timestamps follow the wall clock's steps
+  // (NTP, a restored VM) while now_ms, and every timer on it, does not jump.
+  void SetWallClockOffset(int64_t offset_ms) { wall_clock_offset_ms_ = offset_ms; }
   // A clean stop: records it and syncs, so that the next Open keeps the clock
   // actor. No step may follow.
   absl::Status Close();
@@ -311,6 +318,7 @@ class Node {
   std::map<uint64_t, PendingRequest> requests_;
   std::set<std::pair<int64_t, uint64_t>> request_deadlines_;
 
+  int64_t wall_clock_offset_ms_ = 0;
   int64_t next_gossip_ms_ = 0;
   std::set<uint64_t> farewells_;  // gossip requests of Farewell not answered yet
   int64_t next_background_ms_ = 0;
