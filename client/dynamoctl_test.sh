@@ -93,6 +93,12 @@ ctx=$(sed -n 's/^context: //p' "$WORK/get4.out")
 "$CTL" delete greeting --context "$ctx" >/dev/null
 "$CTL" get greeting | grep -qx "not found" || fail "deleted key still found"
 
+# delete without --context deletes what a read returns, siblings included.
+"$CTL" put gone one >/dev/null
+"$CTL" put gone two >/dev/null
+"$CTL" delete gone | grep -qx "deleted" || fail "delete without a context"
+"$CTL" get gone | grep -qx "not found" || fail "a delete without --context left values"
+
 # cluster status: 3 NORMAL nodes; ring: N=3.
 "$CTL" cluster status | tee "$WORK/status.out"
 [ "$(grep -c ' NORMAL ' "$WORK/status.out")" -eq 3 ] || fail "expected 3 NORMAL nodes"

@@ -50,7 +50,10 @@ std::vector<CommandSpec> MakeCommands() {
       {"delete",
        "KEY [--context B64] [--n N] [--w W]",
        "delete a key; prints the new context",
-       "",
+       "Without --context it reads the key first and deletes every value that read\n"
+       "returns (a delete with no context would only add a tombstone beside them, and\n"
+       "reads would still return them); with the context of a read it deletes what\n"
+       "that read returned, and a value written since stays.",
        {context, Quorum("n", "replicas (N)"), Quorum("w", "acknowledgements to wait for (W)")},
        1,
        1},

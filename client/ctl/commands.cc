@@ -101,6 +101,16 @@ Outcome Write(Env& e, bool del) {
   client::WriteOptions options;
   options.quorum = *quorum;
   const std::string& key = e.inv.positional[0];
+  if (del && !e.inv.Has("context")) {
+    // A delete with no context removes nothing that exists: its tombstone is
+    // one more sibling beside the values, which reads still return. Delete
+    // what a read returns now instead.
+    client::GetOptions read;
+    read.quorum.n = quorum->n;
+    absl::StatusOr<client::GetResult> got = (*c)->Get(key, read);
+    if (!got.ok()) return Outcome::Error(got.status());
+    *context = got->context;
+  }
   absl::StatusOr<client::WriteResult> r =
       del ? (*c)->Delete(key, *context, options) : (*c)->Put(key, value, *context, options);
   if (!r.ok()) return Outcome::Error(r.status());

@@ -139,7 +139,9 @@ class Client {
 
   [[nodiscard]] absl::StatusOr<GetResult> Get(std::string_view key, const GetOptions& options = {});
   // `context` comes from the read this write is based on ("" for a blind
-  // write, which becomes a sibling of whatever is there).
+  // write, which becomes a sibling of whatever is there). A blind Delete
+  // therefore removes nothing that exists (reads skip its tombstone and still
+  // return the values): delete with the context of a read.
   [[nodiscard]] absl::StatusOr<WriteResult> Put(std::string_view key, std::string_view value,
                                                 std::string_view context = {},
                                                 const WriteOptions& options = {});
