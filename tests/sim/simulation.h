@@ -143,7 +143,7 @@ class Simulation {
     std::string address;
     std::unique_ptr<storage::MemoryEngine> engine;
     std::unique_ptr<core::Node> node;
-    int64_t skew_ms = 0;        // of its wall clock
+    int64_t skew_ms = 0;          // of its wall clock
     int64_t clock_anchor_ms = 0;  // skew_ms at its start: its core clock's lead
     uint64_t incarnation = 0;  // events scheduled for an older incarnation are void
     core::SyncGate gate;  // outputs waiting for syncs, as in NodeServer
