@@ -50,7 +50,8 @@ constexpr size_t kInfoLogFileBytesMax = 8 << 20;
 constexpr int kBackgroundJobsMax = 2;
 constexpr double kBlobGcAgeCutoff = 0.25;
 constexpr double kBlobGcForceThreshold = 0.5;
-constexpr int64_t kBlobGcCheckIntervalMs = 1000;
+// A durable node's background thread: blob collection checks, resume attempts.
+constexpr int64_t kBackgroundIntervalMs = 1000;
 // While writes are stopped, at most one attempt to resume them per interval,
 // and only with room for the memtables (MemtablesBytesMax): a resume flushes
 // them, and one that runs out of space again turns RocksDB's error fatal
@@ -387,9 +388,7 @@ RocksDbEngine::RocksDbEngine(RocksDbOptions options, std::unique_ptr<rocksdb::DB
       spaces_(spaces),
       background_work_(std::move(background_work)),
       file_manager_(db_->GetDBOptions().sst_file_manager) {
-  if (options_.durability == RocksDbOptions::Durability::kBuffered || options_.blob_min_bytes > 0) {
-    background_thread_ = std::thread([this] { BackgroundLoop(); });
-  }
+  background_thread_ = std::thread([this] { BackgroundLoop(); });
 }
 
 RocksDbEngine::~RocksDbEngine() {
@@ -418,7 +417,7 @@ bool BlobGarbageCollectionWanted(bool running, uint64_t garbage_bytes, uint64_t 
 void RocksDbEngine::BackgroundLoop() {
   const bool buffered = options_.durability == RocksDbOptions::Durability::kBuffered;
   const absl::Duration interval =
-      absl::Milliseconds(buffered ? options_.buffered_sync_interval_ms : kBlobGcCheckIntervalMs);
+      absl::Milliseconds(buffered ? options_.buffered_sync_interval_ms : kBackgroundIntervalMs);
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -426,6 +425,8 @@ void RocksDbEngine::BackgroundLoop() {
     }
     // A failure stops writes; the writes and Sync() report it.
     if (buffered) SyncWal().IgnoreError();
+    // An idle node resumes too, and learns if only a restart will do (Health).
+    ResumeWrites().IgnoreError();
     if (options_.blob_min_bytes > 0) AdjustBlobGarbageCollection();
   }
 }
@@ -592,7 +593,6 @@ absl::Status RocksDbEngine::Scan(Space space, std::string_view begin, std::strin
 }
 
 absl::Status RocksDbEngine::Health() {
-  if (ResumeWrites().ok()) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   return needs_restart_ ? stopped_status_ : absl::OkStatus();
 }

@@ -1052,10 +1052,12 @@ TEST(RocksDbEngineHealth, AFailedLogSyncNeedsARestartWhichRestoresWrites) {
   fs->set_syncs_fail(true);
   EXPECT_FALSE(engine->Sync().ok());
   fs->set_syncs_fail(false);  // a working disk is not enough: RocksDB stays stopped
+  // No write comes: the engine's background thread tries to resume (once a
+  // second) and learns that only a restart will do; Health reports it.
   absl::Status health;
-  for (int attempt = 0; attempt < 40 && health.ok(); ++attempt) {
-    health = engine->Health();  // one resume per 100 ms
-    if (health.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int attempt = 0; attempt < 300 && health.ok(); ++attempt) {
+    health = engine->Health();
+    if (health.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_FALSE(health.ok());
   EXPECT_THAT(health.message(), HasSubstr("restart the node"));

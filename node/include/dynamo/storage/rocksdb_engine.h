@@ -124,8 +124,10 @@ class RocksDbEngine final : public StorageEngine {
   EngineStats Stats() const override;
   // Not OK once RocksDB refused to resume writes after an error it "cannot
   // recover from while open" (a failed log write or fsync, for one): writes
-  // and syncs fail until the node restarts. Tries to resume first, at most
-  // once per 100 ms.
+  // and syncs fail until the node restarts. Only reads that state: the
+  // attempts to resume, which find it out and may flush the memtables, run on
+  // the write path and the background thread (every second at most), never
+  // on the caller's (the HTTP thread answering /healthz and /metrics).
   absl::Status Health() override;
 
   // Makes every write that returned before this call durable, whatever the
@@ -183,7 +185,7 @@ class RocksDbEngine final : public StorageEngine {
   int64_t space_checked_ms_ ABSL_GUARDED_BY(mu_) = -1000000;
   uint64_t free_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool blob_gc_running_ = false;  // BackgroundLoop's thread only
-  std::thread background_thread_;  // kBuffered, or blob files on
+  std::thread background_thread_;  // syncs (kBuffered), blob collection, resumes
 };
 
 // How fast files RocksDB no longer needs (old log files, compacted tables,
