@@ -362,13 +362,13 @@ absl::StatusOr<ServerOptions> ParseOptions(const std::vector<std::string>& args,
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }
+  if (!o.tls_ca.empty() && o.tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls-ca needs --tls-cert and --tls-key (mutual TLS)");
+  }
   if (!SyncDelayAppliesTo(o.durability, o.sync_delay_us)) {
     return absl::InvalidArgumentError(
         Cat("--sync-delay-us applies to durable nodes only; this node is --durability ",
             o.durability, " (its writes do not wait for a sync)"));
-  }
-  if (!o.tls_ca.empty() && o.tls_cert.empty()) {
-    return absl::InvalidArgumentError("--tls-ca needs --tls-cert and --tls-key (mutual TLS)");
   }
   // Every object must fit in one message, with its key, clock and framing.
   const size_t reserve = o.node.key_bytes_max + core::kMessageReserveBytes;
