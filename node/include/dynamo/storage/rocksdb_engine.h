@@ -126,8 +126,9 @@ class RocksDbEngine final : public StorageEngine {
   // recover from while open" (a failed log write or fsync, for one): writes
   // and syncs fail until the node restarts. Only reads that state: the
   // attempts to resume, which find it out and may flush the memtables, run on
-  // the write path and the background thread (every second at most), never
-  // on the caller's (the HTTP thread answering /healthz and /metrics).
+  // the write path and the background thread (a durable node's every second,
+  // a buffered node's every buffered_sync_interval_ms), never on the caller's
+  // (the HTTP thread answering /healthz and /metrics).
   absl::Status Health() override;
 
   // Makes every write that returned before this call durable, whatever the
