@@ -182,6 +182,9 @@ absl::StatusOr<NodeServer::Impl::Served> NodeServer::Impl::Serve(
     int* port) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen, creds_.server, port);
+  // gRPC binds with SO_REUSEPORT by default: a second node given the same
+  // port would start and share the first one's connections instead of failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
   builder.SetMaxSendMessageSize(static_cast<int>(options_.grpc_message_bytes_max));
   PeerTransport::AcceptKeepalive(builder);
@@ -618,8 +621,14 @@ void NodeServer::Impl::Shutdown() {
   });
   // A leaving node tells its live peers its last state and waits for their
   // answers: stopping right after it turned LEFT, gossip might never carry
-  // that to them, and they would show it LEAVING for good.
-  if (node_ && Post(
+  // that to them, and they would show it LEAVING for good. A node whose start
+  // failed never served: it has nobody to tell, and no transport to tell it.
+  bool served = false;
+  {
+    absl::MutexLock lock(&mu_);
+    served = loop_started_;
+  }
+  if (node_ && served && Post(
                    [this](core::Node& node, int64_t now_ms, core::Outputs* out) {
                      node.Farewell(now_ms, out);
                      farewell_.store(node.FarewellAnswered() ? kFarewellAnswered
