@@ -47,12 +47,20 @@ absl::Status ParseBool(const std::string& name, const std::string& value, bool* 
   return absl::OkStatus();
 }
 
-absl::Status ParseHostPort(const std::string& name, const std::string& value) {
+// Port 0 (any free port) only where nobody needs to find the port: an
+// address peers and clients dial must name the port the node serves on.
+enum class PortZero { kAllowed, kRefused };
+
+absl::Status ParseHostPort(const std::string& name, const std::string& value,
+                           PortZero zero = PortZero::kAllowed) {
   const size_t colon = value.rfind(':');
   uint32_t port = 0;
   if (colon == std::string::npos || colon == 0 ||
       !ParseInt<uint32_t>(name, value.substr(colon + 1), 0, 65535, &port).ok()) {
     return Bad(name, value, "host:port");
+  }
+  if (port == 0 && zero == PortZero::kRefused) {
+    return Bad(name, value, "host:port with a port other than 0 (peers and clients dial it)");
   }
   return absl::OkStatus();
 }
@@ -69,14 +77,14 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                    }}},
       {"listen", {"host:port of the gRPC services (default 0.0.0.0:7000)",
                   [](auto& n, auto& v, ServerOptions* o) {
-                    if (auto s = ParseHostPort(n, v); !s.ok()) return s;
+                    if (auto s = ParseHostPort(n, v, PortZero::kRefused); !s.ok()) return s;
                     o->listen = v;
                     return absl::OkStatus();
                   }}},
       {"advertise", {"host:port other nodes and clients use to reach this node (default: --listen, "
                      "with the hostname for 0.0.0.0)",
                      [](auto& n, auto& v, ServerOptions* o) {
-                       if (auto s = ParseHostPort(n, v); !s.ok()) return s;
+                       if (auto s = ParseHostPort(n, v, PortZero::kRefused); !s.ok()) return s;
                        o->node.address = v;
                        return absl::OkStatus();
                      }}},
@@ -134,7 +142,7 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                    o->node.seeds.clear();
                    for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
                      std::string seed = Trim(std::string_view(part.data(), part.size()));
-                     if (auto s = ParseHostPort(n, seed); !s.ok()) return s;
+                     if (auto s = ParseHostPort(n, seed, PortZero::kRefused); !s.ok()) return s;
                      o->node.seeds.push_back(seed);
                    }
                    return absl::OkStatus();
@@ -345,10 +353,10 @@ absl::StatusOr<ServerOptions> ParseOptions(const std::vector<std::string>& args,
     if (const size_t eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
       name.resize(eq);
-    } else if (i + 1 < args.size()) {
+    } else if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) {
       value = args[++i];
     } else {
-      return absl::InvalidArgumentError(Cat("flag --", name, " needs a value"));
+      return absl::InvalidArgumentError(Cat("flag --", name, " needs a value: --", name, "=VALUE"));
     }
     if (name == "config") continue;
     if (absl::Status s = ApplySetting(name, value, &o); !s.ok()) return s;

@@ -55,6 +55,33 @@ TEST(ServerOptionsTest, AValueLimitThatNoMessageCarriesIsRefusedWithTheFix) {
 }
 
 // Off unless asked for: a delay adds to every durable write's latency.
+// A node listening on "any free port" would advertise port 0, where no peer
+// or client can reach it; the same for an advertised address or a seed.
+TEST(ServerOptionsTest, AnAddressOthersDialNeedsARealPort) {
+  for (const std::string flag : {"--listen", "--advertise", "--seeds"}) {
+    absl::StatusOr<ServerOptions> zero = Parse({flag + "=127.0.0.1:0"});
+    ASSERT_FALSE(zero.ok()) << flag;
+    EXPECT_EQ(zero.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(zero.status().message().find("other than 0"), std::string::npos) << zero.status();
+  }
+  absl::StatusOr<ServerOptions> seeds = Parse({"--seeds=a:7000,b:0"});
+  EXPECT_FALSE(seeds.ok()) << "every seed is checked";
+  // Where nobody dials the port, any free one will do.
+  EXPECT_TRUE(Parse({"--http=127.0.0.1:0"}).ok());
+}
+
+// "--zone --seeds=a:1" is a forgotten value, not a zone named "--seeds=a:1"
+// (and no seeds).
+TEST(ServerOptionsTest, AFlagIsNeverTheValueOfTheFlagBeforeIt) {
+  absl::StatusOr<ServerOptions> o = Parse({"--zone", "--seeds=a:7000"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_NE(o.status().message().find("--zone needs a value"), std::string::npos) << o.status();
+  absl::StatusOr<ServerOptions> spaced = Parse({"--zone", "eu-1", "--seeds", "a:7000"});
+  ASSERT_TRUE(spaced.ok()) << spaced.status();
+  EXPECT_EQ(spaced->node.zone, "eu-1");
+  EXPECT_EQ(spaced->node.seeds, std::vector<std::string>{"a:7000"});
+}
+
 TEST(ServerOptionsTest, TheSyncDelayIsOffByDefaultAndBounded) {
   absl::StatusOr<ServerOptions> defaults = Parse({});
   ASSERT_TRUE(defaults.ok()) << defaults.status();
