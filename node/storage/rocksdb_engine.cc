@@ -24,6 +24,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "info_log.h"
 
 namespace dynamo::storage {
 namespace {
@@ -168,8 +169,6 @@ rocksdb::DBOptions MakeDbOptions(const RocksDbOptions& options) {
   db.db_write_buffer_size = MemtablesBytesMax(options);
   // Rarely written families (hints, meta) would otherwise pin old log files.
   db.max_total_wal_size = kWalPerMemtablesBudget * MemtablesBytesMax(options);
-  db.keep_log_file_num = kInfoLogFilesMax;
-  db.max_log_file_size = kInfoLogFileBytesMax;
   db.listeners.push_back(std::make_shared<RecoverOnDemand>());
   // No trash directory is given, so creating the manager cannot fail.
   db.sst_file_manager.reset(rocksdb::NewSstFileManager(
@@ -246,6 +245,12 @@ absl::Status OpenError(const rocksdb::Status& status, const std::string& path) {
   if (status.IsInvalidArgument()) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot open the database at ", path, ": ", detail));
+  }
+  if (status.IsNoSpace()) {
+    // Opening replays the log into new table files: it needs some room.
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "disk full: cannot open the database at ", path, " (", detail,
+        "); free space on its volume (or give it a larger one) and start the node again"));
   }
   if (status.IsCorruption()) {
     return absl::DataLossError(absl::StrCat(
@@ -330,6 +335,9 @@ absl::StatusOr<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const RocksDb
   }
 
   rocksdb::DBOptions db_options = MakeDbOptions(options);
+  db_options.info_log =
+      std::make_shared<InfoLog>(db_options.env->GetFileSystem(), path, kInfoLogFileBytesMax,
+                                kInfoLogFilesMax - 1, db_options.info_log_level);
   auto background_work = std::make_shared<BackgroundWorkCounter>();
   db_options.listeners.push_back(background_work);
   const rocksdb::ColumnFamilyOptions cf_options =

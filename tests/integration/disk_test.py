@@ -48,7 +48,18 @@ class FullDisk(unittest.TestCase):
             # Reads keep working on the full node, and the others still take writes.
             self.assertTrue(small.get(b"before7", r=1).found)
             n0.put(b"while-full", b"v", w=2)
+            # Restarted on the full disk, the node cannot open its database
+            # (opening writes new files): it says so and exits 1. RocksDB's
+            # own log writer used to abort it first, without a word.
+            small.kill()
+            small.start()
+            code = small.process.wait(timeout=60)
+            log = small.log_tail()
+            small._ended()
+            self.assertEqual(code, 1, log)
+            self.assertIn("disk full: cannot open the database", log)
             os.remove(filler)
+            small.start()
             wait_until(lambda: small.put(b"after", b"v") is not None, 30, "writes to work again")
             wait_until(lambda: small.get(b"while-full", r=1).found, 30,
                        "the write it missed to reach it (hint or anti-entropy)")
