@@ -58,7 +58,7 @@ Controller::Controller(k8s::Client* client, NodeAdmin* nodes, k8s::EventRecorder
   cluster_opts.watch_timeout_s = options_.watch_timeout_s;
   clusters_ = std::make_unique<k8s::Reflector>(
       client_, k8s::DynamoClusters(), cluster_opts,
-      [this](std::string_view, const Value& obj) { Enqueue(obj, true); });
+      [this](std::string_view type, const Value& obj) { OnClusterEvent(type, obj); });
   for (const k8s::ResourceType* type :
        {&k8s::StatefulSets(), &k8s::Services(), &k8s::ConfigMaps(), &k8s::PodDisruptionBudgets(),
         &k8s::PersistentVolumeClaims(), &k8s::Pods()}) {
@@ -114,6 +114,25 @@ bool Controller::Synced() const {
     if (!r->synced()) return false;
   }
   return true;
+}
+
+void Controller::OnClusterEvent(std::string_view type, const Value& object) {
+  const Value& meta = object["metadata"];
+  const std::string key = KeyOf(meta["namespace"].AsString(), meta["name"].AsString());
+  {
+    std::lock_guard<std::mutex> lock(inputs_mu_);
+    if (type == "DELETED") {
+      cluster_inputs_.erase(key);
+    } else {
+      Value input = reconciler::ReconcileInput(object);
+      auto [it, inserted] = cluster_inputs_.try_emplace(key, input);
+      if (!inserted) {
+        if (it->second == input) return;
+        it->second = std::move(input);
+      }
+    }
+  }
+  Enqueue(object, true);
 }
 
 void Controller::Enqueue(const Value& object, bool is_cluster) {

@@ -68,6 +68,14 @@ bool Cluster::HasFinalizer() const {
   return std::find(finalizers.begin(), finalizers.end(), kFinalizer) != finalizers.end();
 }
 
+json::Value ReconcileInput(const json::Value& object) {
+  json::Value input = object;
+  input.Erase("status");
+  input["metadata"].Erase("resourceVersion");
+  input["metadata"].Erase("managedFields");
+  return input;
+}
+
 Cluster ParseCluster(const json::Value& object, std::vector<std::string>* problems) {
   Cluster c;
   const json::Value& meta = object["metadata"];

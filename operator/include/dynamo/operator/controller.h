@@ -14,9 +14,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -63,6 +65,9 @@ class Controller {
 
  private:
   void Enqueue(const json::Value& object, bool is_cluster);
+  // A watch event of a DynamoCluster: queued unless only its status (or the
+  // server's bookkeeping) changed since the last event (ReconcileInput).
+  void OnClusterEvent(std::string_view type, const json::Value& object);
   void Work();
   reconciler::Observed Observe(const reconciler::Cluster& c);
   absl::Status Execute(const reconciler::Action& a, const json::Value& cluster,
@@ -88,6 +93,9 @@ class Controller {
   std::unique_ptr<k8s::Reflector> clusters_;
   std::vector<std::unique_ptr<k8s::Reflector>> owned_;  // sts, services, cms, pdbs, pvcs, pods
   std::vector<std::thread> threads_;
+
+  std::mutex inputs_mu_;
+  std::map<std::string, json::Value> cluster_inputs_;  // "ns/name"; guarded by inputs_mu_
 
   std::mutex sm_mu_;
   reconciler::ServiceMonitorAccess sm_access_ = reconciler::ServiceMonitorAccess::kAvailable;

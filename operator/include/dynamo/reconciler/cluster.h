@@ -95,6 +95,13 @@ struct Cluster {
 // the fields in question so that deletion still works.
 Cluster ParseCluster(const json::Value& object, std::vector<std::string>* problems);
 
+// What a reconcile of a DynamoCluster acts on: the object without its status
+// and the bookkeeping the API server changes on every write. A watch event
+// that leaves it unchanged (above all the operator's own status writes, whose
+// node counters change on every pass under load) needs no reconcile of its
+// own: the requeue pace covers the nodes.
+json::Value ReconcileInput(const json::Value& object);
+
 // Checks the rules the CRD's schema states (ranges, readQuorum and
 // writeQuorum within factor, factor at most replicas, partitions a power of
 // two). Empty when valid.
