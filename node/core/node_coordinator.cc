@@ -40,9 +40,8 @@ bool Node::Healthy(const std::string& node, int64_t now_ms) const {
   return fd_.Alive(node, now_ms) && membership_->StateOf(node) != v1::NODE_STATE_LEFT;
 }
 
-Dot Node::NextDot(uint64_t floor) {
-  const uint64_t counter = std::max(next_counter_, floor + 1);
-  next_counter_ = counter + 1;
+Dot Node::NextDot() {
+  const uint64_t counter = next_counter_++;
   if (counter > counter_limit_) {
     counter_limit_ = counter + kCounterBlock;
     if (!store_.PutMeta(meta::kCounterLimit, EncodeBigEndian64(counter_limit_)).ok()) {
@@ -343,8 +342,32 @@ void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
   }
   if (!tombstone && survivors + 1 > config_.siblings_warn) ++counters_.sibling_warnings;
 
-  const Dot dot =
-      NextDot(std::max(object.clock().Counter(actor_), context.Counter(actor_)));
+  // Every counter of this node's actor below next_counter_ was issued here,
+  // and none above: a context (or a stored clock) that claims more was forged
+  // or corrupted. Taking it as a floor would move the node's counter, shared
+  // by every key and kept across restarts, past what any clock may hold.
+  if (const uint64_t claimed = context.Counter(actor_); claimed >= next_counter_) {
+    ++counters_.invalid_requests;
+    Respond(op, absl::InvalidArgumentError(absl::StrFormat(
+                    "the context claims version %d of %s's clock, which it has not issued: it "
+                    "is corrupt or forged; read the key again and write with that context",
+                    claimed, actor_)),
+            std::monostate(), now_ms, out);
+    AdvanceOp(op, now_ms, out);
+    return;
+  }
+  if (const uint64_t claimed = object.clock().Counter(actor_); claimed >= next_counter_) {
+    ++counters_.storage_errors;
+    Respond(op, absl::DataLossError(absl::StrFormat(
+                    "the key's stored clock claims version %d of %s's clock, which it has not "
+                    "issued (a forged context written through another node?); write it through "
+                    "another node",
+                    claimed, actor_)),
+            std::monostate(), now_ms, out);
+    AdvanceOp(op, now_ms, out);
+    return;
+  }
+  const Dot dot = NextDot();
   object.Write(context, dot, std::move(op.value), tombstone, now_ms + wall_clock_offset_ms_);
   object.PruneClock(config_.clock_entries_max);
   absl::StatusOr<StoredObject> stored =
@@ -501,7 +524,11 @@ void Node::AdvanceOp(Op& op, int64_t now_ms, Outputs* out) {
               std::monostate(), now_ms, out);
     }
     if (op.write->Complete()) {
-      if (op.kind == Op::Kind::kDelete && op.write->AllOwnersHoldTombstone(op.placement.owners) &&
+      // A reap removes the tombstone everywhere, so every one of the key's N
+      // owners must hold it: after a delete with a smaller n, the owners it
+      // skipped still hold the value, which the reap would bring back.
+      if (op.kind == Op::Kind::kDelete && op.n == config_.replicas_n &&
+          op.write->AllOwnersHoldTombstone(op.placement.owners) &&
           reap_queue_.size() < config_.reap_queue_max) {
         reap_queue_.push_back({op.key, op.position, op.written.clock(),
                                now_ms + config_.tombstone_grace_ms});

@@ -356,6 +356,36 @@ TEST(NodeTest, PutGetDeleteRoundTrip) {
   EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"v2"}));
 }
 
+// A tombstone is reaped once every owner holds it. A delete with n=1 reaches
+// one owner; the other two still hold the value until anti-entropy or a read
+// brings them the tombstone. Reaping the one copy then would undo the delete.
+TEST(NodeTest, ADeleteWithASmallerNIsNotReapedWhileOtherOwnersHoldTheValue) {
+  Cluster c(3, 3, [](NodeConfig& config) {
+    config.tombstone_grace_ms = 500;
+    config.antientropy_interval_ms = 1'000'000'000;  // only the reap acts
+  });
+  ASSERT_TRUE(c.Form());
+  c.MustPut(0, "k", "v");
+  for (int i = 0; i < 20; ++i) c.Step();
+  ClientReply del = c.Call(0, Delete("k", c.MustGet(0, "k").context(), Q(1, 1, 1)));
+  ASSERT_TRUE(del.status.ok()) << del.status;
+  for (int i = 0; i < 200; ++i) c.Step();  // past the grace period; no read in between
+  // A read of all three owners: the one tombstone covers the value, unless
+  // it was reaped.
+  ClientReply read = c.Call(0, Get("k", Q(3, 3, 1)));
+  ASSERT_TRUE(read.status.ok()) << read.status;
+  EXPECT_FALSE(std::get<v1::GetResponse>(read.response).found()) << "the delete was undone";
+
+  // With every owner holding it, the tombstone goes.
+  c.MustPut(0, "j", "v");
+  ASSERT_TRUE(c.Call(0, Delete("j", c.MustGet(0, "j").context())).status.ok());
+  for (int i = 0; i < 200; ++i) c.Step();
+  uint64_t reaped = 0;
+  for (size_t i = 0; i < c.size(); ++i) reaped += c.node(i).counters().tombstones_reaped;
+  EXPECT_EQ(reaped, 3u);
+  EXPECT_FALSE(c.MustGet(0, "j").found());
+}
+
 TEST(NodeTest, BlindPutsMakeSiblingsAndAContextReplacesThem) {
   Cluster c(1, 1);
   c.Step();
@@ -501,6 +531,28 @@ TEST(NodeBadInputTest, EveryBadRequestIsRefusedClearlyAndChangesNothing) {
   // And the good data is still there, unchanged.
   EXPECT_EQ(Values(c.MustGet(0, "a")), (std::vector<std::string>{"x"}));
   EXPECT_EQ(Values(c.MustGet(0, "b")), (std::vector<std::string>{"y"}));
+}
+
+// Contexts are not authenticated: one that claims a version of this node's
+// clock it never issued (2^62, the most a context may hold) must not move the
+// node's counter, which every later write on every key would then carry past
+// what clocks may hold, leaving those keys unreadable, even after a restart.
+TEST(NodeBadInputTest, AContextClaimingVersionsThisNodeNeverIssuedIsRefused) {
+  Cluster c(1, 1);
+  c.Step();
+  c.MustPut(0, "k", "v");
+  VersionVector forged;
+  forged.Advance(c.node(0).actor(), kMaxCounterDecoded, 0);
+  ClientReply refused = c.Call(0, Put("k", "x", EncodeContext(KeyPosition("k"), forged)));
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kInvalidArgument) << refused.status;
+  EXPECT_TRUE(absl::StrContains(refused.status.message(), "has not issued")) << refused.status;
+  EXPECT_EQ(Values(c.MustGet(0, "k")), (std::vector<std::string>{"v"}));
+
+  c.MustPut(0, "other", "x");
+  EXPECT_EQ(Values(c.MustGet(0, "other")), (std::vector<std::string>{"x"}));
+  c.Start(0);  // a clean restart keeps the actor and its counter
+  c.MustPut(0, "other", "y", c.MustGet(0, "other").context());
+  EXPECT_EQ(Values(c.MustGet(0, "other")), (std::vector<std::string>{"y"}));
 }
 
 TEST(NodeBadInputTest, SetVirtualNodesRefusesZero) {

@@ -229,7 +229,7 @@ class Node {
   void EraseOp(uint64_t op_id);
   void ReadRepair(Op& op, int64_t now_ms, Outputs* out);
   void ExpireOps(int64_t now_ms, Outputs* out);
-  Dot NextDot(uint64_t floor);
+  Dot NextDot();
   bool Healthy(const std::string& node, int64_t now_ms) const;
 
   // --- serving replica requests (node_replica.cc) ---
