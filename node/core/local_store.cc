@@ -12,6 +12,11 @@ namespace {
 using storage::Space;
 using storage::WriteOp;
 
+// Keeps a stored clock decodable (kStoredClockEntriesMax); true if it pruned.
+bool BoundClock(VersionedObject* object) {
+  return object->PruneClock(kStoredClockEntriesMax) > 0;
+}
+
 // Item hashes written per batch while a store written before they were kept
 // is converted: bounded memory, few write calls.
 constexpr size_t kItemHashBatch = 1024;
@@ -342,7 +347,7 @@ absl::StatusOr<StoredObject> LocalStore::MergeWith(std::string_view key, uint64_
     return StoredObject{};
   }
   VersionedObject merged = current ? current->object : VersionedObject();
-  const bool did_change = merged.Merge(incoming) || !current;
+  const bool did_change = (merged.Merge(incoming) | BoundClock(&merged)) || !current;
   if (changed != nullptr) *changed = did_change;
   if (!did_change) return *current;
   return Replace(key, position, current, merged);
@@ -442,6 +447,7 @@ absl::StatusOr<StoredObject> LocalStore::MergeHint(std::string_view owner, std::
   if (!*current && incoming.empty()) return StoredObject{};
   VersionedObject merged = *current ? (*current)->object : VersionedObject();
   merged.Merge(incoming);
+  BoundClock(&merged);
   StoredObject next{merged, merged.Encode()};
   if (*current && (*current)->encoded == next.encoded) return next;
   absl::Status s = engine_->Put(Space::kHints, HintKey(owner, position, key), next.encoded);

@@ -20,7 +20,16 @@ const std::string& KeyOf(const Req& r) {
   return r.key();
 }
 
-v1::GetResponse MakeGetResponse(uint64_t position, const VersionedObject& merged) {
+// The context a client gets: the object's clock pruned past
+// clock_entries_max. Only the client's copy: the stored clock keeps every
+// entry (up to kStoredClockEntriesMax), so that a write never leaves behind
+// a value it replaced, whose actor a pruned clock would no longer cover.
+std::string ClientContext(uint64_t position, const VersionedObject& object, size_t entries_max) {
+  return EncodeContext(position, object.PrunedClock(entries_max));
+}
+
+v1::GetResponse MakeGetResponse(uint64_t position, const VersionedObject& merged,
+                                size_t context_entries_max) {
   v1::GetResponse r;
   for (const Sibling& s : merged.siblings()) {
     if (s.tombstone) continue;
@@ -29,7 +38,7 @@ v1::GetResponse MakeGetResponse(uint64_t position, const VersionedObject& merged
     out->set_timestamp_ms(s.timestamp_ms);
   }
   r.set_found(r.siblings_size() > 0);
-  r.set_context(EncodeContext(position, merged.clock()));
+  r.set_context(ClientContext(position, merged, context_entries_max));
   return r;
 }
 
@@ -369,7 +378,6 @@ void Node::CoordinateWriteHere(Op& op, int64_t now_ms, Outputs* out) {
   }
   const Dot dot = NextDot();
   object.Write(context, dot, std::move(op.value), tombstone, now_ms + wall_clock_offset_ms_);
-  object.PruneClock(config_.clock_entries_max);
   absl::StatusOr<StoredObject> stored =
       StoreFor(hint_for, op.key, op.position, object, out, replica);
   if (!stored.ok()) {
@@ -489,7 +497,7 @@ void Node::AdvanceOp(Op& op, int64_t now_ms, Outputs* out) {
       SendReplicaRead(op, node, /*digest_only=*/false, now_ms, out);
     }
     if (!op.replied && op.read->Succeeded()) {
-      Respond(op, absl::OkStatus(), MakeGetResponse(op.position, op.read->merged()), now_ms, out);
+      Respond(op, absl::OkStatus(), MakeGetResponse(op.position, op.read->merged(), config_.clock_entries_max), now_ms, out);
     } else if (!op.replied && op.read->Failed()) {
       Respond(op, absl::UnavailableError(absl::StrFormat(
                       "read quorum not reached: %d of R=%d replicas answered (%d asked); "
@@ -505,7 +513,7 @@ void Node::AdvanceOp(Op& op, int64_t now_ms, Outputs* out) {
   }
   if (op.write) {
     if (!op.replied && op.write->Succeeded()) {
-      const std::string ctx = EncodeContext(op.position, op.written.clock());
+      const std::string ctx = ClientContext(op.position, op.written, config_.clock_entries_max);
       if (op.kind == Op::Kind::kPut) {
         v1::PutResponse put;
         put.set_context(ctx);

@@ -80,10 +80,20 @@ bool VersionedObject::Merge(const VersionedObject& other) {
   return changed;
 }
 
-size_t VersionedObject::PruneClock(size_t max_entries) {
+VersionVector VersionedObject::PrunedClock(size_t max_entries) const {
+  VersionVector pruned = clock_;
+  if (pruned.size() <= max_entries) return pruned;
   std::set<std::string> keep;
   for (const Sibling& s : siblings_) keep.insert(s.dot.actor);
-  return clock_.Prune(max_entries, keep);
+  pruned.Prune(max_entries, keep);
+  return pruned;
+}
+
+size_t VersionedObject::PruneClock(size_t max_entries) {
+  if (clock_.size() <= max_entries) return 0;
+  const size_t before = clock_.size();
+  clock_ = PrunedClock(max_entries);
+  return before - clock_.size();
 }
 
 size_t VersionedObject::live_sibling_count() const {

@@ -52,7 +52,10 @@ class VersionedObject {
   // associative and idempotent. Returns true if this object changed.
   bool Merge(const VersionedObject& other);
 
-  // Prunes the clock to max_entries (oldest first) keeping sibling actors.
+  // The clock pruned to max_entries (oldest first), never an actor of a
+  // sibling: it still covers every value held.
+  VersionVector PrunedClock(size_t max_entries) const;
+  // The same in place; returns how many entries went.
   size_t PruneClock(size_t max_entries);
 
   const VersionVector& clock() const { return clock_; }

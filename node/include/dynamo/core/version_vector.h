@@ -30,6 +30,11 @@ enum class Causality { kEqual, kBefore, kAfter, kConcurrent };
 // Limits on what a decoded clock may hold; beyond them it is malformed.
 inline constexpr size_t kMaxActorBytes = 256;
 inline constexpr size_t kMaxClockEntriesDecoded = 1024;
+// A stored object's clock keeps every actor that wrote the key (merges bring
+// back what a coordinator pruned from the copy it sent) up to this many, then
+// the oldest go: far below the decoding bound, so a key that outlived many
+// node incarnations stays readable.
+inline constexpr size_t kStoredClockEntriesMax = 256;
 // Far above any real counter; a larger one could wrap when the coordinator
 // allocates the next dot (counter + 1), which would then be covered already.
 inline constexpr uint64_t kMaxCounterDecoded = uint64_t{1} << 62;
