@@ -107,6 +107,21 @@ class Builder {
     }
     return false;
   }
+  // The pod is pending and none of its containers ever started (say, it
+  // cannot be scheduled after a raise): its node never ran, so it cannot have
+  // joined or stored anything. A missing pod is not known never to have run.
+  bool PodNeverRan(int ordinal) const {
+    const Value* pod = Pod(ordinal);
+    if (pod == nullptr || (*pod).At({"status", "phase"}).AsString() != "Pending") return false;
+    for (const Value& cs : (*pod).At({"status", "containerStatuses"}).AsArray()) {
+      if (cs["restartCount"].AsInt() > 0 || cs["started"].AsBool() ||
+          !cs.At({"state", "running"}).is_null() || !cs.At({"state", "terminated"}).is_null() ||
+          !cs.At({"lastState", "terminated"}).is_null()) {
+        return false;
+      }
+    }
+    return true;
+  }
   bool WasMember(int ordinal) const {
     const std::string name = PodName(c_, ordinal);
     for (const Value& m : c_.status["members"].AsArray()) {
@@ -294,6 +309,15 @@ int Builder::Scale() {
   const std::string raise_waits =
       target >= cur ? Cat("; the raise to ", target, " replicas waits until it has left") : "";
   if (node == nullptr || !node->reachable) {
+    // Taking back a raise whose pods never started: nothing to hand off, as
+    // the ring (seen from a NORMAL node) and the status's members agree.
+    if (PodNeverRan(top) && obs_.ring && !RingNames(top).value_or(true) && !WasMember(top)) {
+      Event("Normal", "NodeRemoved",
+            Cat(top_pod, " never started and is not in the ring; removing its pod"));
+      Progressing("ScalingDown", Cat("removing ", top_pod, " (never started)"));
+      leaving_ = -1;
+      return cur - 1;
+    }
     Progressing("ScalingDown", Cat("waiting to reach ", top_pod,
                                    " to confirm its handoff before removing it", raise_waits));
     return cur;

@@ -783,6 +783,53 @@ TEST(ReconcileTest, StandbyNodeOutsideTheRingIsRemovedWithoutALeave) {
   EXPECT_TRUE(Find(p, Type::kLeave).empty());
 }
 
+// A raise to 5 whose two new pods cannot be scheduled, taken back: their
+// nodes never ran, so they go without a leave (which nobody could answer).
+// A pod that ran once, or a node the ring or the status names, still waits.
+TEST(ReconcileTest, PodsThatNeverStartedAreRemovedWhenTheRaiseIsTakenBack) {
+  const auto pending = [](Scene& s, int ordinal, Value container_statuses) {
+    s.obs.pods.push_back(Value::Obj(
+        {{"apiVersion", "v1"},
+         {"kind", "Pod"},
+         {"metadata", Value::Obj({{"name", PodName(s.c, ordinal)}, {"namespace", s.c.ns}})},
+         {"status", Value::Obj({{"phase", "Pending"},
+                                {"containerStatuses", std::move(container_statuses)}})}}));
+    s.node(ordinal) = Unreachable();
+  };
+  const Value waiting = Value::Arr({Value::Obj(
+      {{"name", "node"},
+       {"restartCount", 0},
+       {"state", Value::Obj({{"waiting", Value::Obj({{"reason", "ContainerCreating"}})}})}})});
+  Scene s(Value::Obj({{"replicas", 3}}), 3);
+  s.SetReplicas(5);
+  pending(s, 3, Value::Arr());
+  pending(s, 4, waiting);
+  Plan p = s.Run();
+  EXPECT_EQ(StsReplicas(p, 5), 4) << Dump(p);
+  EXPECT_TRUE(HasEvent(p, "NodeRemoved"));
+  EXPECT_TRUE(Find(p, Type::kLeave).empty());
+
+  Scene ran(Value::Obj({{"replicas", 3}}), 3);
+  ran.SetReplicas(5);
+  pending(ran, 3, Value::Arr());
+  pending(ran, 4, Value::Arr({Value::Obj(
+                      {{"name", "node"},
+                       {"restartCount", 2},
+                       {"state", Value::Obj({{"waiting", Value::Obj({{"reason", "CrashLoopBackOff"}})}})}})}));
+  p = ran.Run();
+  EXPECT_EQ(StsReplicas(p, 5), 5) << "a node that ran may hold data\n" << Dump(p);
+
+  Scene member(Value::Obj({{"replicas", 3}}), 3);
+  member.SetReplicas(5);
+  pending(member, 3, Value::Arr());
+  pending(member, 4, waiting);
+  member.cluster["status"]["members"] =
+      Value::Arr({Value::Obj({{"name", PodName(member.c, 4)}, {"state", "normal"}})});
+  member.c = Parsed(member.cluster);
+  p = member.Run();
+  EXPECT_EQ(StsReplicas(p, 5), 5) << "it was a member: its handoff must be confirmed\n" << Dump(p);
+}
+
 TEST(ReconcileTest, ClaimsOfLeftNodesAreDeletedOnlyOnceTheirPodIsGone) {
   Scene s(Value::Obj({{"replicas", 3}}), 3);
   s.obs.pvcs.push_back(MakeClaim(s.c, 4, /*left=*/true));
