@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
+#include <string>
 
 #include "dynamo/base/strings.h"
 
@@ -115,6 +117,58 @@ int KeptPartitions(const Value& sts) {
   const int kept =
       ParsePositive(sts.At({"metadata", "annotations"})[kPartitionsAnnotation].AsString());
   return kept > 0 ? kept : ParsePositive(ArgOf(sts, "--partitions="));
+}
+
+namespace {
+
+// A Kubernetes quantity's value ("10Gi", "10240Mi" and "10737418240" alike),
+// or nullopt if it is not one.
+std::optional<long double> QuantityValue(const std::string& q) {
+  size_t end = 0;
+  long double number = 0;
+  try {
+    number = std::stold(q, &end);
+  } catch (...) {
+    return std::nullopt;
+  }
+  const std::string suffix = q.substr(end);
+  static const std::pair<const char*, long double> kSuffixes[] = {
+      {"", 1},          {"Ki", 0x1p10L}, {"Mi", 0x1p20L}, {"Gi", 0x1p30L}, {"Ti", 0x1p40L},
+      {"Pi", 0x1p50L},  {"Ei", 0x1p60L}, {"n", 1e-9L},    {"u", 1e-6L},    {"m", 1e-3L},
+      {"k", 1e3L},      {"M", 1e6L},     {"G", 1e9L},     {"T", 1e12L},    {"P", 1e15L},
+      {"E", 1e18L}};
+  for (const auto& [name, factor] : kSuffixes) {
+    if (suffix == name) return number * factor;
+  }
+  return std::nullopt;  // (stold took any decimal exponent already)
+}
+
+}  // namespace
+
+std::string StorageChange(const Cluster& c, const Value& sts) {
+  const Value* claim = nullptr;
+  for (const Value& t : sts.At({"spec", "volumeClaimTemplates"}).AsArray()) {
+    if (t.At({"metadata", "name"}).AsString() == "data") claim = &t;
+  }
+  if (claim == nullptr) return "";
+  const std::string& made_size = claim->At({"spec", "resources", "requests", "storage"}).AsString();
+  const std::string& made_class = claim->At({"spec", "storageClassName"}).AsString();
+  const std::optional<long double> made = QuantityValue(made_size);
+  const std::optional<long double> wanted = QuantityValue(c.spec.storage.size);
+  std::string why;
+  if (made && wanted && *made != *wanted) {
+    why = Cat("spec.storage.size is ", c.spec.storage.size, " but the volumes were made with ",
+              made_size);
+  }
+  if (made_class != c.spec.storage.storage_class_name) {
+    why += Cat(why.empty() ? "" : "; ", "spec.storage.storageClassName is '",
+               c.spec.storage.storage_class_name, "' but the volumes were made with '", made_class,
+               "'");
+  }
+  if (why.empty()) return "";
+  return Cat(why, ": a StatefulSet's volume claims cannot change, so new pods get what the "
+                  "first ones got; grow each claim data-", c.name,
+             "-<n> itself where its storage class allows expansion");
 }
 
 int KeptReplicationFactor(const Value& sts) {

@@ -796,6 +796,10 @@ Plan Builder::Run(const std::vector<std::string>& problems) {
       Degraded("ReplicationFactorImmutable", msg);
       if (!Reported("Degraded", msg)) Event("Warning", "ReplicationFactorImmutable", msg);
     }
+    if (const std::string msg = StorageChange(c_, *obs_.stateful_set); !msg.empty()) {
+      Degraded("StorageFixed", msg);
+      if (!Reported("Degraded", msg)) Event("Warning", "StorageFixed", msg);
+    }
   }
   if (!obs_.stateful_set) Progressing("Creating", "creating the cluster's objects");
 

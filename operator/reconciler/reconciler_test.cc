@@ -1151,6 +1151,32 @@ TEST(ReconcileTest, ReplicationFactorCannotChange) {
   EXPECT_EQ(KeptReplicationFactor(without), 3);
 }
 
+// A StatefulSet's volume claims cannot change: a new size or class in the
+// spec is reported (the CRD refuses it too, where its rules run), not ignored.
+TEST(ReconcileTest, AStorageChangeIsReportedNotIgnored) {
+  Scene s;  // volumes of the default 10Gi
+  s.SetSpec(*json::Parse(R"({"storage":{"size":"50Gi"}})"));
+  Plan p = s.Run();
+  EXPECT_EQ(ConditionOf(p, "Degraded")["reason"].AsString(), "StorageFixed") << Dump(p);
+  EXPECT_NE(ConditionOf(p, "Degraded")["message"].AsString().find("made with 10Gi"),
+            std::string::npos);
+  EXPECT_TRUE(HasEvent(p, "StorageFixed"));
+  const auto sts = Find(p, Type::kApply, "StatefulSet");
+  if (!sts.empty()) {
+    EXPECT_EQ(sts[0]->body.At({"spec", "volumeClaimTemplates"})
+                  .AsArray()
+                  .at(0)
+                  .At({"spec", "resources", "requests", "storage"})
+                  .AsString(),
+              "10Gi");
+  }
+  // The same size written another way is no change.
+  s.SetSpec(*json::Parse(R"({"storage":{"size":"10240Mi"}})"));
+  EXPECT_NE(ConditionOf(s.Run(), "Degraded")["reason"].AsString(), "StorageFixed");
+  s.SetSpec(*json::Parse(R"({"storage":{"size":"10Gi","storageClassName":"fast"}})"));
+  EXPECT_EQ(ConditionOf(s.Run(), "Degraded")["reason"].AsString(), "StorageFixed");
+}
+
 TEST(ReconcileTest, ReplicationFactorOfTheRingDecidesScaleDownAndAvailability) {
   // The spec asks for factor 2 (refused); the ring keeps 3: leaving one of 3
   // nodes would leave fewer than 3.

@@ -83,6 +83,8 @@ EXPECTED_RULES = {
     (("spec", "replication"), "self.readQuorum >= 1 && self.readQuorum <= self.factor"),
     (("spec", "replication"), "self.writeQuorum >= 1 && self.writeQuorum <= self.factor"),
     (("spec", "storage"), "self.durability == 'durable' || self.syncDelayMicroseconds == 0"),
+    (("spec", "storage", "size"), "self == oldSelf"),
+    (("spec", "storage", "storageClassName"), "self == oldSelf"),
 }
 
 
@@ -288,6 +290,15 @@ def cases(base):
         ("update: partitions 256 -> 512 (immutable)", with_spec(base, partitions=512),
          with_spec(base, partitions=256), False),
         ("update: scale 3 -> 5", with_spec(base, replicas=5), with_spec(base, replicas=3), True),
+        ("update: storage.size 10Gi -> 50Gi (fixed)", with_spec(base, storage__size="50Gi"),
+         with_spec(base, storage__size="10Gi"), False),
+        ("update: storage.size defaulted both times", with_spec(base, replicas=4, storage__size=DELETE),
+         with_spec(base, storage__size=DELETE), True),
+        ("update: storageClassName fast -> slow (fixed)", with_spec(
+            base, storage__storageClassName="slow"), with_spec(base, storage__storageClassName="fast"), False),
+        ("update: storageClassName unchanged", with_spec(
+            base, replicas=4, storage__storageClassName="fast"),
+         with_spec(base, storage__storageClassName="fast"), True),
         ("update: factor unchanged, quorums changed", with_spec(
             base, replication={"factor": 3, "readQuorum": 1, "writeQuorum": 3}),
          with_spec(base, replication={"factor": 3, "readQuorum": 2, "writeQuorum": 2}), True),

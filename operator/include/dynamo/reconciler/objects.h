@@ -62,5 +62,8 @@ json::Value StatefulSet(const Cluster& c, int replicas, const std::optional<json
 // node's flags); 0 when it does not say.
 int KeptPartitions(const json::Value& stateful_set);
 int KeptReplicationFactor(const json::Value& stateful_set);
+// Why the spec's storage (size, class) differs from what the StatefulSet's
+// volumes were made with, which cannot change; empty when it does not.
+std::string StorageChange(const Cluster& c, const json::Value& stateful_set);
 
 }  // namespace dynamo::reconciler
