@@ -155,7 +155,11 @@ class Client {
   // make this fail: it leaves a sibling that the next read resolves. A round
   // that fails with a retryable error (after the calls' own retries) is
   // started over from the read, at most update_attempts_max times; `fn` is
-  // then called again on what the new read returns.
+  // then called again on what the new read returns. A failed write may still
+  // be stored on the replicas that took it, and that read may return it: `fn`
+  // then applies to its own earlier result, so it must be idempotent (or set
+  // update_attempts_max to 1 and decide after an UNAVAILABLE or
+  // DEADLINE_EXCEEDED yourself).
   [[nodiscard]] absl::StatusOr<WriteResult> Update(std::string_view key, const Resolver& fn,
                                                    const WriteOptions& options = {});
 
