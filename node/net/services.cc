@@ -351,6 +351,9 @@ class InboundStream final {
   }
 
   void OnRead(bool ok) {
+    // The queue shuts down (the process ends): start nothing more on it. A
+    // write of ours may still be in flight, so the stream is left, not deleted.
+    if (loop_->stopping()) return;
     if (!ok) {  // the peer closed its side, or the stream broke
       End(grpc::Status::OK);
       return;
@@ -375,6 +378,7 @@ class InboundStream final {
   }
 
   void OnWritten(bool ok) {
+    if (loop_->stopping()) return;  // as in OnRead
     const StreamOutbox::Next next = replies_->outbox.WriteDone(ok);
     if (next.write != nullptr) stream_.Write(*next.write, written_.tag());
     if (next.end) {
