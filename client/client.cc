@@ -106,8 +106,9 @@ class Client::Impl {
   // each attempt sends it on a pipe or as a unary call; the result lands in
   // *response.
   template <typename Response>
-  absl::Status Run(std::string_view key, v1::PipeRequest& request, Response* response) {
-    return Run(key, [&](Channel& channel, grpc::ClientContext& context,
+  absl::Status Run(std::string_view key, v1::PipeRequest& request, Response* response,
+                   int64_t deadline_ms) {
+    return Run(key, deadline_ms, [&](Channel& channel, grpc::ClientContext& context,
                         std::chrono::system_clock::time_point deadline) {
       response->Clear();
       if (channel.pipes != nullptr && channel.pipes->served()) {
@@ -152,10 +153,14 @@ class Client::Impl {
     return grpc::Status::OK;
   }
 
-  absl::Status Run(std::string_view key, const Attempt& attempt) {
+  // deadline_ms: steady clock; a call's is deadline_ms from its start, and
+  // the calls an Update makes share the Update's.
+  absl::Status Run(std::string_view key, int64_t deadline_ms, const Attempt& attempt) {
     ++calls_;
     const int64_t start_ms = SteadyMs();
-    const int64_t deadline_ms = start_ms + options_.deadline_ms;
+    if (start_ms >= deadline_ms) {
+      return absl::DeadlineExceededError("the call's deadline passed before it could start");
+    }
     MaybeRefreshTopology(start_ms, deadline_ms);
     const std::vector<std::string> plan = Plan(key, start_ms);
     if (plan.empty()) return absl::FailedPreconditionError("no node address known");
@@ -406,6 +411,11 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
 absl::StatusOr<GetResult> Client::Get(std::string_view key, const GetOptions& options) {
+  return GetBefore(key, options, SteadyMs() + impl_->options().deadline_ms);
+}
+
+absl::StatusOr<GetResult> Client::GetBefore(std::string_view key, const GetOptions& options,
+                                            int64_t deadline_ms) {
   const Resolver& resolver = options.resolver ? options.resolver : impl_->options().resolver;
   if (options.resolve && !resolver) {
     return absl::InvalidArgumentError(
@@ -416,7 +426,7 @@ absl::StatusOr<GetResult> Client::Get(std::string_view key, const GetOptions& op
   request.set_key(std::string(key));
   SetQuorum(options.quorum, impl_->options().quorum, request.mutable_quorum());
   v1::GetResponse response;
-  absl::Status status = impl_->Run(key, envelope, &response);
+  absl::Status status = impl_->Run(key, envelope, &response, deadline_ms);
   if (!status.ok()) return status;
   GetResult result = FromResponse(response);
   if (!options.resolve || result.siblings.size() < 2) return result;
@@ -424,7 +434,7 @@ absl::StatusOr<GetResult> Client::Get(std::string_view key, const GetOptions& op
   std::string merged = resolver(result.siblings);
   WriteOptions write;
   write.quorum = options.quorum;
-  absl::StatusOr<WriteResult> written = Put(key, merged, result.context, write);
+  absl::StatusOr<WriteResult> written = PutBefore(key, merged, result.context, write, deadline_ms);
   if (!written.ok()) return result;  // the read still stands, with its siblings
   result.siblings = {Sibling{std::move(merged), WallMs()}};
   result.context = std::move(written->context);
@@ -434,6 +444,12 @@ absl::StatusOr<GetResult> Client::Get(std::string_view key, const GetOptions& op
 
 absl::StatusOr<WriteResult> Client::Put(std::string_view key, std::string_view value,
                                         std::string_view context, const WriteOptions& options) {
+  return PutBefore(key, value, context, options, SteadyMs() + impl_->options().deadline_ms);
+}
+
+absl::StatusOr<WriteResult> Client::PutBefore(std::string_view key, std::string_view value,
+                                              std::string_view context,
+                                              const WriteOptions& options, int64_t deadline_ms) {
   v1::PipeRequest envelope;
   v1::PutRequest& request = *envelope.mutable_put();
   request.set_key(std::string(key));
@@ -441,7 +457,7 @@ absl::StatusOr<WriteResult> Client::Put(std::string_view key, std::string_view v
   request.set_context(std::string(context));
   SetQuorum(options.quorum, impl_->options().quorum, request.mutable_quorum());
   v1::PutResponse response;
-  absl::Status status = impl_->Run(key, envelope, &response);
+  absl::Status status = impl_->Run(key, envelope, &response, deadline_ms);
   if (!status.ok()) return status;
   return WriteResult{std::move(*response.mutable_context())};
 }
@@ -454,7 +470,8 @@ absl::StatusOr<WriteResult> Client::Delete(std::string_view key, std::string_vie
   request.set_context(std::string(context));
   SetQuorum(options.quorum, impl_->options().quorum, request.mutable_quorum());
   v1::DeleteResponse response;
-  absl::Status status = impl_->Run(key, envelope, &response);
+  absl::Status status =
+      impl_->Run(key, envelope, &response, SteadyMs() + impl_->options().deadline_ms);
   if (!status.ok()) return status;
   return WriteResult{std::move(*response.mutable_context())};
 }
@@ -462,18 +479,21 @@ absl::StatusOr<WriteResult> Client::Delete(std::string_view key, std::string_vie
 absl::StatusOr<WriteResult> Client::Update(std::string_view key, const Resolver& fn,
                                            const WriteOptions& options) {
   if (!fn) return absl::InvalidArgumentError("Update needs a function");
+  // One deadline for the whole Update, its rounds included.
+  const int64_t deadline_ms = SteadyMs() + impl_->options().deadline_ms;
   absl::Status last;
   for (int round = 1; round <= impl_->options().update_attempts_max; ++round) {
+    if (round > 1 && SteadyMs() >= deadline_ms) break;
     GetOptions read;
     read.quorum = options.quorum;
-    absl::StatusOr<GetResult> current = Get(key, read);
+    absl::StatusOr<GetResult> current = GetBefore(key, read, deadline_ms);
     if (!current.ok()) {
       last = current.status();
       if (!internal::Retryable(last.code())) return last;
       continue;
     }
     absl::StatusOr<WriteResult> written =
-        Put(key, fn(current->siblings), current->context, options);
+        PutBefore(key, fn(current->siblings), current->context, options, deadline_ms);
     if (written.ok() || !internal::Retryable(written.status().code())) return written;
     last = written.status();
   }

@@ -101,6 +101,15 @@ std::unique_ptr<PipePool::Pipe> PipePool::Borrow(bool* reused) {
   return pipe;
 }
 
+void PipePool::DropIdle() {
+  std::vector<std::unique_ptr<Pipe>> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    dropped.swap(idle_);
+  }
+  // They close here, outside the lock.
+}
+
 void PipePool::Return(std::unique_ptr<Pipe> pipe) {
   absl::MutexLock lock(&mu_);
   if (idle_.size() < kIdleMax) idle_.push_back(std::move(pipe));
@@ -146,8 +155,11 @@ grpc::Status PipePool::Call(v1::PipeRequest& request, v1::PipeResponse* response
     // once. (Had a node taken it and died before answering, this is the
     // retry the client would make anyway, with the same risk of a second
     // sibling; see Client's Retries.)
+    // The pipes idle beside it most likely died the same way (the node's
+    // restart ends every one): they go, so that the retry opens a new one.
     if (reused && round == 1 &&
         (!oks[kWrite] || status.error_code() == grpc::StatusCode::UNAVAILABLE)) {
+      DropIdle();
       continue;
     }
     if (status.ok()) {

@@ -38,7 +38,8 @@ class PipePool {
   // if the node went away, UNAUTHENTICATED, ...), DEADLINE_EXCEEDED when no
   // answer came in time, else OK: the request's own status is then in the
   // response's code and message. An idle pipe found broken before the
-  // request left (the node restarted meanwhile) is replaced once.
+  // request left (the node restarted meanwhile) is replaced once, by a new
+  // pipe: the other idle pipes, which died with it, are closed too.
   grpc::Status Call(v1::PipeRequest& request, v1::PipeResponse* response,
                     std::chrono::system_clock::time_point deadline);
 
@@ -51,6 +52,8 @@ class PipePool {
   struct Pipe;
   std::unique_ptr<Pipe> Borrow(bool* reused);
   void Return(std::unique_ptr<Pipe> pipe);
+  // Closes every idle pipe.
+  void DropIdle();
 
   const std::shared_ptr<v1::KV::Stub> stub_;
   std::atomic<bool> served_{true};

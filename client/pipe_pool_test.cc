@@ -17,7 +17,7 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
-enum class Behaviour { kAnswer, kSilent, kRefuse };
+enum class Behaviour { kAnswer, kSlow, kSilent, kRefuse };
 
 class FakeKv final : public v1::KV::Service {
  public:
@@ -35,6 +35,8 @@ class FakeKv final : public v1::KV::Service {
         while (!context->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
         return grpc::Status::CANCELLED;
       }
+      // Slow answers keep concurrent callers on pipes of their own.
+      if (behaviour_ == Behaviour::kSlow) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       v1::PipeResponse response;
       response.set_id(request.id());
       *response.mutable_get()->add_siblings()->mutable_value() = request.get().key();
@@ -159,16 +161,25 @@ TEST(PipePoolTest, NothingListeningIsUnavailable) {
   EXPECT_EQ(Get(pool, "k", &response).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
-TEST(PipePoolTest, AnIdlePipeBrokenByARestartIsReplaced) {
-  auto first = std::make_unique<Server>(Behaviour::kAnswer, 0);
+// Several pipes idle across the restart (callers were concurrent before it):
+// all of them died, and the first request after it still goes through.
+TEST(PipePoolTest, IdlePipesBrokenByARestartAreReplaced) {
+  auto first = std::make_unique<Server>(Behaviour::kSlow, 0);
   const int port = first->port;
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   PipePool pool(v1::KV::NewStub(channel));
   v1::PipeResponse response;
-  ASSERT_TRUE(Get(pool, "before", &response).ok());
-  ASSERT_EQ(pool.idle(), 1u);
-  first.reset();  // the pipe in the pool is now broken
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 4; ++i) {
+    callers.emplace_back([&pool] {
+      v1::PipeResponse r;
+      EXPECT_TRUE(Get(pool, "before", &r).ok());
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  ASSERT_GE(pool.idle(), 2u) << "the callers overlapped";
+  first.reset();  // the pipes in the pool are now broken
   // Once the client has seen the connection go: the case of a pipe idle
   // across a node's restart (a request racing the close itself may fail).
   while (channel->GetState(false) == GRPC_CHANNEL_READY) {
@@ -199,6 +210,26 @@ TEST(PipePoolTest, AClientOnPipesFallsBackToCallsOnANodeWithoutThem) {
   }
   EXPECT_EQ(old.kv.gets.load(), 2);
   EXPECT_EQ((*client)->stats().attempts, 2u);  // the fallback is not a retry
+}
+
+// deadline_ms bounds a whole Update: its rounds share it. Against a node
+// that never answers, the first round's read spends it, and no round follows
+// (each round had a fresh deadline and attempts_max attempts of its own).
+TEST(PipePoolTest, AnUpdateEndsAtItsDeadlineRoundsIncluded) {
+  Server silent(Behaviour::kSilent, 0);
+  ClientOptions options;
+  options.seeds = {"127.0.0.1:" + std::to_string(silent.port)};
+  options.discover_nodes = false;
+  options.deadline_ms = 600;
+  options.attempt_timeout_ms = 200;
+  options.attempts_max = 3;
+  options.update_attempts_max = 3;
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  absl::StatusOr<WriteResult> updated =
+      (*client)->Update("k", [](const std::vector<Sibling>&) { return std::string("v"); });
+  EXPECT_EQ(updated.status().code(), absl::StatusCode::kDeadlineExceeded) << updated.status();
+  EXPECT_LE((*client)->stats().attempts, 3u);
 }
 
 }  // namespace

@@ -73,7 +73,7 @@ struct ClientOptions {
   std::vector<std::string> seeds;  // host:port of nodes to start from (at least one)
   Routing routing = Routing::kServerDriven;
   Quorum quorum;                // default for every request
-  int64_t deadline_ms = 10000;  // whole call, retries included
+  int64_t deadline_ms = 10000;  // whole call, retries included (and all of an Update's rounds)
   // One attempt. Longer than the nodes' request timeout (2 s by default) so a
   // coordinator that cannot reach a quorum says so before the client gives up.
   int64_t attempt_timeout_ms = 3000;
@@ -174,6 +174,13 @@ class Client {
  private:
   class Impl;
   explicit Client(std::unique_ptr<Impl> impl);
+  // Get and Put ending by `deadline_ms` (steady clock): what Update's rounds
+  // and a resolving Get's write-back share.
+  absl::StatusOr<GetResult> GetBefore(std::string_view key, const GetOptions& options,
+                                      int64_t deadline_ms);
+  absl::StatusOr<WriteResult> PutBefore(std::string_view key, std::string_view value,
+                                        std::string_view context, const WriteOptions& options,
+                                        int64_t deadline_ms);
   std::unique_ptr<Impl> impl_;
 };
 
