@@ -35,6 +35,11 @@ gone() {
   [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = "Z" ]
 }
 
+# The node binary through a link of another name: dev up, status and down
+# know their nodes by data folder, not by the program's name.
+ln -s "$NODE" "$WORK/node-link"
+NODE=$WORK/node-link
+
 # Start, on random ports: dev up refuses ports in use, so try others then.
 up=""
 for attempt in 1 2 3 4 5; do

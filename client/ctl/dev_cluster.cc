@@ -61,10 +61,21 @@ std::vector<PidFile> ReadPidFiles(const fs::path& dir) {
   return out;
 }
 
-// A running process that is a dynamo-node (a pid file can outlive its
-// process, and the pid be reused by something else).
-bool IsRunningNode(pid_t pid) {
-  return ProcessRunning(pid) && ProcessCommandLine(pid).find("dynamo-node") != std::string::npos;
+// A running process that is the node whose data is in `data_dir` (a pid
+// file can outlive its process, and the pid be reused by something else).
+// Known by its --data-dir rather than its program's name, which a symlink or
+// another build may change.
+bool IsRunningNode(pid_t pid, const fs::path& data_dir) {
+  if (!ProcessRunning(pid)) return false;
+  std::error_code ec;
+  const fs::path wanted = fs::weakly_canonical(data_dir, ec);
+  const std::string flag = "--data-dir=";
+  for (const std::string& arg : ProcessArguments(pid)) {
+    if (arg.rfind(flag, 0) == 0 && fs::weakly_canonical(arg.substr(flag.size()), ec) == wanted) {
+      return true;
+    }
+  }
+  return false;
 }
 
 struct ConfNode {
@@ -175,7 +186,7 @@ int DevUp(const DevUpOptions& o, std::ostream& out, std::ostream& err) {
 
   std::string running;
   for (const PidFile& p : ReadPidFiles(dir)) {
-    if (IsRunningNode(p.pid)) {
+    if (IsRunningNode(p.pid, dir / p.name)) {
       running += Cat(running.empty() ? "" : ", ", p.name, " pid ", p.pid);
     } else {
       fs::remove(p.path, ec);  // stale: its process is gone
@@ -287,12 +298,13 @@ int DevDown(const std::string& dir_arg, bool wipe, int64_t wait_ms, std::ostream
   std::vector<pid_t> pids;
   std::vector<std::string> names;
   for (const PidFile& p : files) {
-    if (IsRunningNode(p.pid)) {
+    if (IsRunningNode(p.pid, dir / p.name)) {
       pids.push_back(p.pid);
       names.push_back(p.name);
     } else if (ProcessRunning(p.pid)) {
       err << "warning: pid " << p.pid << " of " << p.path.string()
-          << " is not a dynamo-node (its pid was reused?): left alone\n";
+          << " is not the dynamo-node of " << (dir / p.name).string()
+          << " (its pid was reused?): left alone\n";
     }
   }
   absl::StatusOr<std::vector<pid_t>> killed = StopProcesses(pids, wait_ms);
@@ -341,7 +353,7 @@ int DevStatus(const std::string& dir_arg, int64_t rpc_timeout_ms, std::ostream& 
   size_t up = 0;
   for (const ConfNode& n : nodes) {
     auto it = pids.find(n.name);
-    const bool running = it != pids.end() && IsRunningNode(it->second);
+    const bool running = it != pids.end() && IsRunningNode(it->second, dir / n.name);
     std::vector<std::string> row = {n.name,
                                     n.address,
                                     n.http,

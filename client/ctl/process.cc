@@ -131,14 +131,12 @@ bool ProcessRunning(pid_t pid) {
   return state != 'Z' && state != 'X';
 }
 
-std::string ProcessCommandLine(pid_t pid) {
+std::vector<std::string> ProcessArguments(pid_t pid) {
   std::ifstream in(Cat("/proc/", pid, "/cmdline"), std::ios::binary);
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!s.empty() && s.back() == '\0') s.pop_back();
-  for (char& c : s) {
-    if (c == '\0') c = ' ';
-  }
-  return s;
+  std::vector<std::string> args;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) args.push_back(arg);
+  return args;
 }
 
 absl::StatusOr<std::vector<pid_t>> StopProcesses(const std::vector<pid_t>& pids, int64_t wait_ms) {

@@ -30,8 +30,8 @@ struct SpawnOptions {
 // The process exists and is not a zombie. Reaps it first if it is our child.
 bool ProcessRunning(pid_t pid);
 
-// /proc/PID/cmdline with the arguments joined by spaces ("" if gone).
-std::string ProcessCommandLine(pid_t pid);
+// /proc/PID/cmdline's arguments, the program first (none if gone).
+std::vector<std::string> ProcessArguments(pid_t pid);
 
 // Sends SIGTERM (or `signal`) to every pid, waits up to `wait_ms` for all to
 // exit, then SIGKILLs the rest and waits up to 5 s more. Returns the pids
