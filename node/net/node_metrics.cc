@@ -88,10 +88,18 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
       "Storage syncs that failed; what waited for them failed too.");
   if (!sync_failures.ok()) return sync_failures.status();
   storage_sync_failures_ = *sync_failures;
-  // Every series a dashboard plots exists from the start, at zero.
+  // Every series a dashboard plots or an alert watches exists from the start,
+  // at zero: a series born at its first error would hide that error (and
+  // every other of its first scrape interval) from rate() and increase().
   for (const char* op : {"get", "put", "delete"}) {
     request_duration_->WithLabels({op});
-    requests_->WithLabels({op, "OK"});
+    for (absl::StatusCode code :
+         {absl::StatusCode::kOk, absl::StatusCode::kInvalidArgument,
+          absl::StatusCode::kResourceExhausted, absl::StatusCode::kUnavailable,
+          absl::StatusCode::kDeadlineExceeded, absl::StatusCode::kDataLoss,
+          absl::StatusCode::kInternal}) {
+      requests_->WithLabels({op, absl::StatusCodeToString(code)});
+    }
   }
   for (const char* op : {"read", "write"}) replica_duration_->WithLabels({op});
   auto calls = registry_.AddIntCounterFamily(

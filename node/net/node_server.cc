@@ -551,7 +551,8 @@ void NodeServer::Impl::PublishSnapshot(core::Node& node, int64_t now_ms) {
     state = state.substr(std::string("NODE_STATE_").size());
     for (char& c : state) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     ++s.members_by_state[state];
-    if (!member.alive()) ++s.members_unreachable;
+    // A node that left is gone for good, not unreachable.
+    if (!member.alive() && member.state() != v1::NODE_STATE_LEFT) ++s.members_unreachable;
   }
   s.ring_version = m.ring_state().version();
   const v1::NodeStatus status = node.Status(now_ms);

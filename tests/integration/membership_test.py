@@ -35,6 +35,12 @@ class JoinAndLeave(unittest.TestCase):
         for n in remaining:
             m = {x.node_id: x.state for x in n.members().members}
             self.assertEqual(m[leaving.id], admin_pb2.NODE_STATE_LEFT)
+        # A node that left is gone for good, not unreachable: once the others
+        # stop hearing from it, no alert on unreachable members counts it.
+        wait_until(lambda: not {x.node_id: x.alive for x in remaining[0].members().members}[leaving.id],
+                   30, "the others to stop hearing from the node that left")
+        wait_until(lambda: all(n.metric("dynamo_members_unreachable") == 0 for n in remaining), 10,
+                   "dynamo_members_unreachable to be 0 on every remaining node")
         for i, k in enumerate(keys):
             got = remaining[i % 3].get(k, r=2)
             self.assertEqual([s.value for s in got.siblings], [b"v%d" % i], k)
