@@ -126,10 +126,15 @@ class RedisSession final : public Session {
                          static_cast<long long>(wait_timeout_ms_));
     }
     Reply set;
-    if (absl::Status s = c.Receive(&set); !s.ok()) return s;
-    if (wait_replicas_ == 0) return absl::OkStatus();
+    const absl::Status set_status = c.Receive(&set);
+    if (wait_replicas_ == 0) return set_status;
+    // The WAIT's reply is read even after a refused SET: left unread, it
+    // would be taken for the next command's reply, and every later one
+    // for the one before it.
     Reply wait;
-    if (absl::Status s = c.Receive(&wait); !s.ok()) return s;
+    const absl::Status wait_status = c.get() != nullptr ? c.Receive(&wait) : set_status;
+    if (!set_status.ok()) return set_status;
+    if (!wait_status.ok()) return wait_status;
     if (wait->type != REDIS_REPLY_INTEGER) return absl::InternalError("redis: WAIT: not an integer");
     if (wait->integer < wait_replicas_) {
       return absl::DeadlineExceededError(Cat("redis: WAIT: ", wait->integer, " of ", wait_replicas_,
