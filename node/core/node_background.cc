@@ -104,6 +104,16 @@ void Node::DeliverHints(int64_t now_ms, Outputs* out) {
       ++counters_.storage_errors;
       continue;
     }
+    // At most a message's worth (config.h, object_bytes_max): a batch past
+    // the limit would fail every time and the hints would never leave.
+    size_t batch_bytes = 0;
+    for (size_t n = 0; n < hints->size(); ++n) {
+      batch_bytes += (*hints)[n].encoded.size() + (*hints)[n].key.size();
+      if (n > 0 && batch_bytes > config_.object_bytes_max) {
+        hints->resize(n);
+        break;
+      }
+    }
     if (hints->empty()) continue;
     int64_t bytes = 0;
     for (const auto& h : *hints) bytes += static_cast<int64_t>(h.encoded.size() + h.key.size());
@@ -205,8 +215,15 @@ void Node::HandOffRanges(int64_t now_ms, Outputs* out) {
     absl::Status s = store_.ScanRange(
         store_.range(i), transfer_cursor_[i],
         [&](std::string_view key, uint64_t position, std::string_view encoded) {
+          // At most a message's worth, as for hints; the next batch resumes
+          // at this key.
+          const auto size = static_cast<int64_t>(key.size() + encoded.size());
+          if (!t->items.empty() &&
+              bytes + size > static_cast<int64_t>(config_.object_bytes_max)) {
+            return false;
+          }
           t->items.push_back({std::string(key), position, std::string(encoded)});
-          bytes += static_cast<int64_t>(key.size() + encoded.size());
+          bytes += size;
           return t->items.size() < config_.handoff_batch_keys_max;
         });
     if (!s.ok()) {
@@ -458,6 +475,7 @@ void Node::OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, 
       v1::Envelope push;
       v1::ReplicaWrite* write = push.mutable_write();
       write->set_purpose(v1::WRITE_PURPOSE_ANTI_ENTROPY);
+      size_t push_bytes = 0;
       for (const v1::ReadItem& item : reply->read_reply().items()) {
         const uint64_t position = KeyPosition(item.key());
         std::optional<VersionedObject> theirs;
@@ -476,6 +494,12 @@ void Node::OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, 
         absl::StatusOr<std::optional<StoredObject>> mine = store_.Get(item.key(), position);
         if (!mine.ok() || !*mine) continue;
         if (theirs && (*mine)->object == *theirs) continue;
+        // At most a message's worth; the rest differs still, for a later round.
+        if (write->items_size() > 0 &&
+            push_bytes + (*mine)->encoded.size() + item.key().size() > config_.object_bytes_max) {
+          continue;
+        }
+        push_bytes += (*mine)->encoded.size() + item.key().size();
         v1::KeyedObject* ko = write->add_items();
         ko->set_key(item.key());
         (*mine)->object.ToProto(ko->mutable_object());

@@ -177,6 +177,7 @@ void Node::ServeRead(const v1::Envelope& request, Outputs* out) {
   }
   v1::Envelope reply;
   v1::ReadReply* rr = reply.mutable_read_reply();
+  size_t reply_bytes = 0;
   for (const std::string& key : read.keys()) {
     v1::ReadItem* item = rr->add_items();
     item->set_key(key);
@@ -186,6 +187,13 @@ void Node::ServeRead(const v1::Envelope& request, Outputs* out) {
       ++counters_.storage_errors;
       ReplyError(request, s, out);
       return;
+    }
+    // A read of many keys (anti-entropy's) answers at most a message's worth;
+    // the keys left out are asked again later. A one-key read always answers.
+    reply_bytes += item->ByteSizeLong();
+    if (rr->items_size() > 1 && reply_bytes > config_.object_bytes_max) {
+      rr->mutable_items()->RemoveLast();
+      break;
     }
   }
   ++counters_.replica_reads;

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -166,6 +167,11 @@ class Cluster {
   std::set<size_t> silent;
   // Requests delivered, by body (v1::Envelope::BodyCase).
   std::map<int, size_t> requests_by_body;
+  // The largest message delivered (request or reply), in bytes; larger ones
+  // than message_bytes_max fail as gRPC fails them (the sender is told of a
+  // request's; a reply is lost).
+  size_t max_message_bytes = 0;
+  size_t message_bytes_max = std::numeric_limits<size_t>::max();
   // Replica read answers delivered for keys found: objects, and digests only.
   size_t object_answers = 0;
   size_t digest_answers = 0;
@@ -279,7 +285,8 @@ class Cluster {
       }
       const v1::Envelope& env = f.message.envelope;
       if (to && silent.contains(*to)) continue;
-      if (!to || down.contains(*to)) {
+      const bool too_large = env.ByteSizeLong() > message_bytes_max;
+      if (!to || down.contains(*to) || too_large) {
         if (!env.is_reply() && env.request_id() != 0 && !down.contains(f.from)) {
           Outputs out;
           node(f.from).HandleSendFailure(f.message.to_node, env.request_id(), now_, &out);
@@ -288,6 +295,7 @@ class Cluster {
         continue;
       }
       if (!env.is_reply()) ++requests_by_body[env.body_case()];
+      max_message_bytes = std::max(max_message_bytes, env.ByteSizeLong());
       for (const v1::ReadItem& item : env.read_reply().items()) {
         if (item.found()) ++(item.has_object() ? object_answers : digest_answers);
       }
@@ -1311,6 +1319,49 @@ TEST(NodeClusterTest, ALeftNodesFarewellTellsEveryLivePeerItLeft) {
   for (int t = 0; t < 3000 && !peers_see_left(); ++t) c.Step();
   EXPECT_TRUE(peers_see_left());
   EXPECT_EQ(Values(c.MustGet(2, "k")), (std::vector<std::string>{"v"}));
+}
+
+// Hints, handoffs and anti-entropy move batches of keys: with large values a
+// batch capped by count alone outgrew a message, failed every time, and the
+// hints never left and a leave never ended. Each batch holds at most a
+// message's worth (object_bytes_max), and at least one key.
+TEST(NodeClusterTest, LargeValuesMoveInBatchesThatFitAMessage) {
+  Cluster c(4, 3, [](NodeConfig& config) {
+    config.value_bytes_max = 64 << 10;
+    config.object_bytes_max = 200 << 10;  // three values to a message
+  });
+  c.message_bytes_max = (200 << 10) + c.node(0).config().key_bytes_max + kMessageReserveBytes;
+  ASSERT_TRUE(c.Form());
+  const std::string big(60 << 10, 'x');
+  std::vector<std::string> keys;  // keys n2 replicates
+  for (int i = 0; keys.size() < 12; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    const auto list = c.node(0).membership().ring().PreferenceList(KeyPosition(key), 3);
+    if (std::find(list.begin(), list.end(), "n2") != list.end()) keys.push_back(key);
+  }
+  c.down = {1};
+  for (const std::string& key : keys) c.MustPut(0, key, big);
+  uint64_t hints = 0;
+  for (size_t i = 0; i < c.size(); ++i) hints += c.node(i).hint_backlog();
+  ASSERT_GE(hints, keys.size()) << "n2's copies wait as hints";
+  c.down = {};
+  for (int t = 0; t < 3000 && hints > 0; ++t) {
+    c.Step();
+    hints = 0;
+    for (size_t i = 0; i < c.size(); ++i) hints += c.node(i).hint_backlog();
+  }
+  EXPECT_EQ(hints, 0u) << "every hint delivered";
+  for (const std::string& key : keys) {
+    EXPECT_TRUE(c.engine(1).Get(Space::kData, DataKey(KeyPosition(key), key)).ok()) << key;
+  }
+
+  c.Do(3, [](Node& n, int64_t now, Outputs* out) { n.Leave(now, out); });
+  for (int t = 0; t < 5000 && c.node(3).Status(c.now()).state() != v1::NODE_STATE_LEFT; ++t) {
+    c.Step();
+  }
+  EXPECT_EQ(c.node(3).Status(c.now()).state(), v1::NODE_STATE_LEFT) << "the leave ends";
+  EXPECT_LE(c.max_message_bytes, c.message_bytes_max);
+  for (const std::string& key : keys) EXPECT_EQ(Values(c.MustGet(0, key)), std::vector<std::string>{big});
 }
 
 // ------------------------------------------------------------- anti-entropy
