@@ -84,6 +84,19 @@ void Membership::SetDrained(bool drained) {
   s.set_version(s.version() + 1);
 }
 
+void Membership::SetHandingOff(bool handing_off) {
+  v1::MemberState& s = members_.at(self_id_);
+  if (s.handing_off() == handing_off) return;
+  s.set_handing_off(handing_off);
+  s.set_version(s.version() + 1);
+}
+
+bool Membership::AnyHandingOff() const {
+  // A node that left cleared it as it drained: it holds nothing.
+  return std::any_of(members_.begin(), members_.end(),
+                     [](const auto& m) { return m.second.handing_off(); });
+}
+
 void Membership::BeatHeart() {
   v1::MemberState& s = members_.at(self_id_);
   s.set_heartbeat(s.heartbeat() + 1);

@@ -519,6 +519,13 @@ void Node::OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, 
 // ---------------------------------------------------------------- tombstones
 
 void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
+  // While a node still holds copies bound for the owners (a slow handoff, a
+  // hint), the values a tombstone deleted may be among them: reaped, the
+  // tombstone could no longer cover them when they arrive. The reaps wait.
+  if (!reap_queue_.empty() && reap_queue_.front().due_ms <= now_ms &&
+      membership_->AnyHandingOff()) {
+    return;
+  }
   for (size_t n = 0; n < kReapsPerTickMax && !reap_queue_.empty(); ++n) {
     if (reap_queue_.front().due_ms > now_ms) break;
     ReapItem item = std::move(reap_queue_.front());
@@ -560,6 +567,14 @@ void Node::UpdateDrained(Outputs* out) {
                        store_.total_hints() == 0;
   if (drained != self.drained()) {
     membership_->SetDrained(drained);
+    PersistSelf(out);
+  }
+  bool handing_off = store_.total_hints() > 0;
+  for (size_t i = 0; i < store_.range_count() && !handing_off; ++i) {
+    handing_off = store_.key_count(i) > 0 && !Owns(i);
+  }
+  if (handing_off != self.handing_off()) {
+    membership_->SetHandingOff(handing_off);
     PersistSelf(out);
   }
 }

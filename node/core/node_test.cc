@@ -1364,6 +1364,48 @@ TEST(NodeClusterTest, LargeValuesMoveInBatchesThatFitAMessage) {
   for (const std::string& key : keys) EXPECT_EQ(Values(c.MustGet(0, key)), std::vector<std::string>{big});
 }
 
+// A node that left still pushes its old copies to the new owners, slowly. A
+// key deleted meanwhile: its tombstone must outlive that copy, or the copy
+// arrives where the tombstone was reaped and the value is back.
+TEST(NodeClusterTest, AKeyDeletedDuringASlowHandoffStaysDeleted) {
+  Cluster c(4, 3, [](NodeConfig& config) {
+    config.tombstone_grace_ms = 100;
+    if (config.node_id == "n4") {
+      config.background_bytes_per_s = 200;  // one small key every few seconds
+      config.handoff_batch_keys_max = 1;
+    }
+  });
+  ASSERT_TRUE(c.Form());
+  for (int i = 0; i < 40; ++i) c.MustPut(0, "k" + std::to_string(i), "v");
+  c.Do(3, [](Node& n, int64_t now, Outputs* out) { n.Leave(now, out); });
+  for (int t = 0; t < 3000 && c.node(3).membership().InRing("n4"); ++t) c.Step();
+  ASSERT_FALSE(c.node(3).membership().InRing("n4"));
+  for (int t = 0; t < 300; ++t) c.Step();  // gossip spreads what n4 holds
+  std::string held;  // a key n4 has not handed off yet
+  for (int i = 39; i >= 0 && held.empty(); --i) {
+    const std::string key = "k" + std::to_string(i);
+    if (c.engine(3).Get(Space::kData, DataKey(KeyPosition(key), key)).ok()) held = key;
+  }
+  ASSERT_FALSE(held.empty());
+  ASSERT_TRUE(c.Call(0, Delete(held, c.MustGet(0, held).context())).status.ok());
+  for (int t = 0; t < 100; ++t) c.Step();  // past the grace period
+  uint64_t reaped = 0;
+  for (size_t i = 0; i < 3; ++i) reaped += c.node(i).counters().tombstones_reaped;
+  EXPECT_EQ(reaped, 0u) << "reaped while n4 still holds a copy";
+  // n4's handoff goes on to the end.
+  for (int t = 0; t < 60000 && c.node(3).store().total_keys() > 0; ++t) c.Step();
+  ASSERT_EQ(c.node(3).store().total_keys(), 0u);
+  ClientReply read = c.Call(0, Get(held, Q(3, 3, 1)));
+  ASSERT_TRUE(read.status.ok()) << read.status;
+  EXPECT_FALSE(std::get<v1::GetResponse>(read.response).found()) << held << " came back";
+  // Then the tombstone goes.
+  for (int t = 0; t < 1000 && reaped == 0; ++t) {
+    c.Step();
+    for (size_t i = 0; i < 3; ++i) reaped += c.node(i).counters().tombstones_reaped;
+  }
+  EXPECT_GT(reaped, 0u);
+}
+
 // ------------------------------------------------------------- anti-entropy
 
 // Whether every node holds `key` in its own data (not as a hint).

@@ -42,6 +42,9 @@ class Membership {
   void SetIntent(v1::MemberIntent intent);
   void SetVnodes(uint32_t vnodes);
   void SetDrained(bool drained);
+  void SetHandingOff(bool handing_off);
+  // Whether any member reports handing_off.
+  bool AnyHandingOff() const;
   void BeatHeart();
   void SetSeeds(std::vector<std::string> seeds) { config_.seeds = std::move(seeds); }
 
