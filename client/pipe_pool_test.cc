@@ -36,7 +36,9 @@ class FakeKv final : public v1::KV::Service {
         return grpc::Status::CANCELLED;
       }
       // Slow answers keep concurrent callers on pipes of their own.
-      if (behaviour_ == Behaviour::kSlow) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (behaviour_ == Behaviour::kSlow) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
       v1::PipeResponse response;
       response.set_id(request.id());
       *response.mutable_get()->add_siblings()->mutable_value() = request.get().key();

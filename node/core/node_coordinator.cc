@@ -497,7 +497,9 @@ void Node::AdvanceOp(Op& op, int64_t now_ms, Outputs* out) {
       SendReplicaRead(op, node, /*digest_only=*/false, now_ms, out);
     }
     if (!op.replied && op.read->Succeeded()) {
-      Respond(op, absl::OkStatus(), MakeGetResponse(op.position, op.read->merged(), config_.clock_entries_max), now_ms, out);
+      Respond(op, absl::OkStatus(),
+              MakeGetResponse(op.position, op.read->merged(), config_.clock_entries_max), now_ms,
+              out);
     } else if (!op.replied && op.read->Failed()) {
       Respond(op, absl::UnavailableError(absl::StrFormat(
                       "read quorum not reached: %d of R=%d replicas answered (%d asked); "

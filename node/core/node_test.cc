@@ -426,7 +426,8 @@ TEST(NodeTest, AKeyWrittenByManyActorsIsReapedAndStaysReadable) {
 
   write_then_crash("many", kStoredClockEntriesMax + 10);
   const v1::GetResponse got = c.MustGet(0, "many");
-  EXPECT_EQ(Values(got), (std::vector<std::string>{"v" + std::to_string(kStoredClockEntriesMax + 9)}));
+  EXPECT_EQ(Values(got),
+            (std::vector<std::string>{"v" + std::to_string(kStoredClockEntriesMax + 9)}));
   absl::StatusOr<std::string> bytes =
       c.engine(0).Get(storage::Space::kData, DataKey(KeyPosition("many"), "many"));
   ASSERT_TRUE(bytes.ok()) << bytes.status();
@@ -1361,7 +1362,9 @@ TEST(NodeClusterTest, LargeValuesMoveInBatchesThatFitAMessage) {
   }
   EXPECT_EQ(c.node(3).Status(c.now()).state(), v1::NODE_STATE_LEFT) << "the leave ends";
   EXPECT_LE(c.max_message_bytes, c.message_bytes_max);
-  for (const std::string& key : keys) EXPECT_EQ(Values(c.MustGet(0, key)), std::vector<std::string>{big});
+  for (const std::string& key : keys) {
+    EXPECT_EQ(Values(c.MustGet(0, key)), std::vector<std::string>{big}) << key;
+  }
 }
 
 // A node that left still pushes its old copies to the new owners, slowly. A

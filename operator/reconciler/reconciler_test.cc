@@ -812,10 +812,9 @@ TEST(ReconcileTest, PodsThatNeverStartedAreRemovedWhenTheRaiseIsTakenBack) {
   Scene ran(Value::Obj({{"replicas", 3}}), 3);
   ran.SetReplicas(5);
   pending(ran, 3, Value::Arr());
-  pending(ran, 4, Value::Arr({Value::Obj(
-                      {{"name", "node"},
-                       {"restartCount", 2},
-                       {"state", Value::Obj({{"waiting", Value::Obj({{"reason", "CrashLoopBackOff"}})}})}})}));
+  const Value crashed = Value::Obj({{"waiting", Value::Obj({{"reason", "CrashLoopBackOff"}})}});
+  pending(ran, 4,
+          Value::Arr({Value::Obj({{"name", "node"}, {"restartCount", 2}, {"state", crashed}})}));
   p = ran.Run();
   EXPECT_EQ(StsReplicas(p, 5), 5) << "a node that ran may hold data\n" << Dump(p);
 

@@ -49,7 +49,7 @@ struct NodeConfig {
   // refused, so that every object still fits in one message (a read, a
   // replica write). The server derives it from its gRPC message limit.
   size_t object_bytes_max = ObjectBytesIn(kMessageBytesDefault, key_bytes_max);
-  size_t clock_entries_max = 10;        // contexts given to clients: oldest entries pruned past this
+  size_t clock_entries_max = 10;        // clients' contexts: the oldest entries past this go
   size_t operations_in_flight_max = 10000;
 
   // Membership.
