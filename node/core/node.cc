@@ -13,13 +13,6 @@
 namespace dynamo::core {
 
 namespace {
-// Dot counters are reserved in blocks, the limit persisted when a block is
-// taken, so a restart after a clean stop never hands out a counter twice
-// (after a crash the actor changes: see Load).
-constexpr uint64_t kCounterBlock = 100000;
-}  // namespace
-
-namespace {
 v1::Envelope ErrorEnvelope(const absl::Status& status) {
   v1::Envelope error;
   error.mutable_error()->set_code(static_cast<int32_t>(status.code()));

@@ -13,8 +13,6 @@
 namespace dynamo::core {
 namespace {
 
-constexpr uint64_t kCounterBlock = 100000;
-
 template <typename Req>
 const std::string& KeyOf(const Req& r) {
   return r.key();

@@ -17,6 +17,11 @@
 
 namespace dynamo::core {
 
+// Dot counters are reserved in blocks, the limit persisted when a block is
+// taken, so a restart after a clean stop never hands out a counter twice
+// (after a crash the actor changes: see Load).
+inline constexpr uint64_t kCounterBlock = 100000;
+
 struct Node::Op {
   enum class Kind { kGet, kPut, kDelete };
   uint64_t id = 0;
