@@ -338,10 +338,12 @@ class Run:
         the log) and the node restarted, the hard time bound is kept."""
         last_restart = {}
         while not until():
-            for n in self.cluster.check_crashes():
-                crash = self.cluster.crashes[-1]
-                log(f"chaos: CRASH: {n.id} exited by itself with status {crash['exit']}; log tail:\n"
-                    + crash["log_tail"])
+            for n, crash, refused in self.cluster.check_crashes():
+                if refused:
+                    log(f"chaos: {n.id} refused to start on its full disk (exit 1, as it should)")
+                else:
+                    log(f"chaos: CRASH: {n.id} exited by itself with status {crash['exit']}; "
+                        "log tail:\n" + crash["log_tail"])
                 if time.time() - last_restart.get(n.id, 0) > 5:
                     last_restart[n.id] = time.time()
                     n.start()
@@ -465,6 +467,8 @@ class Run:
             if unanswered:
                 self.failed.append(f"no request answered on: {', '.join(unanswered)}")
         r["crashes"] = [{k: v for k, v in c.items() if k != "log_tail"} for c in self.cluster.crashes]
+        r["refused_starts"] = [{k: v for k, v in c.items() if k != "log_tail"}
+                               for c in self.cluster.refusals]
         if self.cluster.crashes:
             self.failed.append(f"{len(self.cluster.crashes)} node crash(es)")
         if self.nemesis.errors:
@@ -510,7 +514,7 @@ class Run:
             f"({r.get('seconds_to_converge_after_last_write')} s after the last write), "
             f"{r.get('converge_rounds')} read round(s), {r.get('read_repairs_during_check')} read repairs "
             "during the check",
-            f"crashes: {len(r['crashes'])}",
+            f"crashes: {len(r['crashes'])}; starts refused on a full disk: {len(r['refused_starts'])}",
         ]
         if "soak" in r:
             lines += soak.describe(r["soak"])

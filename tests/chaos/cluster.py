@@ -315,6 +315,7 @@ class Cluster:
         self.log = log
         self.nodes = [Node(self, i) for i in range(n)]
         self.crashes = []  # (node id, exit code, time, log tail): exits nobody asked for
+        self.refusals = []  # the same for starts refused, as they should be, on a full disk
         self.disk_mb = disk_mb
         self.skew_node = skew_node
         self.disk_node = disk_node
@@ -383,15 +384,21 @@ class Cluster:
         raise TimeoutError(f"cluster not healthy after {timeout}s: {last}")
 
     def check_crashes(self):
-        """Notes nodes that exited on their own; returns them."""
+        """Notes nodes that exited on their own; returns (node, record,
+        refused) for each. A node that refused to start on a full disk (exit 1,
+        saying so) did what it should: it is noted in `refusals`, not in
+        `crashes`, and started again all the same."""
         found = []
         with self.lock:
             for n in self.nodes:
                 if n.process is not None and n.process.poll() is not None and not n.expected_down:
                     code = n.process.returncode
                     tail = n.log_tail(60)
-                    self.crashes.append({"node": n.id, "exit": code, "time": time.time(), "log_tail": tail})
-                    found.append(n)
+                    record = {"node": n.id, "exit": code, "time": time.time(), "log_tail": tail}
+                    last_start = tail.rsplit("==== chaos: start", 1)[-1]
+                    refused = code == 1 and "disk full: cannot open the database" in last_start
+                    (self.refusals if refused else self.crashes).append(record)
+                    found.append((n, record, refused))
                     n._ended()
         return found
 
