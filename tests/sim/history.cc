@@ -9,15 +9,19 @@ namespace dynamo::sim {
 
 std::string CheckReport::Summary() const {
   return absl::StrFormat(
-      "%d writes tried, %d acknowledged (%d present, %d superseded by later writes that read "
-      "them), %d lost, %d invented; %d keys, at most %d siblings",
-      writes_tried, writes_acked, acked_present, acked_superseded, lost, invented, keys,
-      max_siblings);
+      "%d writes tried, %d acknowledged (%d present, %d superseded by later writes or deletes "
+      "that read them), %d lost, %d invented; %d deletes; %d keys, at most %d siblings",
+      writes_tried, writes_acked, acked_present, acked_superseded, lost, invented, deletes_tried,
+      keys, max_siblings);
 }
 
 void History::RecordWrite(const std::string& key, const std::string& value,
                           std::set<std::string> seen) {
   writes_[value] = WriteRecord{key, value, std::move(seen), false};
+}
+
+void History::RecordDelete(const std::string& key, std::set<std::string> seen) {
+  deletes_.push_back(WriteRecord{key, "", std::move(seen), false});
 }
 
 void History::MarkAcked(const std::string& value) {
@@ -49,9 +53,14 @@ CheckReport History::Check(const std::map<std::string, std::vector<std::string>>
   for (const auto& [value, w] : writes_) {
     for (const std::string& s : w.seen) readers[s].push_back(&w);
   }
+  // Values a delete read: replaced by its tombstone, which leaves nothing to
+  // find at the end (and may have been reaped).
+  std::set<std::string> deleted;
+  for (const WriteRecord& d : deletes_) deleted.insert(d.seen.begin(), d.seen.end());
+  report.deletes_tried = deletes_.size();
   std::map<std::string, bool> memo;
   std::function<bool(const std::string&)> survives = [&](const std::string& v) -> bool {
-    if (present.contains(v)) return true;
+    if (present.contains(v) || deleted.contains(v)) return true;
     auto m = memo.find(v);
     if (m != memo.end()) return m->second;
     memo[v] = false;  // cycles are impossible (reads precede writes); guard anyway

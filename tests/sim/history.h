@@ -20,6 +20,7 @@ struct WriteRecord {
 };
 
 struct CheckReport {
+  uint64_t deletes_tried = 0;  // a delete's read values may be gone: it replaced them
   uint64_t writes_tried = 0;
   uint64_t writes_acked = 0;
   uint64_t acked_present = 0;     // still a value or sibling at the end
@@ -37,6 +38,10 @@ class History {
  public:
   void RecordWrite(const std::string& key, const std::string& value, std::set<std::string> seen);
   void MarkAcked(const std::string& value);
+  // A delete with the context of a read that returned `seen`. Its tombstone
+  // leaves no value to look for at the end, so whether or not it was
+  // acknowledged it may have replaced what it read: those values may be gone.
+  void RecordDelete(const std::string& key, std::set<std::string> seen);
   const std::map<std::string, WriteRecord>& writes() const { return writes_; }
 
   // final_values: for every key, the values (siblings, tombstones excluded)
@@ -45,6 +50,7 @@ class History {
 
  private:
   std::map<std::string, WriteRecord> writes_;  // by value (values are unique)
+  std::vector<WriteRecord> deletes_;
 };
 
 }  // namespace dynamo::sim

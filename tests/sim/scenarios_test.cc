@@ -141,7 +141,7 @@ TEST(Simulation, NoAcknowledgedWriteIsLostAndReplicasConverge) {
                              << (report.problems.empty() ? "" : report.problems[0]) << "\n"
                              << Replay(sim);
     EXPECT_TRUE(ack_violation.empty()) << ack_violation << "\n" << Replay(sim);
-    EXPECT_GT(report.writes_acked, 30u) << Replay(sim);  // not vacuous, even on a bad seed
+    EXPECT_GT(report.writes_acked, 20u) << Replay(sim);  // not vacuous, even on a bad seed
     RecordProperty(absl::StrCat("seed", seed, "_converge_ms"), sim.now() - healed_at);
   }
 }

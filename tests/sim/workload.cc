@@ -51,6 +51,16 @@ void Workload::Next(size_t client) {
       absl::StrAppend(&listed, " ", s.value());
     }
     sim_.Log(absl::StrCat("client ", client, " get ", key, " at ", sim_.id(at), ":", listed));
+    if (sim_.rng().Chance(options_.delete_fraction)) {
+      const size_t del_at = PickNode();
+      if (del_at == sim_.size()) return again();
+      history_.RecordDelete(key, std::move(seen));
+      sim_.Delete(del_at, key, got.context(), [this, key, del_at, again](const core::ClientReply& r) {
+        sim_.Log(absl::StrCat("delete ", key, " at ", sim_.id(del_at), ": ", r.status.ToString()));
+        again();
+      });
+      return;
+    }
     Write(client, key, got.context(), std::move(seen));
   });
 }

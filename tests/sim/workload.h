@@ -15,13 +15,14 @@ struct WorkloadOptions {
   size_t keys = 20;
   size_t clients = 4;
   double blind_write_fraction = 0.2;  // writes without reading first
+  double delete_fraction = 0.1;       // of the writes after a read: deletes with its context
   int64_t think_ms_min = 20;
   int64_t think_ms_max = 200;
 };
 
 // Clients that read a key and write a unique value with the read's context
-// (read-modify-write), or now and then write blind. Every write and every
-// acknowledgement goes into the History.
+// (read-modify-write) or delete it with that context, or now and then write
+// blind. Every write, delete and acknowledgement goes into the History.
 class Workload {
  public:
   Workload(Simulation& sim, History& history, WorkloadOptions options)
