@@ -35,6 +35,9 @@ int64_t SteadyMs() {
       .count();
 }
 
+// A call's deadline on the steady clock: deadline_ms from now.
+int64_t DeadlineOf(const ClientOptions& options) { return SteadyMs() + options.deadline_ms; }
+
 int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -411,7 +414,7 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
 absl::StatusOr<GetResult> Client::Get(std::string_view key, const GetOptions& options) {
-  return GetBefore(key, options, SteadyMs() + impl_->options().deadline_ms);
+  return GetBefore(key, options, DeadlineOf(impl_->options()));
 }
 
 absl::StatusOr<GetResult> Client::GetBefore(std::string_view key, const GetOptions& options,
@@ -444,7 +447,7 @@ absl::StatusOr<GetResult> Client::GetBefore(std::string_view key, const GetOptio
 
 absl::StatusOr<WriteResult> Client::Put(std::string_view key, std::string_view value,
                                         std::string_view context, const WriteOptions& options) {
-  return PutBefore(key, value, context, options, SteadyMs() + impl_->options().deadline_ms);
+  return PutBefore(key, value, context, options, DeadlineOf(impl_->options()));
 }
 
 absl::StatusOr<WriteResult> Client::PutBefore(std::string_view key, std::string_view value,
@@ -470,8 +473,7 @@ absl::StatusOr<WriteResult> Client::Delete(std::string_view key, std::string_vie
   request.set_context(std::string(context));
   SetQuorum(options.quorum, impl_->options().quorum, request.mutable_quorum());
   v1::DeleteResponse response;
-  absl::Status status =
-      impl_->Run(key, envelope, &response, SteadyMs() + impl_->options().deadline_ms);
+  absl::Status status = impl_->Run(key, envelope, &response, DeadlineOf(impl_->options()));
   if (!status.ok()) return status;
   return WriteResult{std::move(*response.mutable_context())};
 }
@@ -480,7 +482,7 @@ absl::StatusOr<WriteResult> Client::Update(std::string_view key, const Resolver&
                                            const WriteOptions& options) {
   if (!fn) return absl::InvalidArgumentError("Update needs a function");
   // One deadline for the whole Update, its rounds included.
-  const int64_t deadline_ms = SteadyMs() + impl_->options().deadline_ms;
+  const int64_t deadline_ms = DeadlineOf(impl_->options());
   absl::Status last;
   for (int round = 1; round <= impl_->options().update_attempts_max; ++round) {
     if (round > 1 && SteadyMs() >= deadline_ms) break;
@@ -501,7 +503,7 @@ absl::StatusOr<WriteResult> Client::Update(std::string_view key, const Resolver&
 }
 
 absl::StatusOr<std::shared_ptr<const Topology>> Client::RefreshTopology() {
-  return impl_->RefreshTopology(SteadyMs() + impl_->options().deadline_ms);
+  return impl_->RefreshTopology(DeadlineOf(impl_->options()));
 }
 
 std::shared_ptr<const Topology> Client::topology() const { return impl_->topology(); }

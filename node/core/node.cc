@@ -304,7 +304,7 @@ void Node::Tick(int64_t now_ms, Outputs* out) {
     DeliverHints(now_ms, out);
     HandOffRanges(now_ms, out);
     ReapTombstones(now_ms, out);
-    UpdateDrained(out);
+    UpdateHoldings(out);
   }
   if (now_ms >= next_antientropy_ms_) {
     next_antientropy_ms_ = now_ms + config_.antientropy_interval_ms;
@@ -362,6 +362,14 @@ bool Node::Ready(std::string* why) const {
   return true;
 }
 
+uint64_t Node::UnownedKeys() const {
+  uint64_t keys = 0;
+  for (size_t i = 0; i < store_.range_count(); ++i) {
+    if (!Owns(i)) keys += store_.key_count(i);
+  }
+  return keys;
+}
+
 bool Node::Owns(size_t range_index) const {
   const Ring& ring = membership_->ring();
   if (ring.empty()) return false;
@@ -394,16 +402,10 @@ v1::NodeStatus Node::Status(int64_t now_ms) const {
   s.set_ring_version(membership_->ring_state().version());
   s.set_vnodes(membership_->self().vnodes());
   uint32_t owned = 0;
-  uint64_t unowned_keys = 0;
-  const bool has_ring = !membership_->ring().empty();
-  for (size_t i = 0; i < store_.range_count(); ++i) {
-    const bool owns = has_ring && Owns(i);
-    owned += owns ? 1 : 0;
-    if (!owns) unowned_keys += store_.key_count(i);
-  }
+  for (size_t i = 0; i < store_.range_count(); ++i) owned += Owns(i) ? 1 : 0;
   s.set_owned_partitions(owned);
   s.set_keys(store_.total_keys());
-  s.set_unowned_keys(unowned_keys);
+  s.set_unowned_keys(UnownedKeys());
   for (const auto& [owner, count] : store_.hint_counts()) {
     v1::HintBacklog* h = s.add_hints();
     h->set_target_node(owner);

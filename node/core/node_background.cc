@@ -104,20 +104,15 @@ void Node::DeliverHints(int64_t now_ms, Outputs* out) {
       ++counters_.storage_errors;
       continue;
     }
-    // At most a message's worth (config.h, object_bytes_max): a batch past
-    // the limit would fail every time and the hints would never leave.
-    size_t batch_bytes = 0;
+    MessageBudget batch(config_.object_bytes_max);
     for (size_t n = 0; n < hints->size(); ++n) {
-      batch_bytes += (*hints)[n].encoded.size() + (*hints)[n].key.size();
-      if (n > 0 && batch_bytes > config_.object_bytes_max) {
+      if (!batch.Take((*hints)[n].encoded.size() + (*hints)[n].key.size())) {
         hints->resize(n);
         break;
       }
     }
     if (hints->empty()) continue;
-    int64_t bytes = 0;
-    for (const auto& h : *hints) bytes += static_cast<int64_t>(h.encoded.size() + h.key.size());
-    if (!TakeBackgroundBudget(bytes, now_ms)) return;
+    if (!TakeBackgroundBudget(static_cast<int64_t>(batch.used()), now_ms)) return;
     // The owner left the ring: the hints go to the keys' current owners.
     std::map<std::string, std::vector<const LocalStore::Hint*>> by_target;
     for (const LocalStore::Hint& h : *hints) {
@@ -211,21 +206,16 @@ void Node::HandOffRanges(int64_t now_ms, Outputs* out) {
     t->id = next_transfer_id_++;
     t->range = i;
     t->targets = owners;
-    int64_t bytes = 0;
+    MessageBudget batch(config_.object_bytes_max);
     absl::Status s = store_.ScanRange(
         store_.range(i), transfer_cursor_[i],
         [&](std::string_view key, uint64_t position, std::string_view encoded) {
-          // At most a message's worth, as for hints; the next batch resumes
-          // at this key.
-          const auto size = static_cast<int64_t>(key.size() + encoded.size());
-          if (!t->items.empty() &&
-              bytes + size > static_cast<int64_t>(config_.object_bytes_max)) {
-            return false;
-          }
+          // The next batch resumes at a key that did not fit.
+          if (!batch.Take(key.size() + encoded.size())) return false;
           t->items.push_back({std::string(key), position, std::string(encoded)});
-          bytes += size;
           return t->items.size() < config_.handoff_batch_keys_max;
         });
+    const auto bytes = static_cast<int64_t>(batch.used());
     if (!s.ok()) {
       ++counters_.storage_errors;
       continue;
@@ -475,7 +465,7 @@ void Node::OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, 
       v1::Envelope push;
       v1::ReplicaWrite* write = push.mutable_write();
       write->set_purpose(v1::WRITE_PURPOSE_ANTI_ENTROPY);
-      size_t push_bytes = 0;
+      MessageBudget batch(config_.object_bytes_max);
       for (const v1::ReadItem& item : reply->read_reply().items()) {
         const uint64_t position = KeyPosition(item.key());
         std::optional<VersionedObject> theirs;
@@ -494,12 +484,8 @@ void Node::OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, 
         absl::StatusOr<std::optional<StoredObject>> mine = store_.Get(item.key(), position);
         if (!mine.ok() || !*mine) continue;
         if (theirs && (*mine)->object == *theirs) continue;
-        // At most a message's worth; the rest differs still, for a later round.
-        if (write->items_size() > 0 &&
-            push_bytes + (*mine)->encoded.size() + item.key().size() > config_.object_bytes_max) {
-          continue;
-        }
-        push_bytes += (*mine)->encoded.size() + item.key().size();
+        // What does not fit differs still, for a later round.
+        if (!batch.Take((*mine)->encoded.size() + item.key().size())) continue;
         v1::KeyedObject* ko = write->add_items();
         ko->set_key(item.key());
         (*mine)->object.ToProto(ko->mutable_object());
@@ -560,7 +546,7 @@ void Node::ReapLocal(const std::string& key, uint64_t position, const VersionVec
 
 // ---------------------------------------------------------------- leaving
 
-void Node::UpdateDrained(Outputs* out) {
+void Node::UpdateHoldings(Outputs* out) {
   const v1::MemberState& self = membership_->self();
   const bool drained = self.intent() == v1::MEMBER_INTENT_LEAVE &&
                        !membership_->InRing(config_.node_id) && store_.total_keys() == 0 &&
@@ -569,10 +555,7 @@ void Node::UpdateDrained(Outputs* out) {
     membership_->SetDrained(drained);
     PersistSelf(out);
   }
-  bool handing_off = store_.total_hints() > 0;
-  for (size_t i = 0; i < store_.range_count() && !handing_off; ++i) {
-    handing_off = store_.key_count(i) > 0 && !Owns(i);
-  }
+  const bool handing_off = store_.total_hints() > 0 || UnownedKeys() > 0;
   if (handing_off != self.handing_off()) {
     membership_->SetHandingOff(handing_off);
     PersistSelf(out);

@@ -23,6 +23,7 @@ const std::string& KeyOf(const Req& r) {
 // entry (up to kStoredClockEntriesMax), so that a write never leaves behind
 // a value it replaced, whose actor a pruned clock would no longer cover.
 std::string ClientContext(uint64_t position, const VersionedObject& object, size_t entries_max) {
+  if (object.clock().size() <= entries_max) return EncodeContext(position, object.clock());
   return EncodeContext(position, object.PrunedClock(entries_max));
 }
 

@@ -22,6 +22,29 @@ namespace dynamo::core {
 // (after a crash the actor changes: see Load).
 inline constexpr uint64_t kCounterBlock = 100000;
 
+// What a batch of keys sent in one message (hints, handoff, anti-entropy) may
+// hold: at most bytes_max (object_bytes_max: what a message carries beside a
+// key and the reserve), and always its first item, so that a batch of one
+// large object still goes. A batch capped by key count alone outgrew the
+// message limit with large values and failed every time.
+class MessageBudget {
+ public:
+  explicit MessageBudget(size_t bytes_max) : bytes_max_(bytes_max) {}
+  // Whether an item of `bytes` fits; if it does, it is counted.
+  bool Take(size_t bytes) {
+    if (items_ > 0 && used_ + bytes > bytes_max_) return false;
+    used_ += bytes;
+    ++items_;
+    return true;
+  }
+  size_t used() const { return used_; }
+
+ private:
+  const size_t bytes_max_;
+  size_t used_ = 0;
+  size_t items_ = 0;
+};
+
 struct Node::Op {
   enum class Kind { kGet, kPut, kDelete };
   uint64_t id = 0;

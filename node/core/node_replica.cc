@@ -177,7 +177,7 @@ void Node::ServeRead(const v1::Envelope& request, Outputs* out) {
   }
   v1::Envelope reply;
   v1::ReadReply* rr = reply.mutable_read_reply();
-  size_t reply_bytes = 0;
+  MessageBudget batch(config_.object_bytes_max);
   for (const std::string& key : read.keys()) {
     v1::ReadItem* item = rr->add_items();
     item->set_key(key);
@@ -188,10 +188,9 @@ void Node::ServeRead(const v1::Envelope& request, Outputs* out) {
       ReplyError(request, s, out);
       return;
     }
-    // A read of many keys (anti-entropy's) answers at most a message's worth;
-    // the keys left out are asked again later. A one-key read always answers.
-    reply_bytes += item->ByteSizeLong();
-    if (rr->items_size() > 1 && reply_bytes > config_.object_bytes_max) {
+    // A read of many keys (anti-entropy's) answers what fits; the keys left
+    // out are asked again later. A one-key read (a client's) always answers.
+    if (read.keys_size() > 1 && !batch.Take(item->ByteSizeLong())) {
       rr->mutable_items()->RemoveLast();
       break;
     }

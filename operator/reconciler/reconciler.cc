@@ -308,15 +308,20 @@ int Builder::Scale() {
   leaving_ = top;
   const std::string raise_waits =
       target >= cur ? Cat("; the raise to ", target, " replicas waits until it has left") : "";
+  // A node that never joined has nothing to hand off: its pod goes without
+  // a leave, once the ring (as a NORMAL node sees it) does not name it.
+  const bool outside_ring = obs_.ring && !RingNames(top).value_or(true);
+  const auto remove_unjoined = [&](const std::string& why, const std::string& short_why) {
+    Event("Normal", "NodeRemoved", Cat(top_pod, " ", why, "; removing its pod"));
+    Progressing("ScalingDown", Cat("removing ", top_pod, " (", short_why, ")"));
+    leaving_ = -1;
+    return cur - 1;
+  };
   if (node == nullptr || !node->reachable) {
-    // Taking back a raise whose pods never started: nothing to hand off, as
-    // the ring (seen from a NORMAL node) and the status's members agree.
-    if (PodNeverRan(top) && obs_.ring && !RingNames(top).value_or(true) && !WasMember(top)) {
-      Event("Normal", "NodeRemoved",
-            Cat(top_pod, " never started and is not in the ring; removing its pod"));
-      Progressing("ScalingDown", Cat("removing ", top_pod, " (never started)"));
-      leaving_ = -1;
-      return cur - 1;
+    // Taking back a raise whose pods never started; the status's members
+    // agree that it never joined.
+    if (PodNeverRan(top) && outside_ring && !WasMember(top)) {
+      return remove_unjoined("never started and is not in the ring", "never started");
     }
     Progressing("ScalingDown", Cat("waiting to reach ", top_pod,
                                    " to confirm its handoff before removing it", raise_waits));
@@ -360,14 +365,8 @@ int Builder::Scale() {
   }
 
   // The leave has not started: check that it may.
-  if (state == NodeState::kStandby && node->Empty() && obs_.ring &&
-      !RingNames(top).value_or(true)) {
-    // Never joined and holds nothing: nothing to hand off.
-    Event("Normal", "NodeRemoved",
-          Cat(top_pod, " never joined the ring and holds nothing; removing its pod"));
-    Progressing("ScalingDown", Cat("removing ", top_pod, " (never joined)"));
-    leaving_ = -1;
-    return cur - 1;
+  if (state == NodeState::kStandby && node->Empty() && outside_ring) {
+    return remove_unjoined("never joined the ring and holds nothing", "never joined");
   }
   const int remaining = cur - 1;
   if (remaining < factor_) {

@@ -295,8 +295,12 @@ class Node {
   void ReapTombstones(int64_t now_ms, Outputs* out);
   void ReapLocal(const std::string& key, uint64_t position, const VersionVector& clock,
                  Outputs* out);
-  void UpdateDrained(Outputs* out);
+  // Gossips what this node holds: drained (left, holds nothing) and
+  // handing_off (hints, or keys of ranges it no longer owns).
+  void UpdateHoldings(Outputs* out);
   bool Owns(size_t range_index) const;
+  // Keys this node holds in ranges it does not own (a handoff pending).
+  uint64_t UnownedKeys() const;
   std::vector<std::string> OwnersOf(size_t range_index) const;
 
   NodeConfig config_;
