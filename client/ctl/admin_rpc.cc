@@ -76,11 +76,12 @@ absl::StatusOr<v1::MembersResponse> Members(const std::string& addr, int64_t tim
 }
 
 absl::StatusOr<v1::JoinResponse> Join(const std::string& addr, const std::string& seed,
-                                      int64_t timeout_ms) {
+                                      const std::string& zone, int64_t timeout_ms) {
   grpc::ClientContext context;
   SetDeadline(&context, timeout_ms);
   v1::JoinRequest request;
   request.set_seed(seed);
+  request.set_zone(zone);
   v1::JoinResponse response;
   const grpc::Status s = v1::Admin::NewStub(ChannelFor(addr))->Join(&context, request, &response);
   return Finish(addr, s, std::move(response));

@@ -19,8 +19,10 @@ namespace dynamo::ctl {
                                                         int64_t timeout_ms);
 [[nodiscard]] absl::StatusOr<v1::MembersResponse> Members(const std::string& addr,
                                                           int64_t timeout_ms);
+// An empty seed or zone leaves the node's as they are.
 [[nodiscard]] absl::StatusOr<v1::JoinResponse> Join(const std::string& addr,
-                                                    const std::string& seed, int64_t timeout_ms);
+                                                    const std::string& seed,
+                                                    const std::string& zone, int64_t timeout_ms);
 [[nodiscard]] absl::StatusOr<v1::LeaveResponse> Leave(const std::string& addr, int64_t timeout_ms);
 [[nodiscard]] absl::StatusOr<v1::SetVirtualNodesResponse> SetVirtualNodes(const std::string& addr,
                                                                           uint32_t vnodes,

@@ -73,11 +73,14 @@ std::vector<CommandSpec> MakeCommands() {
        0,
        0},
       {"join",
-       "--node ADDR [--seed ADDR] [--wait] [--wait-s S]",
+       "--node ADDR [--seed ADDR] [--zone Z] [--wait] [--wait-s S]",
        "ask a node to join the ring (the paper's explicit join)",
-       "",
+       "--zone sets the node's failure domain for zone-aware placement; the node keeps it\n"
+       "across restarts unless it is started with a --zone of its own. A node already in\n"
+       "the ring may be given another zone: its ranges move by handoff, as for `vnodes`.",
        {node,
         {"seed", true, "", "ADDR  a cluster member for the node to gossip with first"},
+        {"zone", true, "", "Z  the node's zone (default: leave it as it is)"},
         {"wait", false, "", "wait until the node is NORMAL"},
         wait_s},
        0,

@@ -66,6 +66,13 @@ TEST(ArgsTest, TwoWordCommandsAndShortAliases) {
   EXPECT_FALSE(inv->Has("dir"));
 }
 
+TEST(ArgsTest, JoinTakesAZone) {
+  absl::StatusOr<Invocation> inv = Parse({"join", "--node", "h:1", "--zone", "eu-1b", "--wait"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->Flag("zone"), "eu-1b");
+  EXPECT_NE(CommandUsage(*inv->command).find("--zone Z"), std::string::npos);
+}
+
 TEST(ArgsTest, ValuesStartingWithADashGoAfterDoubleDash) {
   absl::StatusOr<Invocation> inv = Parse({"put", "k", "--context", "AAE=", "--", "-5"});
   ASSERT_TRUE(inv.ok()) << inv.status();

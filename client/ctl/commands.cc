@@ -186,8 +186,15 @@ Outcome JoinCommand(Env& e) {
   absl::StatusOr<std::string> node = NodeFlag(e.inv);
   if (!node.ok()) return Outcome::Usage(std::string(node.status().message()));
   const std::string seed = e.inv.Flag("seed");
-  auto ask = [&]() -> absl::Status { return ctl::Join(*node, seed, e.inv.timeout_ms).status(); };
-  absl::StatusOr<v1::JoinResponse> r = ctl::Join(*node, seed, e.inv.timeout_ms);
+  const std::string zone = e.inv.Flag("zone");
+  // An empty zone would silently leave the node's as it is.
+  if (e.inv.Has("zone") && zone.empty()) {
+    return Outcome::Usage("--zone needs a zone name (omit it to keep the node's zone)");
+  }
+  auto ask = [&]() -> absl::Status {
+    return ctl::Join(*node, seed, zone, e.inv.timeout_ms).status();
+  };
+  absl::StatusOr<v1::JoinResponse> r = ctl::Join(*node, seed, zone, e.inv.timeout_ms);
   if (!r.ok()) return Outcome::Error(r.status());
   e.out << *node << ": " << NodeStateName(r->state()) << std::endl;
   if (!e.inv.Has("wait")) return Outcome::Ok();

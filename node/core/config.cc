@@ -2,10 +2,26 @@
 
 #include <cmath>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace dynamo::core {
+
+absl::Status ValidateZone(const std::string& zone) {
+  if (zone.size() > kZoneBytesMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("zone must be at most ", kZoneBytesMax, " bytes, got ", zone.size()));
+  }
+  // It is printed in status, logs and dynamoctl's tables.
+  for (const char c : zone) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "zone must not contain control characters, got \"", absl::CEscape(zone), "\""));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status NodeConfig::Validate() const {
   auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
@@ -13,9 +29,9 @@ absl::Status NodeConfig::Validate() const {
   if (node_id.size() > 128) return bad("node id must be at most 128 bytes");
   if (node_id.find('#') != std::string::npos) return bad("node id must not contain '#'");
   if (address.empty()) return bad("node address (host:port) must not be empty");
-  // Peers drop gossiped states with longer addresses or zones (membership.cc).
+  // Peers drop gossiped states with longer addresses (membership.cc).
   if (address.size() > 256) return bad("node address must be at most 256 bytes");
-  if (zone.size() > 128) return bad("zone must be at most 128 bytes");
+  if (absl::Status s = ValidateZone(zone); !s.ok()) return s;
   if (replicas_n < 1 || replicas_n > 16) return bad("N must be in 1..16, got ", replicas_n);
   if (read_quorum_r < 1 || read_quorum_r > replicas_n) {
     return bad("R must be in 1..N (N=", replicas_n, "), got ", read_quorum_r);

@@ -35,6 +35,7 @@ std::vector<BadCase> BadCases() {
       // node could never be seen by anyone.
       {"long address", [](NodeConfig& c) { c.address = std::string(257, 'a'); }, "address"},
       {"long zone", [](NodeConfig& c) { c.zone = std::string(129, 'z'); }, "zone"},
+      {"zone with a control character", [](NodeConfig& c) { c.zone = "eu\nwest"; }, "zone"},
       {"N zero", [](NodeConfig& c) { c.replicas_n = 0; }, "N must"},
       {"N too big", [](NodeConfig& c) { c.replicas_n = 17; }, "N must"},
       {"R zero", [](NodeConfig& c) { c.read_quorum_r = 0; }, "R must"},

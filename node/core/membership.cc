@@ -25,7 +25,8 @@ constexpr uint64_t kGenerationMax = uint64_t{1} << 62;
 
 bool ValidMemberState(const v1::MemberState& s) {
   return !s.node_id().empty() && s.node_id().size() <= 128 && !s.address().empty() &&
-         s.address().size() <= 256 && s.zone().size() <= 128 && s.generation() < kGenerationMax;
+         s.address().size() <= 256 && s.zone().size() <= kZoneBytesMax &&
+         s.generation() < kGenerationMax;
 }
 
 }  // namespace
@@ -74,6 +75,13 @@ void Membership::SetVnodes(uint32_t vnodes) {
   v1::MemberState& s = members_.at(self_id_);
   if (s.vnodes() == vnodes) return;
   s.set_vnodes(vnodes);
+  s.set_version(s.version() + 1);
+}
+
+void Membership::SetZone(const std::string& zone) {
+  v1::MemberState& s = members_.at(self_id_);
+  if (s.zone() == zone) return;
+  s.set_zone(zone);
   s.set_version(s.version() + 1);
 }
 

@@ -211,9 +211,14 @@ TEST(MembershipTest, OwnChangesBumpTheVersion) {
   m.SetVnodes(9);
   EXPECT_EQ(m.self().version(), 5u);
   EXPECT_EQ(m.self().vnodes(), 9u);
+  m.SetZone("eu-1b");
+  EXPECT_EQ(m.self().version(), 6u);
+  EXPECT_EQ(m.self().zone(), "eu-1b");
+  m.SetZone("eu-1b");
+  EXPECT_EQ(m.self().version(), 6u);
   m.BeatHeart();
   EXPECT_EQ(m.self().heartbeat(), 1u);
-  EXPECT_EQ(m.self().version(), 5u);
+  EXPECT_EQ(m.self().version(), 6u);
 }
 
 TEST(MembershipTest, GossipCarriesKnownStatesNotRingOnlyOnes) {
@@ -461,6 +466,23 @@ TEST(MembershipClaimTest, VnodeChangeIsClaimed) {
   std::map<std::string, int> counts = TokenCounts(a);
   EXPECT_GT(counts["b"], counts["a"]);
   EXPECT_GT(counts["b"], counts["c"]);
+}
+
+// Zone-aware preference lists follow the ring's zones, so a member's new zone
+// needs a new ring, though no token moves and the member stays in it.
+TEST(MembershipClaimTest, ZoneChangeIsClaimed) {
+  FailureDetector fd(8, 1000);
+  Membership a = ThreeNodeView("a", fd);
+  Random rng(6);
+  v1::MemberState moved = State("b", 100, 2);
+  moved.set_zone("z-elsewhere");
+  a.Merge(GossipOf({moved}), 0, fd);
+  ASSERT_TRUE(a.MaybeClaim(100, fd, rng));
+  EXPECT_EQ(a.ring_state().version(), 2u);
+  EXPECT_EQ(RingMembers(a), (std::set<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(a.ring().FindNode("b")->zone, "z-elsewhere");
+  EXPECT_EQ(a.StateOf("b"), v1::NODE_STATE_NORMAL);
+  EXPECT_FALSE(a.MaybeClaim(5000, fd, rng)) << "nothing more to change";
 }
 
 TEST(MembershipClaimTest, TheLastNodeCannotLeave) {

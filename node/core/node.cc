@@ -99,6 +99,9 @@ absl::Status Node::Load(int64_t now_ms) {
   }
   self.set_node_id(config_.node_id);
   self.set_address(config_.address);
+  // An explicit --zone wins; without one, the zone an admin Join gave is kept
+  // (in Kubernetes the pod learns its machine's zone only from the operator).
+  if (config_.zone.empty() && ValidateZone(self.zone()).ok()) config_.zone = self.zone();
   self.set_zone(config_.zone);
   self.set_generation(generation);
   self.set_version(1);
@@ -314,7 +317,14 @@ void Node::Tick(int64_t now_ms, Outputs* out) {
 
 // ---------------------------------------------------------------- admin
 
-v1::JoinResponse Node::Join(const std::string& seed, int64_t now_ms, Outputs* out) {
+absl::StatusOr<v1::JoinResponse> Node::Join(const std::string& seed, const std::string& zone,
+                                            int64_t now_ms, Outputs* out) {
+  if (!zone.empty() && zone != config_.zone) {
+    // Before anything else: a refused join changes nothing.
+    if (absl::Status s = ValidateZone(zone); !s.ok()) return s;
+    config_.zone = zone;
+    membership_->SetZone(zone);
+  }
   if (!seed.empty() &&
       std::find(config_.seeds.begin(), config_.seeds.end(), seed) == config_.seeds.end()) {
     config_.seeds.push_back(seed);

@@ -158,6 +158,8 @@ class Cluster {
   }
 
   Node& node(size_t i) { return *members_[i].node; }
+  // Node i's config for its next Start.
+  NodeConfig& config(size_t i) { return members_[i].config; }
   MemoryEngine& engine(size_t i) { return *members_[i].engine; }
   size_t size() const { return members_.size(); }
   int64_t now() const { return now_; }
@@ -626,6 +628,33 @@ TEST(NodeBadInputTest, SetVirtualNodesRefusesZero) {
   EXPECT_EQ(c.node(0).membership().self().vnodes(), 9u);
 }
 
+TEST(NodeBadInputTest, JoinRefusesABadZoneAndChangesNothing) {
+  Cluster c(1, 1, [](NodeConfig& config) { config.zone = "za"; });
+  c.Step();
+  const Snapshot before = Snap(c.engine(0));
+  const uint64_t version = c.node(0).membership().self().version();
+  // Longer than peers accept in gossip; control characters.
+  for (const std::string& bad :
+       {std::string(kZoneBytesMax + 1, 'z'), std::string("eu\nwest"), std::string("a\0b", 3)}) {
+    Outputs out;
+    absl::StatusOr<v1::JoinResponse> r = c.node(0).Join("n9:7000", bad, c.now(), &out);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << absl::CEscape(bad);
+    EXPECT_TRUE(absl::StrContains(r.status().message(), "zone")) << r.status();
+    EXPECT_TRUE(out.messages.empty());
+    EXPECT_FALSE(out.sync);
+    EXPECT_TRUE(Unchanged(before, c.engine(0)));
+    EXPECT_EQ(c.node(0).Status(c.now()).zone(), "za");
+    EXPECT_EQ(c.node(0).membership().self().zone(), "za");
+    EXPECT_EQ(c.node(0).membership().self().version(), version);
+    EXPECT_EQ(c.node(0).config().seeds, std::vector<std::string>{Addr("n1")}) << "seed kept out";
+  }
+  Outputs out;
+  const std::string longest(kZoneBytesMax, 'z');
+  absl::StatusOr<v1::JoinResponse> ok = c.node(0).Join("", longest, c.now(), &out);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(c.node(0).Status(c.now()).zone(), longest);
+}
+
 TEST(NodeBadInputTest, OpenWithABadConfigWritesNothing) {
   MemoryEngine engine;
   NodeConfig cfg = Config("n1", "n1", 1);
@@ -1079,6 +1108,115 @@ TEST(NodeTest, FailUnsyncedTurnsRepliesIntoErrorRepliesAndDropsRequests) {
   ASSERT_EQ(out.replies.size(), 1u);
   EXPECT_EQ(out.replies[0].status, absl::InternalError("storage could not sync: fsync failed"));
   EXPECT_TRUE(std::holds_alternative<std::monostate>(out.replies[0].response));
+}
+
+// ------------------------------------------------------------- zones
+
+// In Kubernetes only the operator knows a pod's zone and tells it once by
+// Join: the node must keep it across restarts. An explicit --zone still wins.
+TEST(NodeTest, AZoneGivenByJoinSurvivesARestartUnlessTheConfigNamesOne) {
+  Cluster c(1, 1);
+  ASSERT_TRUE(c.Form());
+  ASSERT_EQ(c.node(0).Status(c.now()).zone(), "");
+  c.Do(0, [](Node& n, int64_t now, Outputs* out) {
+    absl::StatusOr<v1::JoinResponse> r = n.Join("", "zc", now, out);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(out->sync) << "persisted";
+  });
+  const auto ring_zone = [&] { return c.node(0).membership().ring().FindNode("n1")->zone; };
+  for (int t = 0; t < 100 && ring_zone() != "zc"; ++t) c.Step();
+  ASSERT_EQ(ring_zone(), "zc");
+
+  c.Start(0);  // a crash, then a start with no --zone
+  EXPECT_EQ(c.node(0).Status(c.now()).zone(), "zc");
+  EXPECT_EQ(c.node(0).membership().self().zone(), "zc");
+  ASSERT_TRUE(c.node(0).Close().ok());
+  c.Start(0);  // a clean restart
+  EXPECT_EQ(c.node(0).Status(c.now()).zone(), "zc");
+  const uint64_t ring_version = c.node(0).membership().ring_state().version();
+  for (int t = 0; t < 100; ++t) c.Step();
+  EXPECT_EQ(c.node(0).membership().ring_state().version(), ring_version) << "nothing changed";
+
+  c.config(0).zone = "zd";
+  c.Start(0);
+  EXPECT_EQ(c.node(0).Status(c.now()).zone(), "zd");
+  EXPECT_EQ(c.node(0).membership().self().zone(), "zd");
+  for (int t = 0; t < 100 && ring_zone() != "zd"; ++t) c.Step();
+  EXPECT_EQ(ring_zone(), "zd");
+  c.config(0).zone = "";
+  c.Start(0);
+  EXPECT_EQ(c.node(0).Status(c.now()).zone(), "zd") << "the last zone given is kept";
+}
+
+// The fewest zones among the replicas (first n of the preference order) of
+// any range.
+size_t FewestReplicaZones(const Ring& ring, size_t n) {
+  size_t fewest = n;
+  for (size_t r = 0; r < ring.ranges().size(); ++r) {
+    std::set<std::string> zones;
+    const std::vector<uint32_t>& order = ring.PreferenceOrder(r);
+    for (size_t i = 0; i < order.size() && i < n; ++i) zones.insert(ring.nodes()[order[i]].zone);
+    fewest = std::min(fewest, zones.size());
+  }
+  return fewest;
+}
+
+// A zone given by Join to a ring member is gossiped, and the claimant makes a
+// ring that places replicas by it; the member stays NORMAL while its ranges
+// move by handoff.
+TEST(NodeClusterTest, AZoneGivenByJoinIsGossipedAndPlacesReplicas) {
+  Cluster c(4, 3, [](NodeConfig& config) {
+    config.ring.zone_aware = true;
+    config.zone = config.node_id <= "n2" ? "za" : "zb";
+  });
+  ASSERT_TRUE(c.Form());
+  for (int i = 0; i < 40; ++i) c.MustPut(0, "k" + std::to_string(i), "v");
+  ASSERT_EQ(FewestReplicaZones(c.node(0).membership().ring(), 3), 2u);
+  const uint64_t ring_version = c.node(0).membership().ring_state().version();
+  const auto handed_off = [&] {
+    uint64_t keys = 0;
+    for (size_t i = 0; i < c.size(); ++i) keys += c.node(i).counters().handoff_keys;
+    return keys;
+  };
+  const uint64_t handed_off_before = handed_off();
+
+  c.Do(3, [](Node& n, int64_t now, Outputs* out) {
+    absl::StatusOr<v1::JoinResponse> r = n.Join("", "zc", now, out);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->state(), v1::NODE_STATE_NORMAL);
+  });
+  EXPECT_EQ(c.node(3).Status(c.now()).zone(), "zc");
+  const auto everyone_sees_zc = [&] {
+    for (size_t i = 0; i < c.size(); ++i) {
+      const v1::MembersResponse members = c.node(i).Members(c.now());
+      for (const v1::Member& m : members.members()) {
+        if (m.node_id() == "n4" && m.zone() != "zc") return false;
+      }
+      if (c.node(i).membership().ring().FindNode("n4")->zone != "zc") return false;
+    }
+    return true;
+  };
+  for (int t = 0; t < 3000 && !everyone_sees_zc(); ++t) {
+    c.Step();
+    ASSERT_EQ(c.node(3).Status(c.now()).state(), v1::NODE_STATE_NORMAL);
+  }
+  ASSERT_TRUE(everyone_sees_zc());
+  EXPECT_GT(c.node(0).membership().ring_state().version(), ring_version);
+  EXPECT_EQ(FewestReplicaZones(c.node(0).membership().ring(), 3), 3u);
+
+  const auto unowned = [&] {
+    uint64_t keys = 0;
+    for (size_t i = 0; i < c.size(); ++i) keys += c.node(i).Status(c.now()).unowned_keys();
+    return keys;
+  };
+  for (int t = 0; t < 3000 && unowned() > 0; ++t) c.Step();
+  EXPECT_EQ(unowned(), 0u);
+  EXPECT_GT(handed_off(), handed_off_before) << "replicas moved to the new zone's placement";
+  EXPECT_EQ(c.node(3).Status(c.now()).state(), v1::NODE_STATE_NORMAL);
+  for (int i = 0; i < 40; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    EXPECT_EQ(Values(c.MustGet(2, key)), std::vector<std::string>{"v"}) << key;
+  }
 }
 
 // ------------------------------------------------------------- epochs

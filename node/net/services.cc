@@ -569,6 +569,18 @@ void Listen(UnaryMethod<Request, Response>* method, Service* service,
   for (int i = 0; i < kAsked; ++i) UnaryCall<Request, Response>::Ask(method);
 }
 
+// An admin answer of the core, or its error as the call's status (absl's
+// codes are gRPC's).
+template <typename Response>
+grpc::Status Answer(absl::StatusOr<Response> answer, Response* response) {
+  if (!answer.ok()) {
+    return grpc::Status(static_cast<grpc::StatusCode>(answer.status().code()),
+                        std::string(answer.status().message()));
+  }
+  *response = *std::move(answer);
+  return grpc::Status::OK;
+}
+
 }  // namespace
 
 // Every method's handler and its way of asking for calls, alive as long as
@@ -645,8 +657,7 @@ void Services::ListenAdmin(grpc::ServerCompletionQueue* cq, const CompletionLoop
   serve(&m.join, &Admin::RequestJoin,
         [](const v1::JoinRequest& request, v1::JoinResponse* response, core::Node& node,
            int64_t now, core::Outputs* out) {
-          *response = node.Join(request.seed(), now, out);
-          return grpc::Status::OK;
+          return Answer(node.Join(request.seed(), request.zone(), now, out), response);
         });
   serve(&m.leave, &Admin::RequestLeave,
         [](const v1::LeaveRequest&, v1::LeaveResponse* response, core::Node& node, int64_t now,
@@ -657,14 +668,7 @@ void Services::ListenAdmin(grpc::ServerCompletionQueue* cq, const CompletionLoop
   serve(&m.vnodes, &Admin::RequestSetVirtualNodes,
         [](const v1::SetVirtualNodesRequest& request, v1::SetVirtualNodesResponse* response,
            core::Node& node, int64_t now, core::Outputs* out) {
-          absl::StatusOr<v1::SetVirtualNodesResponse> r =
-              node.SetVirtualNodes(request.vnodes(), now, out);
-          if (!r.ok()) {
-            return grpc::Status(static_cast<grpc::StatusCode>(r.status().code()),
-                                std::string(r.status().message()));
-          }
-          *response = *std::move(r);
-          return grpc::Status::OK;
+          return Answer(node.SetVirtualNodes(request.vnodes(), now, out), response);
         });
 }
 

@@ -147,7 +147,8 @@ const std::map<std::string, std::pair<std::string, Setter>>& Settings() {
                    }
                    return absl::OkStatus();
                  }}},
-      {"zone", {"failure domain of this node, for zone-aware placement",
+      {"zone", {"failure domain of this node, for zone-aware placement (default: the zone "
+                "an admin Join gave, kept across restarts)",
                 [](auto&, auto& v, ServerOptions* o) {
                   o->node.zone = v;
                   return absl::OkStatus();

@@ -23,6 +23,14 @@ constexpr size_t ObjectBytesIn(size_t message_bytes, size_t key_bytes_max) {
   return message_bytes - key_bytes_max - kMessageReserveBytes;
 }
 
+// Peers drop gossiped states with longer zones (membership.cc), stricter than
+// the ring's kRingNodeIdBytesMax.
+inline constexpr size_t kZoneBytesMax = 128;
+
+// A zone a node may take (from --zone or an admin Join): at most
+// kZoneBytesMax bytes and no control characters; empty is no zone.
+absl::Status ValidateZone(const std::string& zone);
+
 struct NodeConfig {
   // Identity and placement.
   std::string node_id;

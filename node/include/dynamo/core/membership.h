@@ -41,6 +41,9 @@ class Membership {
   const std::string& self_id() const { return self_id_; }
   void SetIntent(v1::MemberIntent intent);
   void SetVnodes(uint32_t vnodes);
+  // A zone change of a ring member is claimed as a vnodes change is: a new
+  // ring, and its ranges move by handoff.
+  void SetZone(const std::string& zone);
   void SetDrained(bool drained);
   void SetHandingOff(bool handing_off);
   // Whether any member reports handing_off.

@@ -138,7 +138,10 @@ class Node {
   bool FarewellAnswered() const { return farewells_.empty(); }
 
   // Administration (the paper's explicit join and leave).
-  v1::JoinResponse Join(const std::string& seed, int64_t now_ms, Outputs* out);
+  // A non-empty `zone` becomes the node's zone (kept across restarts unless
+  // --zone is given); a ring member's ranges then move as for SetVirtualNodes.
+  absl::StatusOr<v1::JoinResponse> Join(const std::string& seed, const std::string& zone,
+                                        int64_t now_ms, Outputs* out);
   v1::LeaveResponse Leave(int64_t now_ms, Outputs* out);
   absl::StatusOr<v1::SetVirtualNodesResponse> SetVirtualNodes(uint32_t vnodes, int64_t now_ms,
                                                               Outputs* out);
