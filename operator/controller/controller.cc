@@ -203,6 +203,7 @@ reconciler::Observed Controller::Observe(const reconciler::Cluster& c) {
     }
   }
   ObserveServiceMonitor(c, &obs);
+  if (c.spec.zones.zone_aware) ObserveZones(c, &obs);
   // Each running pod's node, in parallel (each call has its own deadline).
   std::vector<std::pair<std::string, std::future<absl::StatusOr<reconciler::NodeView>>>> calls;
   for (const Value& pod : obs.pods) {
@@ -292,6 +293,29 @@ void Controller::ObserveServiceMonitor(const reconciler::Cluster& c, reconciler:
   }
 }
 
+void Controller::ObserveZones(const reconciler::Cluster& c, reconciler::Observed* obs) {
+  for (const Value& pod : obs->pods) {
+    const std::string& machine = pod.At({"spec", "nodeName"}).AsString();
+    if (machine.empty() || Terminating(pod) || obs->k8s_node_zones.count(machine) > 0 ||
+        obs->k8s_node_errors.count(machine) > 0) {
+      continue;
+    }
+    // A read per reconcile: a Node's labels can change, and zone-aware
+    // clusters are few.
+    absl::StatusOr<Value> node = client_->Get(k8s::Nodes(), "", machine);
+    if (node.ok()) {
+      obs->k8s_node_zones[machine] =
+          node->At({"metadata", "labels"})[c.spec.zones.topology_key].AsString();
+    } else {
+      obs->k8s_node_errors[machine] = Cat(
+          node.status().message(),
+          node.status().code() == absl::StatusCode::kPermissionDenied
+              ? " (the operator needs get on nodes, a ClusterRole: the chart's rbac.readNodes)"
+              : "");
+    }
+  }
+}
+
 absl::Status Controller::Execute(const Action& a, const Value& cluster,
                                  const reconciler::Observed& observed) {
   std::vector<std::string> unused;
@@ -318,7 +342,7 @@ absl::Status Controller::Execute(const Action& a, const Value& cluster,
     case Action::Type::kSetVirtualNodes: {
       const std::string address = NodeAddress(c, observed, a.ref.name);
       if (address.empty()) return absl::UnavailableError(Cat(a.ref.name, " has no address"));
-      if (a.type == Action::Type::kJoin) return nodes_->Join(address, a.seed);
+      if (a.type == Action::Type::kJoin) return nodes_->Join(address, a.seed, a.zone);
       if (a.type == Action::Type::kLeave) return nodes_->Leave(address);
       return nodes_->SetVirtualNodes(address, a.vnodes);
     }

@@ -70,6 +70,7 @@ absl::StatusOr<reconciler::NodeView> GrpcNodeAdmin::Status(const std::string& ad
   v.reachable = true;
   v.node_id = resp.node_id();
   v.address = resp.address();
+  v.zone = resp.zone();
   v.state = FromProto(resp.state());
   v.ready = resp.ready();
   v.owned_partitions = resp.owned_partitions();
@@ -102,11 +103,13 @@ absl::StatusOr<std::vector<reconciler::RingMemberView>> GrpcNodeAdmin::Members(
   return out;
 }
 
-absl::Status GrpcNodeAdmin::Join(const std::string& address, const std::string& seed) {
+absl::Status GrpcNodeAdmin::Join(const std::string& address, const std::string& seed,
+                                 const std::string& zone) {
   auto stub = v1::Admin::NewStub(ChannelFor(address));
   DYNAMO_CONTEXT(ctx);
   v1::JoinRequest req;
   req.set_seed(seed);
+  req.set_zone(zone);
   v1::JoinResponse resp;
   return FromGrpc(stub->Join(&ctx, req, &resp), "Admin.Join", address);
 }

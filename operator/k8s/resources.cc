@@ -14,12 +14,14 @@ std::string ResourceType::Path(std::string_view ns, std::string_view name,
   return p;
 }
 
-#define DYNAMO_RESOURCE(fn, group, version, kind, plural)                    \
-  const ResourceType& fn() {                                                 \
-    static const ResourceType* const kType =                                 \
-        new ResourceType{group, version, kind, plural, /*namespaced=*/true}; \
-    return *kType;                                                           \
+#define DYNAMO_RESOURCE_SCOPED(fn, group, version, kind, plural, namespaced)  \
+  const ResourceType& fn() {                                                  \
+    static const ResourceType* const kType =                                  \
+        new ResourceType{group, version, kind, plural, namespaced};           \
+    return *kType;                                                            \
   }
+#define DYNAMO_RESOURCE(fn, group, version, kind, plural) \
+  DYNAMO_RESOURCE_SCOPED(fn, group, version, kind, plural, /*namespaced=*/true)
 DYNAMO_RESOURCE(Pods, "", "v1", "Pod", "pods")
 DYNAMO_RESOURCE(Services, "", "v1", "Service", "services")
 DYNAMO_RESOURCE(ConfigMaps, "", "v1", "ConfigMap", "configmaps")
@@ -30,7 +32,9 @@ DYNAMO_RESOURCE(PodDisruptionBudgets, "policy", "v1", "PodDisruptionBudget", "po
 DYNAMO_RESOURCE(Leases, "coordination.k8s.io", "v1", "Lease", "leases")
 DYNAMO_RESOURCE(ServiceMonitors, "monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors")
 DYNAMO_RESOURCE(DynamoClusters, "dynamo.dev", "v1alpha1", "DynamoCluster", "dynamoclusters")
+DYNAMO_RESOURCE_SCOPED(Nodes, "", "v1", "Node", "nodes", /*namespaced=*/false)
 #undef DYNAMO_RESOURCE
+#undef DYNAMO_RESOURCE_SCOPED
 
 const ResourceType* FindResource(std::string_view api_version, std::string_view kind) {
   for (const ResourceType* t :

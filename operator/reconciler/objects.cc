@@ -295,8 +295,8 @@ Value StatefulSet(const Cluster& c, int replicas, const std::optional<Value>& ex
       "--vnodes=$(DYNAMO_VNODES)",
       Value(Cat("--sla-seconds=", FormatSeconds(s.metrics.sla_seconds))),
   });
-  // Zone-aware placement needs each node's zone, which the downward API
-  // cannot give (it is a label of the Kubernetes node, not of the pod).
+  // Each node's zone is a label of its Kubernetes node, which the downward
+  // API cannot give: the operator passes it in Admin.Join instead.
   if (s.zones.zone_aware) args.Append("--zone-aware=true");
   // Only when set, so that existing clusters' pod templates stay as they were.
   if (s.storage.sync_delay_microseconds > 0) {

@@ -132,6 +132,29 @@ class Builder {
     }
     return false;
   }
+  // Zone-aware clusters: the zone of the Kubernetes Node that runs the pod,
+  // or nullopt (with the reason in *why) while it is not known. Without zone
+  // awareness a node needs no zone: "".
+  std::optional<std::string> ZoneOf(int ordinal, std::string* why) const {
+    if (!c_.spec.zones.zone_aware) return std::string();
+    const std::string pod_name = PodName(c_, ordinal);
+    const Value* pod = Pod(ordinal);
+    const std::string machine = pod ? (*pod).At({"spec", "nodeName"}).AsString() : "";
+    if (machine.empty()) {
+      *why = Cat(pod_name, " is not on a Kubernetes node yet");
+      return std::nullopt;
+    }
+    if (const auto it = obs_.k8s_node_zones.find(machine); it != obs_.k8s_node_zones.end()) {
+      if (!it->second.empty()) return it->second;
+      *why = Cat(pod_name, " runs on Kubernetes node ", machine, ", which has no label ",
+                 c_.spec.zones.topology_key);
+      return std::nullopt;
+    }
+    const auto error = obs_.k8s_node_errors.find(machine);
+    *why = Cat("Kubernetes node ", machine, " (of ", pod_name, ") could not be read: ",
+               error == obs_.k8s_node_errors.end() ? std::string("not observed") : error->second);
+    return std::nullopt;
+  }
   std::string SeedAddress(int ordinal) const {
     const NodeView* n = Node(ordinal);
     if (n != nullptr && n->reachable && !n->address.empty()) return n->address;
@@ -428,6 +451,17 @@ void Builder::Joins(int replicas) {
   }
   std::vector<std::string> joining;
   std::vector<std::string> waiting;
+  std::vector<std::string> zoneless;
+  const auto join = [&](int ordinal, std::string seed, std::string zone, std::string why) {
+    Action a;
+    a.type = Action::Type::kJoin;
+    a.ref = {"v1", "Pod", c_.ns, PodName(c_, ordinal)};
+    a.optional = true;
+    a.seed = std::move(seed);
+    a.zone = std::move(zone);
+    a.reason = std::move(why);
+    plan_.actions.push_back(std::move(a));
+  };
   for (int i = 0; i < members; ++i) {
     if (i == leaving_) continue;
     const Value* pod = Pod(i);
@@ -438,11 +472,23 @@ void Builder::Joins(int replicas) {
       continue;
     }
     if (!node->reachable) continue;  // reported by Health()
+    std::string zone_unknown;
+    const std::optional<std::string> zone = ZoneOf(i, &zone_unknown);
+    if (!zone) zoneless.push_back(zone_unknown);
     switch (node->state) {
       case NodeState::kNormal:
-        break;
       case NodeState::kJoining:
-        joining.push_back(name);
+        if (node->state == NodeState::kJoining) joining.push_back(name);
+        // In the ring, or on its way, with another zone than its machine's
+        // (zone awareness turned on later, or a pod moved): its ranges move
+        // as for a change of virtual nodes.
+        if (zone && !zone->empty() && node->zone != *zone) {
+          join(i, "", *zone, "set the zone");
+          Event("Normal", "SetZone",
+                Cat("told ", name, " its zone ", *zone,
+                    node->zone.empty() ? std::string() : Cat(" (was ", node->zone, ")"),
+                    "; the ring places replicas in distinct zones"));
+        }
         break;
       case NodeState::kUnknown:
         waiting.push_back(name);
@@ -450,6 +496,10 @@ void Builder::Joins(int replicas) {
       case NodeState::kStandby:
       case NodeState::kLeft:
       case NodeState::kLeaving: {
+        // A zone-aware ring places by zone from the start: a node whose
+        // zone is not known yet waits (Degraded=ZoneUnknown says why).
+        if (!zone) continue;
+        const std::string in_zone = zone->empty() ? std::string() : Cat(" in zone ", *zone);
         // No ring yet: the lowest ordinal founds it (its only seed is itself);
         // the others wait for it to be NORMAL.
         if (normal < 0 && !(obs_.ring && !obs_.ring->empty())) {
@@ -457,22 +507,13 @@ void Builder::Joins(int replicas) {
             waiting.push_back(name);
             continue;
           }
-          Action a;
-          a.type = Action::Type::kJoin;
-          a.ref = {"v1", "Pod", c_.ns, name};
-          a.optional = true;
-          a.reason = "found the ring";
-          plan_.actions.push_back(std::move(a));
-          Event("Normal", "JoinNode", Cat("asked ", name, " to found the ring"));
+          join(i, "", *zone, "found the ring");
+          Event("Normal", "JoinNode", Cat("asked ", name, " to found the ring", in_zone));
         } else if (normal >= 0) {
-          Action a;
-          a.type = Action::Type::kJoin;
-          a.ref = {"v1", "Pod", c_.ns, name};
-          a.optional = true;
-          a.seed = SeedAddress(normal);
-          a.reason = "join the ring";
-          plan_.actions.push_back(std::move(a));
-          Event("Normal", "JoinNode", Cat("asked ", name, " to join the ring (seed ", a.seed, ")"));
+          const std::string seed = SeedAddress(normal);
+          join(i, seed, *zone, "join the ring");
+          Event("Normal", "JoinNode",
+                Cat("asked ", name, " to join the ring", in_zone, " (seed ", seed, ")"));
         } else {
           waiting.push_back(name);
           continue;
@@ -481,6 +522,15 @@ void Builder::Joins(int replicas) {
         break;
       }
     }
+  }
+  if (!zoneless.empty()) {
+    const std::string msg =
+        Cat("zone-aware placement needs each node's zone (the label ", c_.spec.zones.topology_key,
+            " of its Kubernetes node); ", Join(zoneless, "; "),
+            ". A node whose zone is unknown does not join the ring");
+    // Only a person can label a node or grant the role: no hurry.
+    Degraded("ZoneUnknown", msg, /*urgent=*/false);
+    if (!Reported("Degraded", msg)) Event("Warning", "ZoneUnknown", msg);
   }
   if (!joining.empty()) Progressing("Joining", Cat(Join(joining, ", "), " joining the ring"));
   if (!waiting.empty()) {
@@ -695,6 +745,7 @@ void Builder::Status(int replicas) {
     if (node != nullptr) {
       m["state"] = StatusStateName(node->reachable ? node->state : NodeState::kUnknown);
     }
+    if (node != nullptr && node->reachable && !node->zone.empty()) m["zone"] = node->zone;
     members.Append(std::move(m));
     if (node != nullptr && node->reachable &&
         (node->state == NodeState::kLeaving || node->handoff_ranges > 0)) {
@@ -910,6 +961,7 @@ std::string Describe(const Action& a) {
   switch (a.type) {
     case Action::Type::kJoin:
       out += Cat(" seed=", a.seed);
+      if (!a.zone.empty()) out += Cat(" zone=", a.zone);
       break;
     case Action::Type::kSetVirtualNodes:
       out += Cat(" vnodes=", a.vnodes);

@@ -892,6 +892,95 @@ TEST(ReconcileTest, LeavingNodeKeepsItsVirtualNodes) {
             (std::vector<std::string>{"dyn-0", "dyn-1", "dyn-2"}));
 }
 
+// Zone-aware clusters: pod i runs on Kubernetes node "k<i>", whose zone
+// label is zones[i] ("" for a node without the label).
+void PlaceInZones(Scene& s, const std::vector<std::string>& zones) {
+  s.SetSpec(*json::Parse(R"({"zones":{"zoneAware":true}})"));
+  for (size_t i = 0; i < zones.size(); ++i) {
+    s.obs.pods[i]["spec"] = Value::Obj({{"nodeName", Cat("k", i)}});
+    s.obs.k8s_node_zones[Cat("k", i)] = zones[i];
+  }
+}
+
+TEST(ReconcileTest, ZoneAwareJoinsGiveEachNodeItsKubernetesNodesZone) {
+  Scene s;
+  PlaceInZones(s, {"zone-a", "zone-b", "zone-c"});
+  s.node(0).zone = "zone-a";
+  s.node(1) = InState(s.c, 1, NodeState::kStandby);
+  s.node(2) = InState(s.c, 2, NodeState::kStandby);
+  s.SyncRing();
+  const Plan p = s.Run();
+  const auto joins = Find(p, Type::kJoin);
+  ASSERT_EQ(joins.size(), 2u) << Dump(p);
+  EXPECT_EQ(joins[0]->ref.name, "dyn-1");
+  EXPECT_EQ(joins[0]->zone, "zone-b");
+  EXPECT_EQ(joins[1]->zone, "zone-c");
+  EXPECT_EQ(joins[1]->seed, "127.0.0.10:7000");
+  EXPECT_EQ(ConditionOf(p, "Degraded")["status"].AsString(), "False");
+  EXPECT_EQ(StatusOf(p)->body["members"].AsArray()[0]["zone"].AsString(), "zone-a");
+
+  // Without zone awareness no zone is given, whatever the labels say.
+  Scene plain;
+  plain.node(2) = InState(plain.c, 2, NodeState::kStandby);
+  plain.obs.pods[2]["spec"] = Value::Obj({{"nodeName", "k2"}});
+  plain.obs.k8s_node_zones["k2"] = "zone-c";
+  plain.SyncRing();
+  const Plan q = plain.Run();
+  ASSERT_EQ(Find(q, Type::kJoin).size(), 1u) << Dump(q);
+  EXPECT_EQ(Find(q, Type::kJoin)[0]->zone, "");
+}
+
+TEST(ReconcileTest, ANodeWhoseZoneIsUnknownDoesNotJoinAndTheClusterSaysWhy) {
+  Scene s;
+  PlaceInZones(s, {"zone-a", "", "zone-c"});
+  s.obs.k8s_node_zones.erase("k2");
+  s.obs.k8s_node_errors["k2"] = "nodes \"k2\" is forbidden";
+  s.node(0).zone = "zone-a";
+  s.node(1) = InState(s.c, 1, NodeState::kStandby);
+  s.node(2) = InState(s.c, 2, NodeState::kStandby);
+  s.SyncRing();
+  Plan p = s.Run();
+  EXPECT_TRUE(Find(p, Type::kJoin).empty()) << Dump(p);
+  const Value degraded = ConditionOf(p, "Degraded");
+  EXPECT_EQ(degraded["reason"].AsString(), "ZoneUnknown");
+  const std::string& message = degraded["message"].AsString();
+  EXPECT_NE(message.find("dyn-1 runs on Kubernetes node k1, which has no label "
+                         "topology.kubernetes.io/zone"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("k2 (of dyn-2) could not be read: nodes \"k2\" is forbidden"),
+            std::string::npos)
+      << message;
+  EXPECT_TRUE(HasEvent(p, "ZoneUnknown"));
+  // Once the label is there, the node joins with it.
+  s.obs.k8s_node_zones["k1"] = "zone-b";
+  s.cluster["status"] = StatusOf(p)->body;
+  p = s.Run();
+  EXPECT_EQ(Targets(p, Type::kJoin), std::vector<std::string>{"dyn-1"});
+  EXPECT_EQ(Find(p, Type::kJoin)[0]->zone, "zone-b");
+}
+
+TEST(ReconcileTest, ARingMemberInAnotherZoneThanItsMachineIsToldItsZone) {
+  // Zone awareness turned on for a running cluster: its nodes have no zone.
+  Scene s;
+  PlaceInZones(s, {"zone-a", "zone-b", "zone-c"});
+  s.node(1).zone = "zone-b";
+  s.node(2).zone = "zone-x";  // a pod that moved
+  const Plan p = s.Run();
+  const auto joins = Find(p, Type::kJoin);
+  ASSERT_EQ(joins.size(), 2u) << Dump(p);
+  EXPECT_EQ(joins[0]->ref.name, "dyn-0");
+  EXPECT_EQ(joins[0]->zone, "zone-a");
+  EXPECT_EQ(joins[0]->seed, "");
+  EXPECT_EQ(joins[1]->ref.name, "dyn-2");
+  EXPECT_EQ(joins[1]->zone, "zone-c");
+  EXPECT_TRUE(HasEvent(p, "SetZone"));
+  // Once every node reports its machine's zone there is nothing to do.
+  s.node(0).zone = "zone-a";
+  s.node(2).zone = "zone-c";
+  EXPECT_TRUE(Find(s.Run(), Type::kJoin).empty());
+}
+
 // ---------------------------------------------------------------------------
 // Health and conditions.
 

@@ -63,12 +63,14 @@ RESOURCES = {
     ("policy", "v1", "poddisruptionbudgets"): ("PodDisruptionBudget", True, True, True),
     ("coordination.k8s.io", "v1", "leases"): ("Lease", True, False, False),
     ("dynamo.dev", "v1alpha1", "dynamoclusters"): ("DynamoCluster", True, True, True),
+    ("", "v1", "nodes"): ("Node", False, True, False),
 }
 PODS = ("", "v1", "pods")
 PVCS = ("", "v1", "persistentvolumeclaims")
 STS = ("apps", "v1", "statefulsets")
 CONFIGMAPS = ("", "v1", "configmaps")
 CLUSTERS = ("dynamo.dev", "v1alpha1", "dynamoclusters")
+NODES = ("", "v1", "nodes")
 
 HISTORY_MAX = 2000          # events kept for watches to resume from
 REQUEST_LOG_MAX = 20000
@@ -945,6 +947,11 @@ class StatefulSetController:
         spec = copy.deepcopy(template.get("spec", {}))
         spec["hostname"] = name
         spec["subdomain"] = sts["spec"].get("serviceName", "")
+        # The scheduler: with Node objects created by a test, pod i runs on
+        # the i-th of them (by name, round robin).
+        machines = sorted(n for (r, _, n) in self.d.store.objects if r == NODES)
+        if machines:
+            spec["nodeName"] = machines[i % len(machines)]
         volumes = spec.setdefault("volumes", [])
         for claim in sts["spec"].get("volumeClaimTemplates") or []:
             cn = claim["metadata"]["name"]

@@ -121,6 +121,18 @@ class E2eTest : public ::testing::Test {
     return *c;
   }
 
+  // A 3-node cluster of 16 virtual nodes each and 64 partitions, with `spec` on top.
+  bool CreateCluster(const Value& spec) {
+    const Value base = Value::Obj({{"replicas", 3}, {"virtualNodes", 16}, {"partitions", 64}});
+    return client_
+        ->Create(k8s::DynamoClusters(), kNs,
+                 Value::Obj({{"apiVersion", "dynamo.dev/v1alpha1"},
+                             {"kind", "DynamoCluster"},
+                             {"metadata", Value::Obj({{"name", kName}})},
+                             {"spec", json::MergePatch(base, spec)}}))
+        .ok();
+  }
+
   std::vector<std::string> PodAddresses() {
     std::vector<std::string> out;
     auto pods = client_->List(k8s::Pods(), kNs);
@@ -253,20 +265,9 @@ class E2eTest : public ::testing::Test {
 TEST_F(E2eTest, ScaleUpDownAndVirtualNodesWhileWriting) {
   StartSampler();
   Phase("create");
-  ASSERT_TRUE(
-      client_
-          ->Create(k8s::DynamoClusters(), kNs,
-                   Value::Obj(
-                       {{"apiVersion", "dynamo.dev/v1alpha1"},
-                        {"kind", "DynamoCluster"},
-                        {"metadata", Value::Obj({{"name", kName}})},
-                        {"spec", Value::Obj({{"replicas", 3},
-                                             {"virtualNodes", 16},
-                                             {"partitions", 64},
-                                             {"replication", Value::Obj({{"factor", 3},
-                                                                         {"readQuorum", 2},
-                                                                         {"writeQuorum", 2}})}})}}))
-          .ok());
+  ASSERT_TRUE(CreateCluster(Value::Obj(
+      {{"replication",
+        Value::Obj({{"factor", 3}, {"readQuorum", 2}, {"writeQuorum", 2}})}})));
   ASSERT_TRUE(WaitFor([&] { return Settled(3, 16); }, kPhaseTimeoutMs))
       << "3 nodes did not settle: " << Cluster().value_or(Value()).Pretty();
   StartWriter();
@@ -403,6 +404,82 @@ TEST_F(E2eTest, ScaleUpDownAndVirtualNodesWhileWriting) {
     std::cerr << "e2e: Progressing reasons in " << phase << ": " << all << "\n";
   }
   std::cerr << "e2e: " << samples_.size() << " status samples checked\n";
+}
+
+// Zone-aware placement in Kubernetes: each storage node is given the zone
+// label of the Kubernetes node its pod runs on. A pod on a node without the
+// label stays out of the ring (and the cluster says why) until it is labelled.
+TEST_F(E2eTest, ZoneAwareNodesAreGivenTheirMachinesZones) {
+  // The double's scheduler puts pod i on the i-th Node by name.
+  const std::map<std::string, std::string> zones = {{"k0", "zone-a"}, {"k1", "zone-b"}};
+  for (const char* machine : {"k0", "k1", "k2"}) {
+    Value labels = Value::Obj({{"kubernetes.io/hostname", machine}});
+    if (zones.count(machine)) labels["topology.kubernetes.io/zone"] = zones.at(machine);
+    ASSERT_TRUE(client_
+                    ->Create(k8s::Nodes(), "",
+                             Value::Obj({{"apiVersion", "v1"},
+                                         {"kind", "Node"},
+                                         {"metadata", Value::Obj({{"name", machine},
+                                                                  {"labels", labels}})}}))
+                    .ok());
+  }
+  StartSampler();
+  Phase("create");
+  ASSERT_TRUE(CreateCluster(Value::Obj({{"zones", Value::Obj({{"zoneAware", true}})}})));
+  // e2e-2 runs on k2, which has no zone: it must not join, and the cluster
+  // must say so.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto c = Cluster();
+        if (!c) return false;
+        const Value& st = (*c)["status"];
+        const auto nodes = NodeStatuses();
+        return Cond(st, "Degraded", "reason") == "ZoneUnknown" &&
+               Cond(st, "Degraded", "message").find("e2e-2 runs on Kubernetes node k2") !=
+                   std::string::npos &&
+               nodes.count("e2e-0") && nodes.at("e2e-0").state() == v1::NODE_STATE_NORMAL &&
+               nodes.count("e2e-1") && nodes.at("e2e-1").state() == v1::NODE_STATE_NORMAL;
+      },
+      kPhaseTimeoutMs))
+      << "the unlabelled node was not reported: " << Cluster().value_or(Value()).Pretty();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  auto nodes = NodeStatuses();
+  ASSERT_EQ(nodes.count("e2e-2"), 1u);
+  EXPECT_EQ(nodes.at("e2e-2").state(), v1::NODE_STATE_STANDBY) << "joined without a zone";
+
+  Phase("label");
+  ASSERT_TRUE(client_
+                  ->MergePatch(k8s::Nodes(), "", "k2",
+                               *json::Parse(R"({"metadata":{"labels":{
+                                   "topology.kubernetes.io/zone":"zone-c"}}})"))
+                  .ok());
+  ASSERT_TRUE(WaitFor([&] { return Settled(3, 16); }, kPhaseTimeoutMs))
+      << "3 nodes did not settle: " << Cluster().value_or(Value()).Pretty();
+  EXPECT_EQ(Cond((*Cluster())["status"], "Degraded"), "False");
+
+  // Each node's own word, and the ring as one node gossips it.
+  const std::map<std::string, std::string> want = {
+      {"e2e-0", "zone-a"}, {"e2e-1", "zone-b"}, {"e2e-2", "zone-c"}};
+  nodes = NodeStatuses();
+  for (const auto& [id, zone] : want) {
+    ASSERT_EQ(nodes.count(id), 1u) << id;
+    EXPECT_EQ(nodes.at(id).zone(), zone) << id;
+  }
+  auto stub = v1::Admin::NewStub(
+      grpc::CreateChannel(nodes.at("e2e-0").address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::MembersResponse members;
+  ASSERT_TRUE(stub->Members(&ctx, v1::MembersRequest(), &members).ok());
+  std::map<std::string, std::string> seen;
+  for (const v1::Member& m : members.members()) seen[m.node_id()] = m.zone();
+  EXPECT_EQ(seen, want);
+  std::map<std::string, std::string> reported;
+  const Value cluster = Cluster().value_or(Value());
+  for (const Value& m : cluster.At({"status", "members"}).AsArray()) {
+    reported[m["name"].AsString()] = m["zone"].AsString();
+  }
+  EXPECT_EQ(reported, want);
 }
 
 }  // namespace

@@ -67,7 +67,7 @@ NESTED = {
 MEMBER_STATES = ["standby", "joining", "normal", "leaving", "left", "unknown"]
 STATUS_FIELDS = {"observedGeneration", "replicas", "readyMembers", "conditions", "members", "handoffs"}
 CONDITION_FIELDS = {"type", "status", "reason", "message", "lastTransitionTime", "observedGeneration"}
-MEMBER_FIELDS = {"name", "nodeId", "state", "ready", "ownedPartitions", "keys"}
+MEMBER_FIELDS = {"name", "nodeId", "state", "ready", "ownedPartitions", "keys", "zone"}
 HANDOFF_FIELDS = {"node", "keysRemaining", "keysSent", "bytesSent", "ranges"}
 PRINTER_COLUMNS = [
     ("Replicas", ".spec.replicas"), ("Ready", ".status.readyMembers"),

@@ -83,13 +83,16 @@ LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 # list: a 404 then tells a missing CRD; create and patch: server-side apply.
 SERVICE_MONITOR_RULES = {("monitoring.coreos.com", "servicemonitors"):
                          {"list", "create", "patch", "delete"}}
+# With rbac.readNodes (the default): Nodes' zone labels, for zone-aware
+# clusters. Nodes are cluster-scoped, so a ClusterRole of its own, read only.
+NODE_READ_RULES = {("", "nodes"): {"get"}}
 
 # What each scenario must (True) or must not (False) render.
 SCENARIO_KINDS = {
     "default": {"Deployment": True, "Service": True, "ServiceAccount": True, "Role": True,
                 "RoleBinding": True, "ConfigMap": True, "ServiceMonitor": False, "PodMonitor": False,
                 "PrometheusRule": False, "NetworkPolicy": False, "DynamoCluster": False, "PodDisruptionBudget": False,
-                "ClusterRoleBinding": False},
+                "ClusterRoleBinding": True},
     "all-on": {"Deployment": True, "ServiceMonitor": True, "PodMonitor": True, "PrometheusRule": True,
                "NetworkPolicy": True,
                "DynamoCluster": True, "PodDisruptionBudget": True, "ClusterRoleBinding": True,
@@ -262,9 +265,11 @@ def semantic_checks(scenario, objs, values_hint, chart_dir):
         for b, role in bound:
             for k, v in rules_of(role).items():
                 granted.setdefault(k, set()).update(v)
-            if role["kind"] == "ClusterRole":
-                expect(scenario == "all-on", f"{scenario}: a ClusterRole is bound only in cluster-wide mode")
-        want = {**OPERATOR_RULES, **LEASE_RULES, **(SERVICE_MONITOR_RULES if scenario == "all-on" else {})}
+            if role["kind"] == "ClusterRole" and set(rules_of(role)) != set(NODE_READ_RULES):
+                expect(scenario == "all-on", f"{scenario}: a ClusterRole is bound only in cluster-wide mode "
+                                             f"(or to read nodes)")
+        want = {**OPERATOR_RULES, **LEASE_RULES, **NODE_READ_RULES,
+                **(SERVICE_MONITOR_RULES if scenario == "all-on" else {})}
         diff = {k: (sorted(granted.get(k, ())), sorted(want.get(k, ())))
                 for k in set(granted) | set(want) if granted.get(k) != want.get(k)}
         expect(not diff, f"{scenario}: the operator is granted exactly the contract's rules; "
@@ -273,6 +278,9 @@ def semantic_checks(scenario, objs, values_hint, chart_dir):
             if rules_of(role).keys() & LEASE_RULES.keys():
                 expect(role["kind"] == "Role" and set(rules_of(role)) == set(LEASE_RULES),
                        f"{scenario}: leases are granted by a Role of their own, namespaced")
+            if rules_of(role).keys() & NODE_READ_RULES.keys():
+                expect(role["kind"] == "ClusterRole" and rules_of(role) == NODE_READ_RULES,
+                       f"{scenario}: nodes are granted (get only) by a ClusterRole of their own")
 
     for np in by_kind.get("NetworkPolicy", []):
         where = f"{scenario}: NetworkPolicy/{np['metadata']['name']}"

@@ -31,6 +31,7 @@ const ResourceType& PodDisruptionBudgets();
 const ResourceType& Leases();
 const ResourceType& ServiceMonitors();
 const ResourceType& DynamoClusters();
+const ResourceType& Nodes();  // cluster-scoped: read for their zone labels
 
 // One of the above by apiVersion and kind, or null.
 const ResourceType* FindResource(std::string_view api_version, std::string_view kind);

@@ -78,6 +78,8 @@ class Controller {
   // not grant them): each reconcile lists the cluster's one, unless a 403 or
   // 404 said recently that it is no use. Transitions are logged once.
   void ObserveServiceMonitor(const reconciler::Cluster& c, reconciler::Observed* obs);
+  // Zone-aware clusters: the zone label of each Kubernetes Node running a pod.
+  void ObserveZones(const reconciler::Cluster& c, reconciler::Observed* obs);
   // Records what an answer about ServiceMonitors says; true if it was a 403
   // or a 404 of the resource type (then already logged).
   bool NoteServiceMonitorAnswer(const absl::Status& status, bool listing);

@@ -27,7 +27,9 @@ class NodeAdmin {
   virtual absl::StatusOr<reconciler::NodeView> Status(const std::string& address) = 0;
   virtual absl::StatusOr<std::vector<reconciler::RingMemberView>> Members(
       const std::string& address) = 0;
-  virtual absl::Status Join(const std::string& address, const std::string& seed) = 0;
+  // `zone` empty: the node's zone is left as it is.
+  virtual absl::Status Join(const std::string& address, const std::string& seed,
+                            const std::string& zone) = 0;
   virtual absl::Status Leave(const std::string& address) = 0;
   virtual absl::Status SetVirtualNodes(const std::string& address, uint32_t vnodes) = 0;
 };
@@ -42,7 +44,8 @@ class GrpcNodeAdmin final : public NodeAdmin {
   absl::StatusOr<reconciler::NodeView> Status(const std::string& address) override;
   absl::StatusOr<std::vector<reconciler::RingMemberView>> Members(
       const std::string& address) override;
-  absl::Status Join(const std::string& address, const std::string& seed) override;
+  absl::Status Join(const std::string& address, const std::string& seed,
+                    const std::string& zone) override;
   absl::Status Leave(const std::string& address) override;
   absl::Status SetVirtualNodes(const std::string& address, uint32_t vnodes) override;
 

@@ -45,6 +45,7 @@ struct NodeView {
   std::string error;  // when unreachable
   std::string node_id;
   std::string address;  // what the node advertises to its peers
+  std::string zone;     // the failure domain it places replicas by ("": none)
   NodeState state = NodeState::kUnknown;
   bool ready = false;
   uint32_t owned_partitions = 0;
@@ -94,6 +95,12 @@ struct Observed {
   std::map<std::string, NodeView> nodes;
   // The ring as a reachable NORMAL node sees it; absent when none answered.
   std::optional<std::vector<RingMemberView>> ring;
+  // Zone-aware clusters only: the zone label (spec.zones.topologyKey) of each
+  // Kubernetes Node that runs a pod of the cluster, keyed by the Node's name
+  // ("" when the Node lacks the label). A Node the operator could not read
+  // is absent here and present in k8s_node_errors, with the reason.
+  std::map<std::string, std::string> k8s_node_zones;
+  std::map<std::string, std::string> k8s_node_errors;
 };
 
 struct Options {
@@ -122,7 +129,7 @@ struct Action {
     kApply,            // server-side apply of `body` (create or update)
     kPatch,            // JSON merge patch `body` on `ref`
     kDelete,           // delete `ref` (background propagation)
-    kJoin,             // Admin.Join on pod `ref`, with `seed`
+    kJoin,             // Admin.Join on pod `ref`, with `seed` and `zone`
     kLeave,            // Admin.Leave on pod `ref`
     kSetVirtualNodes,  // Admin.SetVirtualNodes(`vnodes`) on pod `ref`
     kUpdateStatus,     // replace the cluster's status with `body`
@@ -135,6 +142,7 @@ struct Action {
   // ServiceMonitor whose CRD is not installed).
   bool optional = false;
   std::string seed;
+  std::string zone;  // kJoin: the node's zone ("": leave it as it is)
   uint32_t vnodes = 0;
   std::string event_type;  // Normal | Warning
   std::string reason;      // events: the reason; others: a short why, for logs
