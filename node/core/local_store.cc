@@ -500,4 +500,13 @@ absl::Status LocalStore::PutMeta(std::string_view name, std::string_view value) 
   return engine_->Put(Space::kMeta, name, value);
 }
 
+absl::Status LocalStore::DeleteMeta(std::string_view name) {
+  return engine_->Delete(Space::kMeta, name);
+}
+
+absl::Status LocalStore::ScanMeta(std::string_view begin, std::string_view end,
+                                  const storage::ScanVisitor& visit) {
+  return engine_->Scan(Space::kMeta, begin, end, visit);
+}
+
 }  // namespace dynamo::core

@@ -35,7 +35,8 @@ Node::Node(const NodeConfig& config, storage::StorageEngine* engine, uint64_t ra
       engine_(engine),
       store_(engine, config.merkle),
       rng_(random_seed),
-      fd_(config.phi_threshold, config.gossip_interval_ms) {}
+      fd_(config.phi_threshold, config.gossip_interval_ms),
+      reap_queue_(&store_, config.reap_queue_max) {}
 
 Node::~Node() = default;
 
@@ -119,6 +120,10 @@ absl::Status Node::Load(int64_t now_ms) {
   Outputs ignored;
   PersistSelf(&ignored);
   if (absl::Status s = store_.Rebuild(membership_->ring()); !s.ok()) return s;
+  if (absl::Status s = reap_queue_.Load(generation, now_ms + config_.tombstone_grace_ms);
+      !s.ok()) {
+    return s;
+  }
   // Before anything leaves, in buffered mode too: a power loss must not take
   // the record that this incarnation runs (kCleanStop), or a restart would
   // keep the actor and reuse the dots of the writes it lost (sim:

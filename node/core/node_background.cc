@@ -508,24 +508,30 @@ void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
   // While a node still holds copies bound for the owners (a slow handoff, a
   // hint), the values a tombstone deleted may be among them: reaped, the
   // tombstone could no longer cover them when they arrive. The reaps wait.
-  if (!reap_queue_.empty() && reap_queue_.front().due_ms <= now_ms &&
-      membership_->AnyHandingOff()) {
-    return;
-  }
-  for (size_t n = 0; n < kReapsPerTickMax && !reap_queue_.empty(); ++n) {
-    if (reap_queue_.front().due_ms > now_ms) break;
-    ReapItem item = std::move(reap_queue_.front());
-    reap_queue_.pop_front();
-    if (membership_->ring().empty()) continue;
-    for (const std::string& owner : OwnersOf(membership_->ring().RangeIndex(item.position))) {
-      if (owner == config_.node_id) {
-        ReapLocal(item.key, item.position, item.clock, out);
-        continue;
+  for (size_t n = 0; n < kReapsPerTickMax; ++n) {
+    absl::StatusOr<const ReapQueue::Item*> front = reap_queue_.Front();
+    if (!front.ok()) {
+      ++counters_.storage_errors;
+      return;
+    }
+    const ReapQueue::Item* item = *front;
+    if (item == nullptr || item->due_ms > now_ms) return;
+    if (membership_->AnyHandingOff()) return;
+    if (!membership_->ring().empty()) {
+      for (const std::string& owner : OwnersOf(membership_->ring().RangeIndex(item->position))) {
+        if (owner == config_.node_id) {
+          ReapLocal(item->key, item->position, item->clock, out);
+          continue;
+        }
+        v1::Envelope env;
+        env.mutable_reap()->set_key(item->key);
+        item->clock.ToProto(env.mutable_reap()->mutable_clock());
+        Send(owner, RequestKind::kReap, 0, std::move(env), now_ms, out);
       }
-      v1::Envelope env;
-      env.mutable_reap()->set_key(item.key);
-      item.clock.ToProto(env.mutable_reap()->mutable_clock());
-      Send(owner, RequestKind::kReap, 0, std::move(env), now_ms, out);
+    }
+    if (!reap_queue_.Pop().ok()) {
+      ++counters_.storage_errors;
+      return;
     }
   }
 }

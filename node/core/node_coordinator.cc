@@ -537,10 +537,13 @@ void Node::AdvanceOp(Op& op, int64_t now_ms, Outputs* out) {
       // owners must hold it: after a delete with a smaller n, the owners it
       // skipped still hold the value, which the reap would bring back.
       if (op.kind == Op::Kind::kDelete && op.n == config_.replicas_n &&
-          op.write->AllOwnersHoldTombstone(op.placement.owners) &&
-          reap_queue_.size() < config_.reap_queue_max) {
-        reap_queue_.push_back({op.key, op.position, op.written.clock(),
-                               now_ms + config_.tombstone_grace_ms});
+          op.write->AllOwnersHoldTombstone(op.placement.owners)) {
+        // Failing, the tombstone stays: a key's worth of space, no harm.
+        if (!reap_queue_.Push(op.key, op.position, op.written.clock(),
+                              now_ms + config_.tombstone_grace_ms)
+                 .ok()) {
+          ++counters_.storage_errors;
+        }
       }
       done = true;
     }

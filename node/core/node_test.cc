@@ -398,6 +398,35 @@ TEST(NodeTest, ADeleteWithASmallerNIsNotReapedWhileOtherOwnersHoldTheValue) {
   EXPECT_FALSE(c.MustGet(0, "j").found());
 }
 
+// A fully replicated delete waits out its grace in its coordinator's queue: a
+// restart of the coordinator meanwhile must not forget it, or the tombstone
+// stays for good on every owner.
+TEST(NodeTest, AReapStillWaitingSurvivesTheCoordinatorsRestart) {
+  Cluster c(3, 3, [](NodeConfig& config) {
+    config.tombstone_grace_ms = 500;
+    config.antientropy_interval_ms = 1'000'000'000;  // only the reap acts
+  });
+  ASSERT_TRUE(c.Form());
+  c.MustPut(0, "j", "v");
+  ASSERT_TRUE(c.Call(0, Delete("j", c.MustGet(0, "j").context())).status.ok());
+  for (int i = 0; i < 5; ++i) c.Step();  // every owner acknowledges; the grace runs on
+  const auto reaped = [&] {
+    uint64_t n = 0;
+    for (size_t i = 0; i < c.size(); ++i) n += c.node(i).counters().tombstones_reaped;
+    return n;
+  };
+  ASSERT_EQ(reaped(), 0u);
+  ASSERT_TRUE(c.node(0).Close().ok());
+  c.Start(0);
+  for (int i = 0; i < 200; ++i) c.Step();
+  EXPECT_EQ(reaped(), 3u);
+  for (size_t i = 0; i < c.size(); ++i) {
+    EXPECT_EQ(c.engine(i).Get(storage::Space::kData, DataKey(KeyPosition("j"), "j")).status().code(),
+              absl::StatusCode::kNotFound)
+        << "n" << i + 1;
+  }
+}
+
 // Each crash restart is a new actor, and a key written through many keeps an
 // entry for each in its stored clock (merges bring back what a coordinator
 // prunes from the copy it sends). Its tombstone is still reaped, and the

@@ -75,7 +75,9 @@ struct NodeConfig {
   int64_t antientropy_interval_ms = 5000;    // one exchange started per interval
   size_t antientropy_keys_per_exchange_max = 1000;
   int64_t tombstone_grace_ms = 60000;        // a fully replicated tombstone is reaped after this
-  size_t reap_queue_max = 100000;
+  // Tombstones waiting for their reap held in memory; the rest wait in
+  // storage (ReapQueue), so none is dropped.
+  size_t reap_queue_max = 10000;
 
   absl::Status Validate() const;
   // The actor prefix of this node's clock entries.

@@ -130,6 +130,11 @@ class LocalStore {
   // --- metadata ---
   absl::StatusOr<std::optional<std::string>> GetMeta(std::string_view name);
   absl::Status PutMeta(std::string_view name, std::string_view value);
+  absl::Status DeleteMeta(std::string_view name);
+  // Metadata records with names in [begin, end) in order, until `visit`
+  // returns false.
+  absl::Status ScanMeta(std::string_view begin, std::string_view end,
+                        const storage::ScanVisitor& visit);
 
   absl::Status SyncDurably() { return engine_->SyncDurably(); }
   storage::StorageEngine* engine() { return engine_; }

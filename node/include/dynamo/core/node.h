@@ -45,6 +45,7 @@
 #include "dynamo/core/merkle.h"
 #include "dynamo/core/quorum.h"
 #include "dynamo/core/random.h"
+#include "dynamo/core/reap_queue.h"
 #include "dynamo/storage/engine.h"
 #include "dynamo/v1/admin.pb.h"
 #include "dynamo/v1/kv.pb.h"
@@ -164,12 +165,6 @@ class Node {
   struct Op;
   struct Transfer;
   struct AeSession;
-  struct ReapItem {
-    std::string key;
-    uint64_t position;
-    VersionVector clock;
-    int64_t due_ms;
-  };
   enum class RequestKind {
     kOpRead, kOpWrite, kOpForward, kReadRepair, kHintDelivery, kHandoff, kGossip,
     kAeDigests, kAeRoots, kAeMerkle, kAeLeafKeys, kAeRead, kAePush, kReap,
@@ -360,7 +355,7 @@ class Node {
   uint64_t next_ae_session_ = 1;
   size_t ae_next_peer_ = 0;
 
-  std::deque<ReapItem> reap_queue_;
+  ReapQueue reap_queue_;
 };
 
 }  // namespace dynamo::core

@@ -1,0 +1,130 @@
+#include "dynamo/core/reap_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "dynamo/core/storage_keys.h"
+#include "dynamo/storage/memory_engine.h"
+
+namespace dynamo::core {
+namespace {
+
+using storage::MemoryEngine;
+using storage::Space;
+
+VersionVector ClockOf(uint64_t counter) {
+  VersionVector v;
+  v.Advance("n1#a", counter, 0);
+  return v;
+}
+
+// Pops everything queued (due or not), as key@due.
+std::vector<std::string> Drain(ReapQueue& queue) {
+  std::vector<std::string> out;
+  for (;;) {
+    absl::StatusOr<const ReapQueue::Item*> front = queue.Front();
+    EXPECT_TRUE(front.ok()) << front.status();
+    if (!front.ok() || *front == nullptr) break;
+    out.push_back((*front)->key + "@" + std::to_string((*front)->due_ms));
+    EXPECT_TRUE(queue.Pop().ok());
+  }
+  EXPECT_TRUE(queue.empty());
+  return out;
+}
+
+size_t Records(MemoryEngine& engine) {
+  size_t n = 0;
+  EXPECT_TRUE(engine
+                  .Scan(Space::kMeta, meta::kReapPrefix, PrefixEnd(meta::kReapPrefix),
+                        [&](std::string_view, std::string_view) { return ++n > 0; })
+                  .ok());
+  return n;
+}
+
+TEST(ReapQueueTest, OldestFirstAndEachPopForgetsItsRecord) {
+  MemoryEngine engine;
+  LocalStore store(&engine, MerkleShape{});
+  ReapQueue queue(&store, 100);
+  ASSERT_TRUE(queue.Load(1, 1'000'000).ok());
+  EXPECT_TRUE(queue.empty());
+  ASSERT_TRUE(queue.Push("a", 10, ClockOf(1), 100).ok());
+  ASSERT_TRUE(queue.Push("b", 20, ClockOf(2), 200).ok());
+  const ReapQueue::Item* front = *queue.Front();
+  ASSERT_NE(front, nullptr);
+  EXPECT_EQ(front->key, "a");
+  EXPECT_EQ(front->position, 10u);
+  EXPECT_EQ(front->clock, ClockOf(1));
+  EXPECT_EQ(Records(engine), 2u);
+  ASSERT_TRUE(queue.Pop().ok());
+  EXPECT_EQ(Records(engine), 1u);
+  EXPECT_EQ(Drain(queue), std::vector<std::string>{"b@200"});
+  EXPECT_EQ(Records(engine), 0u);
+}
+
+// A restart (a new generation) finds what was queued, in order, and due no
+// later than its start allows: the clock that set the due times may be gone.
+TEST(ReapQueueTest, ARestartKeepsTheQueueAndBoundsItsDueTimes) {
+  MemoryEngine engine;
+  LocalStore store(&engine, MerkleShape{});
+  {
+    ReapQueue queue(&store, 100);
+    ASSERT_TRUE(queue.Load(1, 0).ok());
+    ASSERT_TRUE(queue.Push("a", 1, ClockOf(1), 100).ok());
+    ASSERT_TRUE(queue.Push("b", 2, ClockOf(2), 5'000).ok());
+    ASSERT_TRUE(queue.Push("c", 3, ClockOf(3), 9'000).ok());
+    ASSERT_TRUE(queue.Pop().ok());  // "a" was reaped before the crash
+  }
+  ReapQueue queue(&store, 100);
+  ASSERT_TRUE(queue.Load(2, 6'000).ok());
+  EXPECT_FALSE(queue.empty());
+  const ReapQueue::Item* front = *queue.Front();
+  ASSERT_NE(front, nullptr);
+  EXPECT_EQ(front->clock, ClockOf(2));
+  EXPECT_EQ(front->position, 2u);
+  // This generation's own pushes keep their due times.
+  ASSERT_TRUE(queue.Push("d", 4, ClockOf(4), 7'000).ok());
+  EXPECT_EQ(Drain(queue), (std::vector<std::string>{"b@5000", "c@6000", "d@7000"}));
+}
+
+// More than the window: the rest waits in storage and comes back in order,
+// across a restart too.
+TEST(ReapQueueTest, WhatTheWindowCannotHoldWaitsInStorage) {
+  MemoryEngine engine;
+  LocalStore store(&engine, MerkleShape{});
+  std::vector<std::string> want;
+  {
+    ReapQueue queue(&store, 3);
+    ASSERT_TRUE(queue.Load(1, 1'000'000).ok());
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_TRUE(queue.Push("k" + std::to_string(i), i, ClockOf(i + 1), 100 + i).ok());
+      want.push_back("k" + std::to_string(i) + "@" + std::to_string(100 + i));
+    }
+    EXPECT_EQ(Records(engine), 10u);
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(queue.Pop().ok() && (*queue.Front()) != nullptr);
+  }
+  want.erase(want.begin(), want.begin() + 4);
+  ReapQueue queue(&store, 3);
+  ASSERT_TRUE(queue.Load(2, 1'000'000).ok());
+  ASSERT_TRUE(queue.Push("late", 0, ClockOf(99), 500).ok());
+  want.push_back("late@500");
+  EXPECT_EQ(Drain(queue), want);
+  EXPECT_EQ(Records(engine), 0u);
+}
+
+TEST(ReapQueueTest, AnUnreadableRecordIsDroppedNotServed) {
+  MemoryEngine engine;
+  LocalStore store(&engine, MerkleShape{});
+  const std::string bad = std::string(meta::kReapPrefix) + std::string(24, '\0');
+  ASSERT_TRUE(engine.Put(Space::kMeta, bad, "not a record").ok());
+  ASSERT_TRUE(engine.Put(Space::kMeta, std::string(meta::kReapPrefix) + "short", "x").ok());
+  ReapQueue queue(&store, 100);
+  ASSERT_TRUE(queue.Load(1, 1'000'000).ok());
+  ASSERT_TRUE(queue.Push("a", 1, ClockOf(1), 100).ok());
+  EXPECT_EQ(Drain(queue), std::vector<std::string>{"a@100"});
+  EXPECT_EQ(Records(engine), 0u);
+}
+
+}  // namespace
+}  // namespace dynamo::core

@@ -1,0 +1,62 @@
+#pragma once
+
+// The tombstones a coordinator will reap, oldest first. A delete that every
+// owner of its key acknowledged is queued here, and reaped once its grace has
+// passed and no node hands data off (Node::ReapTombstones). The queue lives in
+// the meta space: a restart, or a long pause of the reaps (a node down for days
+// holds hints), loses none, where a lost reap would leave its tombstone for
+// good. A window of the oldest is held in memory; the rest is read back as the
+// window drains.
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "dynamo/core/local_store.h"
+#include "dynamo/core/version_vector.h"
+
+namespace dynamo::core {
+
+class ReapQueue {
+ public:
+  struct Item {
+    std::string key;
+    uint64_t position = 0;
+    VersionVector clock;
+    int64_t due_ms = 0;
+    std::string record;  // its name in the meta space
+  };
+
+  // At most `window_max` (at least 1) items are held in memory.
+  ReapQueue(LocalStore* store, size_t window_max);
+
+  // Starts generation `generation` of the node. Records queued by earlier
+  // generations keep their order, but the clock that set their due times
+  // may not have survived (a reboot, a stepped clock): none of them is due
+  // later than `latest_due_ms`.
+  absl::Status Load(uint64_t generation, int64_t latest_due_ms);
+  absl::Status Push(std::string key, uint64_t position, const VersionVector& clock,
+                    int64_t due_ms);
+  // The oldest item, or null when none is queued. Reads the next records
+  // from storage when the window is empty.
+  absl::StatusOr<const Item*> Front();
+  // Removes the oldest item, which Front() returned.
+  absl::Status Pop();
+  bool empty() const { return window_.empty() && !spilled_; }
+
+ private:
+  absl::Status Refill();
+
+  LocalStore* store_;
+  const size_t window_max_;
+  uint64_t generation_ = 0;
+  int64_t latest_due_ms_ = std::numeric_limits<int64_t>::max();
+  uint64_t next_sequence_ = 0;
+  std::deque<Item> window_;
+  bool spilled_ = false;  // records in storage past the window
+};
+
+}  // namespace dynamo::core
