@@ -151,6 +151,10 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                    &core::NodeCounters::antientropy_exchanges),
            counter("dynamo_antientropy_keys_repaired_total", "Keys repaired by anti-entropy.",
                    &core::NodeCounters::antientropy_keys_repaired),
+           counter("dynamo_tombstones_reaped_total",
+                   "Tombstones this node removed once every owner held them (the reaps it "
+                   "coordinated or was sent).",
+                   &core::NodeCounters::tombstones_reaped),
            counter("dynamo_handoff_keys_total", "Keys handed off to their owners after ring changes.",
                    &core::NodeCounters::handoff_keys),
            counter("dynamo_handoff_bytes_total", "Bytes handed off to their owners.",

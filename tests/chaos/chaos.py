@@ -418,7 +418,8 @@ class Run:
             "node_status": {k: {"keys": s.keys, "hints_delivered": s.hints_delivered,
                                 "read_repairs": s.read_repairs,
                                 "antientropy_exchanges": s.antientropy_exchanges,
-                                "antientropy_keys_repaired": s.antientropy_keys_repaired}
+                                "antientropy_keys_repaired": s.antientropy_keys_repaired,
+                                "tombstones_reaped": s.tombstones_reaped}
                             for k, s in st.items() if s},
         })
         if not agreed:
@@ -492,11 +493,14 @@ class Run:
             f"faults injected: {len(r['faults'])} ("
             + ", ".join(sorted({f.kind for f in self.nemesis.done})) + ")"
             + (f"; skipped: {', '.join(r['fault_kinds_skipped'])}" if r.get("fault_kinds_skipped") else ""),
-            f"operations tried: {counts['reads_tried'] + counts['writes_tried']} "
+            f"operations tried: {counts['reads_tried'] + counts['writes_tried'] + counts['deletes_tried']} "
             f"({counts['reads_tried']} reads, {counts['writes_tried']} writes of which "
-            f"{counts['blind_writes']} blind)",
+            f"{counts['blind_writes']} blind, {counts['deletes_tried']} deletes of which "
+            f"{counts['deletes_acked']} acknowledged)",
             f"writes acknowledged: {counts['writes_acked']}, failed or timed out: {counts['writes_failed']}, "
-            f"acknowledged in the 5 s after the last heal: {r.get('acked_after_heal')}",
+            f"acknowledged in the 5 s after the last heal: {r.get('acked_after_heal')}; tombstones "
+            f"reaped (since each node's last start): "
+            f"{sum(s['tombstones_reaped'] for s in r.get('node_status', {}).values())}",
             f"write latency ms: p50 {fmt(lat['p50'])}, p99 {fmt(lat['p99'])}, max {fmt(lat['max'])}",
             f"requests answered (clients' pipes {r['pipes']}): {r.get('answered_by_path')}",
             f"errors: {r['errors']}",

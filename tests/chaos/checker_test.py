@@ -19,6 +19,10 @@ def ack(value):
     return {"op": "ack", "value": value}
 
 
+def delete(key, seen):
+    return {"op": "delete", "key": key, "seen": list(seen)}
+
+
 def final(key, node, values, context="c"):
     return {"op": "final", "key": key, "node": node, "values": list(values), "context": context}
 
@@ -94,6 +98,25 @@ class CheckerTest(unittest.TestCase):
                               final("k", "n1", ["a"], "y")])
         self.assertEqual(code, 1, out)
         self.assertEqual(r["diverged_contexts"], 1)
+
+    def test_a_delete_may_remove_what_it_read_and_nothing_else(self):
+        # The delete read a and b: both may be gone, acknowledged or not.
+        code, r, out = check([
+            w("k", "a"), ack("a"), w("k", "b"), ack("b"), delete("k", ["a", "b"]),
+            final("k", "n0", [], "tombstone"), final("k", "n1", [], ""),
+        ])
+        self.assertEqual(code, 0, out)
+        self.assertEqual(r["lost"], 0)
+        # A tombstone on one node and none where the reap went: both say gone.
+        self.assertEqual(r["diverged_contexts"], 0)
+        # c was written after the read the delete was based on: it must stay.
+        code, r, out = check([
+            w("k", "a"), ack("a"), delete("k", ["a"]), w("k", "c"), ack("c"),
+            final("k", "n0", []), final("k", "n1", []),
+        ])
+        self.assertEqual(code, 1, out)
+        self.assertEqual(r["lost"], 1)
+        self.assertIn("'c'", " ".join(r["problems"]))
 
     def test_key_never_read_back_fails(self):
         code, r, out = check([w("k", "a"), ack("a"), w("j", "b"), final("k", "n0", ["a"])])

@@ -266,6 +266,10 @@ class Node:
         kv = self.cluster.stubs.kv
         return self.kv().Put(kv.PutRequest(key=key, value=value, context=context), timeout=timeout)
 
+    def delete(self, key, context, timeout=5):
+        kv = self.cluster.stubs.kv
+        return self.kv().Delete(kv.DeleteRequest(key=key, context=context), timeout=timeout)
+
     # ----- observation
     def rss_kib(self):
         return _proc_status_kib(self.pid, "VmRSS")

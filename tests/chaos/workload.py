@@ -2,7 +2,11 @@
 
 Clients write unique values to a small set of keys: mostly read-modify-write
 (the Put carries the context of the Get just before it, and the history notes
-which values that Get returned), sometimes blind (no context). Every write is
+which values that Get returned), sometimes blind (no context), and sometimes
+they delete what they read instead (the Delete carries the Get's context, so
+its tombstone replaces exactly those values: they may be gone at the end,
+whether or not the Delete was acknowledged), so that tombstones, their reaps
+and the reaps owed across a coordinator's kill -9 run under every fault. Every write is
 recorded before it is sent and marked acknowledged only when the Put returned
 OK; a Put that failed or timed out may or may not have landed, and the checker
 allows both. The history is JSON lines for dynamo-chaos-check (check_main.cc),
@@ -36,7 +40,7 @@ class Recorder:
         self.path = path
         self.counts = {"reads_tried": 0, "reads_ok": 0, "writes_tried": 0, "writes_acked": 0,
                        "writes_failed": 0, "blind_writes": 0, "reads_with_siblings": 0,
-                       "max_siblings_read": 0}
+                       "max_siblings_read": 0, "deletes_tried": 0, "deletes_acked": 0}
         self.errors = {}  # gRPC status name -> count
         self.error_examples = {}  # gRPC status name -> the first few distinct details
         self.outcomes = []  # (monotonic-free wall time, acked?) of every write
@@ -67,6 +71,19 @@ class Recorder:
             if blind:
                 self.counts["blind_writes"] += 1
             self._emit({"op": "write", "key": key, "value": value, "seen": sorted(seen)})
+
+    def delete(self, key, seen):
+        with self.lock:
+            self.counts["deletes_tried"] += 1
+            self._emit({"op": "delete", "key": key, "seen": sorted(seen)})
+
+    def delete_answered(self, ok, error=None, detail=""):
+        with self.lock:
+            if ok:
+                self.counts["deletes_acked"] += 1
+            elif error:
+                self.errors[error] = self.errors.get(error, 0) + 1
+                self._example(error, detail)
 
     def _example(self, error, detail):
         if detail:
@@ -195,13 +212,15 @@ class Workload:
     loop (operations started at a fixed rate by a pacer, run by a pool)."""
 
     def __init__(self, cluster, recorder, seed, keys, clients, blind_fraction=0.1,
-                 think_ms=(5, 40), rpc_timeout_s=4.0, tag="v", pipes=DEFAULT_PIPES):
+                 think_ms=(5, 40), rpc_timeout_s=4.0, tag="v", pipes=DEFAULT_PIPES,
+                 delete_fraction=0.1):
         self.cluster = cluster
         self.rec = recorder
         self.seed = seed
         self.keys = [f"k{i}" for i in range(keys)]
         self.clients = clients
         self.blind_fraction = blind_fraction
+        self.delete_fraction = delete_fraction
         self.think_ms = think_ms
         self.timeout = rpc_timeout_s
         self.tag = tag
@@ -230,6 +249,12 @@ class Workload:
             return self._answered("call", node.put(key, value, context=context, timeout=self.timeout))
         return self._on_pipe(client, node, put=self.cluster.stubs.kv.PutRequest(
             key=key, value=value, context=context))
+
+    def _delete(self, client, node, key, context):
+        if not self._uses_pipes(client):
+            return self._answered("call", node.delete(key, context, timeout=self.timeout))
+        return self._on_pipe(client, node, delete=self.cluster.stubs.kv.DeleteRequest(
+            key=key, context=context))
 
     def _answered(self, path, result):
         with self._lock:
@@ -264,7 +289,7 @@ class Workload:
             return f"{self.tag}{client}-{self._seq}"
 
     def one(self, rng, client):
-        """One operation: a read-modify-write, or a blind write."""
+        """One operation: a read-modify-write, a read then delete, or a blind write."""
         nodes = self.cluster.nodes
         key = rng.choice(self.keys)
         context, seen, blind = b"", [], rng.random() < self.blind_fraction
@@ -278,6 +303,16 @@ class Workload:
             seen = [s.value.decode() for s in got.siblings]
             context = got.context
             self.rec.read(True, len(seen))
+            if rng.random() < self.delete_fraction:
+                at = rng.choice(nodes)
+                self.rec.delete(key, seen)
+                try:
+                    self._delete(client, at, key.encode(), context)
+                except Exception as e:  # noqa: BLE001 - may or may not have landed
+                    self.rec.delete_answered(False, error_name(e), error_detail(e))
+                    return
+                self.rec.delete_answered(True)
+                return
         at = rng.choice(nodes)
         value = self._next_value(client)
         self.rec.write(key, value, seen, blind)
