@@ -99,6 +99,11 @@ void Membership::SetHandingOff(bool handing_off) {
   s.set_version(s.version() + 1);
 }
 
+bool Membership::KnowsEveryMember() const {
+  return std::all_of(members_.begin(), members_.end(),
+                     [](const auto& m) { return m.second.generation() > 0; });
+}
+
 bool Membership::AnyHandingOff() const {
   // A node that left cleared it as it drained: it holds nothing.
   return std::any_of(members_.begin(), members_.end(),

@@ -516,7 +516,10 @@ void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
     }
     const ReapQueue::Item* item = *front;
     if (item == nullptr || item->due_ms > now_ms) return;
-    if (membership_->AnyHandingOff()) return;
+    // After a restart, a peer's handing_off is unknown until its state
+    // arrives by gossip: a reap owed from before the restart must not go
+    // out on the restored peers' blank states.
+    if (!membership_->KnowsEveryMember() || membership_->AnyHandingOff()) return;
     if (!membership_->ring().empty()) {
       for (const std::string& owner : OwnersOf(membership_->ring().RangeIndex(item->position))) {
         if (owner == config_.node_id) {

@@ -427,6 +427,52 @@ TEST(NodeTest, AReapStillWaitingSurvivesTheCoordinatorsRestart) {
   }
 }
 
+// A restarted coordinator knows nothing of its peers until gossip arrives: it
+// must not take their restored (blank) states as "no one hands data off" and
+// send a reap owed from before its restart while a down node still holds a
+// hint of the deleted value, which would then come back.
+TEST(NodeTest, ARestartedCoordinatorWaitsForGossipBeforeItsOwedReaps) {
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    SCOPED_TRACE(seed);
+    Cluster c(4, 3, [](NodeConfig& config) {
+      config.tombstone_grace_ms = 500;
+      config.antientropy_interval_ms = 1'000'000'000;  // only the reap acts
+      config.gossip_interval_ms = 1000;
+    });
+    ASSERT_TRUE(c.Form(60000));
+    // A key owned by n1, n2, n3, whose hint goes to n4 while n3 is down.
+    std::string key;
+    const Ring& ring = c.node(0).membership().ring();
+    for (int i = 0; i < 10000 && key.empty(); ++i) {
+      const std::string k = "j" + std::to_string(i);
+      const std::vector<uint32_t>& order = ring.PreferenceOrder(ring.RangeIndex(KeyPosition(k)));
+      if (order.size() == 4 && ring.nodes()[order[0]].id == "n1" &&
+          ring.nodes()[order[1]].id == "n2" && ring.nodes()[order[2]].id == "n3") {
+        key = k;
+      }
+    }
+    ASSERT_FALSE(key.empty());
+    c.down = {2};
+    for (int i = 0; i < 400; ++i) c.Step();
+    c.MustPut(0, key, "v");
+    for (int i = 0; i < 300; ++i) c.Step();  // n4 gossips that it holds a hint
+    c.down = {3};                            // n4 goes down with it; n3 is back
+    for (int i = 0; i < 600; ++i) c.Step();
+    ASSERT_TRUE(c.Call(0, Delete(key, c.MustGet(0, key).context())).status.ok());
+    for (int i = 0; i < 5; ++i) c.Step();  // every owner holds the tombstone
+    c.down = {0, 3};  // the coordinator crashes and stays down past the grace
+    for (int i = 0; i < 100; ++i) c.Step();
+    c.Start(0, seed);
+    c.down = {3};
+    for (int i = 0; i < 30; ++i) c.Step();
+    c.down = {};  // n4 is back and delivers its hint
+    for (int i = 0; i < 500; ++i) c.Step();
+    ClientReply read = c.Call(1, Get(key, Q(3, 3, 2)));
+    ASSERT_TRUE(read.status.ok()) << read.status;
+    EXPECT_TRUE(Values(std::get<v1::GetResponse>(read.response)).empty()) << "the delete was undone";
+  }
+}
+
 // Each crash restart is a new actor, and a key written through many keeps an
 // entry for each in its stored clock (merges bring back what a coordinator
 // prunes from the copy it sends). Its tombstone is still reaped, and the

@@ -474,7 +474,11 @@ void Builder::Joins(int replicas) {
     if (!node->reachable) continue;  // reported by Health()
     std::string zone_unknown;
     const std::optional<std::string> zone = ZoneOf(i, &zone_unknown);
-    if (!zone) zoneless.push_back(zone_unknown);
+    // A member that has a zone keeps it while its machine's cannot be read
+    // (an API server hiccup, a deleted Node): nothing to report.
+    const bool has_zone = (node->state == NodeState::kNormal ||
+                           node->state == NodeState::kJoining) && !node->zone.empty();
+    if (!zone && !has_zone) zoneless.push_back(zone_unknown);
     switch (node->state) {
       case NodeState::kNormal:
       case NodeState::kJoining:

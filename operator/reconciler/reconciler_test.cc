@@ -952,6 +952,17 @@ TEST(ReconcileTest, ANodeWhoseZoneIsUnknownDoesNotJoinAndTheClusterSaysWhy) {
             std::string::npos)
       << message;
   EXPECT_TRUE(HasEvent(p, "ZoneUnknown"));
+  // A member that has its zone is not reported when its Node cannot be read.
+  {
+    Scene ok;
+    PlaceInZones(ok, {"zone-a", "zone-b", "zone-c"});
+    for (int i = 0; i < 3; ++i) ok.node(i).zone = ok.obs.k8s_node_zones[Cat("k", i)];
+    ok.obs.k8s_node_zones.erase("k1");
+    ok.obs.k8s_node_errors["k1"] = "the server is currently unable to handle the request";
+    const Plan q = ok.Run();
+    EXPECT_EQ(ConditionOf(q, "Degraded")["status"].AsString(), "False") << Dump(q);
+    EXPECT_TRUE(Find(q, Type::kJoin).empty()) << Dump(q);
+  }
   // Once the label is there, the node joins with it.
   s.obs.k8s_node_zones["k1"] = "zone-b";
   s.cluster["status"] = StatusOf(p)->body;

@@ -46,6 +46,10 @@ class Membership {
   void SetZone(const std::string& zone);
   void SetDrained(bool drained);
   void SetHandingOff(bool handing_off);
+  // Whether a gossiped state of every known member has arrived since this
+  // node started: peers restored from the saved ring carry no state yet
+  // (generation 0), so whether they hand data off is not known.
+  bool KnowsEveryMember() const;
   // Whether any member reports handing_off.
   bool AnyHandingOff() const;
   void BeatHeart();

@@ -55,7 +55,8 @@ inline constexpr std::string_view kStopped = "stopped";
 // generation of the node (see LocalStore::BeginGeneration).
 inline constexpr std::string_view kItemHashesComplete = "item_hashes_complete";
 // Prefix of the tombstones waiting to be reaped: "reap/" be64(due_ms)
-// be64(sequence) -> v1::ReapRecord, so that a scan meets the oldest first.
+// be64(generation) be64(sequence) -> v1::ReapRecord, so that a scan meets
+// the oldest first.
 inline constexpr std::string_view kReapPrefix = "reap/";
 }  // namespace meta
 
