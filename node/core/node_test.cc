@@ -416,10 +416,13 @@ TEST(NodeTest, AReapStillWaitingSurvivesTheCoordinatorsRestart) {
     return n;
   };
   ASSERT_EQ(reaped(), 0u);
+  EXPECT_EQ(c.node(0).Status(c.now()).reaps_owed(), 1u);
   ASSERT_TRUE(c.node(0).Close().ok());
   c.Start(0);
+  EXPECT_EQ(c.node(0).Status(c.now()).reaps_owed(), 1u);
   for (int i = 0; i < 200; ++i) c.Step();
   EXPECT_EQ(reaped(), 3u);
+  EXPECT_EQ(c.node(0).Status(c.now()).reaps_owed(), 0u);
   for (size_t i = 0; i < c.size(); ++i) {
     EXPECT_EQ(c.engine(i).Get(storage::Space::kData, DataKey(KeyPosition("j"), "j")).status().code(),
               absl::StatusCode::kNotFound)

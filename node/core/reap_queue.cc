@@ -36,6 +36,13 @@ absl::Status ReapQueue::Load(uint64_t generation, int64_t latest_due_ms) {
   next_sequence_ = 0;
   window_.clear();
   spilled_ = true;  // whatever earlier generations left
+  size_ = 0;
+  absl::Status counted = store_->ScanMeta(meta::kReapPrefix, PrefixEnd(meta::kReapPrefix),
+                                          [&](std::string_view, std::string_view) {
+                                            ++size_;
+                                            return true;
+                                          });
+  if (!counted.ok()) return counted;
   return Refill();
 }
 
@@ -49,6 +56,7 @@ absl::Status ReapQueue::Push(std::string key, uint64_t position, const VersionVe
   item.clock.ToProto(record.mutable_clock());
   record.set_due_ms(item.due_ms);
   if (absl::Status s = store_->PutMeta(item.record, record.SerializeAsString()); !s.ok()) return s;
+  ++size_;
   if (spilled_ || window_.size() >= window_max_) {
     spilled_ = true;
     return absl::OkStatus();
@@ -68,6 +76,7 @@ absl::Status ReapQueue::Pop() {
   if (window_.empty()) return absl::OkStatus();
   if (absl::Status s = store_->DeleteMeta(window_.front().record); !s.ok()) return s;
   window_.pop_front();
+  --size_;
   return absl::OkStatus();
 }
 
@@ -101,6 +110,7 @@ absl::Status ReapQueue::Refill() {
   spilled_ = read >= window_max_;
   for (const std::string& name : unreadable) {
     if (absl::Status s = store_->DeleteMeta(name); !s.ok()) return s;
+    --size_;
   }
   return absl::OkStatus();
 }

@@ -31,6 +31,7 @@ std::vector<std::string> Drain(ReapQueue& queue) {
     EXPECT_TRUE(queue.Pop().ok());
   }
   EXPECT_TRUE(queue.empty());
+  EXPECT_EQ(queue.size(), 0u);
   return out;
 }
 
@@ -57,7 +58,9 @@ TEST(ReapQueueTest, OldestFirstAndEachPopForgetsItsRecord) {
   EXPECT_EQ(front->position, 10u);
   EXPECT_EQ(front->clock, ClockOf(1));
   EXPECT_EQ(Records(engine), 2u);
+  EXPECT_EQ(queue.size(), 2u);
   ASSERT_TRUE(queue.Pop().ok());
+  EXPECT_EQ(queue.size(), 1u);
   EXPECT_EQ(Records(engine), 1u);
   EXPECT_EQ(Drain(queue), std::vector<std::string>{"b@200"});
   EXPECT_EQ(Records(engine), 0u);
@@ -107,7 +110,9 @@ TEST(ReapQueueTest, WhatTheWindowCannotHoldWaitsInStorage) {
   want.erase(want.begin(), want.begin() + 4);
   ReapQueue queue(&store, 3);
   ASSERT_TRUE(queue.Load(2, 1'000'000).ok());
+  EXPECT_EQ(queue.size(), 6u) << "counted in storage, past the window";
   ASSERT_TRUE(queue.Push("late", 0, ClockOf(99), 500).ok());
+  EXPECT_EQ(queue.size(), 7u);
   want.push_back("late@500");
   EXPECT_EQ(Drain(queue), want);
   EXPECT_EQ(Records(engine), 0u);
@@ -124,6 +129,7 @@ TEST(ReapQueueTest, AnUnreadableRecordIsDroppedNotServed) {
   ASSERT_TRUE(queue.Push("a", 1, ClockOf(1), 100).ok());
   EXPECT_EQ(Drain(queue), std::vector<std::string>{"a@100"});
   EXPECT_EQ(Records(engine), 0u);
+  EXPECT_EQ(queue.size(), 0u);
 }
 
 }  // namespace

@@ -196,6 +196,10 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
            gauge("dynamo_handoff_keys_remaining",
                  "Keys this node holds for ranges it no longer owns.",
                  [](const CoreSnapshot& s) { return static_cast<double>(s.unowned_keys); }),
+           gauge("dynamo_reaps_owed",
+                 "Fully replicated tombstones this node will reap, waiting for their grace "
+                 "period or for every node to stop handing off (hints held).",
+                 [](const CoreSnapshot& s) { return static_cast<double>(s.reaps_owed); }),
            gauge("dynamo_members_unreachable", "Members this node's failure detector considers down.",
                  [](const CoreSnapshot& s) { return static_cast<double>(s.members_unreachable); }),
            gauge("dynamo_ring_version", "Version of the ring this node routes by.",

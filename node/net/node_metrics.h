@@ -29,6 +29,7 @@ struct CoreSnapshot {
   double ownership_ratio = 0;
   uint64_t keys = 0;
   uint64_t unowned_keys = 0;
+  uint64_t reaps_owed = 0;
   uint64_t inflight = 0;
   bool ready = false;  // what /readyz answers
   storage::EngineStats storage;

@@ -559,6 +559,7 @@ void NodeServer::Impl::PublishSnapshot(core::Node& node, int64_t now_ms) {
   s.owned_partitions = status.owned_partitions();
   s.keys = status.keys();
   s.unowned_keys = status.unowned_keys();
+  s.reaps_owed = status.reaps_owed();
   s.inflight = node.operations_in_flight();
   s.storage = storage_->Stats();
   const core::Ring& ring = m.ring();

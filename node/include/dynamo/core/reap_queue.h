@@ -46,6 +46,8 @@ class ReapQueue {
   // Removes the oldest item, which Front() returned.
   absl::Status Pop();
   bool empty() const { return window_.empty() && !spilled_; }
+  // Items queued, in memory and in storage.
+  uint64_t size() const { return size_; }
 
  private:
   absl::Status Refill();
@@ -57,6 +59,7 @@ class ReapQueue {
   uint64_t next_sequence_ = 0;
   std::deque<Item> window_;
   bool spilled_ = false;  // records in storage past the window
+  uint64_t size_ = 0;
 };
 
 }  // namespace dynamo::core
