@@ -470,7 +470,7 @@ void Node::OnAeAnswer(const PendingRequest& pending, const v1::Envelope* reply, 
         const uint64_t position = KeyPosition(item.key());
         std::optional<VersionedObject> theirs;
         if (item.found()) {
-          absl::StatusOr<VersionedObject> obj = VersionedObject::FromProto(item.object());
+          absl::StatusOr<VersionedObject> obj = ObjectFromPeer(item.object());
           if (!obj.ok()) continue;
           theirs = *std::move(obj);
           bool changed = false;

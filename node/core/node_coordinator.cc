@@ -428,7 +428,7 @@ void Node::OnOpAnswer(Op& op, const std::string& node, const v1::Envelope* reply
         op.read->OnDigest(node, item.found() ? std::optional<uint64_t>(item.digest()) : std::nullopt);
         break;
       }
-      absl::StatusOr<VersionedObject> obj = VersionedObject::FromProto(item.object());
+      absl::StatusOr<VersionedObject> obj = ObjectFromPeer(item.object());
       if (obj.ok()) {
         op.read->OnResponse(node, *std::move(obj));
       } else {

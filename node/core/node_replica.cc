@@ -146,7 +146,7 @@ void Node::ServeWrite(const v1::Envelope& request, Outputs* out) {
       ReplyError(request, absl::InvalidArgumentError("replica write has an invalid key"), out);
       return;
     }
-    absl::StatusOr<VersionedObject> obj = VersionedObject::FromProto(item.object());
+    absl::StatusOr<VersionedObject> obj = ObjectFromPeer(item.object());
     if (!obj.ok()) {
       ReplyError(request, obj.status(), out);
       return;
@@ -322,6 +322,18 @@ void Node::ServeReap(const v1::Envelope& request, Outputs* out) {
   v1::Envelope reply;
   reply.mutable_write_ack();
   Reply(request, std::move(reply), out);
+}
+
+absl::StatusOr<VersionedObject> Node::ObjectFromPeer(const v1::ObjectRecord& record) const {
+  absl::StatusOr<VersionedObject> obj = VersionedObject::FromProto(record);
+  if (!obj.ok()) return obj;
+  if (const uint64_t claimed = obj->clock().Counter(actor_); claimed >= next_counter_) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the object claims version %d of %s's clock, which it has not issued: it is corrupt or "
+        "forged",
+        claimed, actor_));
+  }
+  return obj;
 }
 
 }  // namespace dynamo::core

@@ -291,6 +291,11 @@ class Node {
   // Starts comparing the next differing range, or ends the round.
   void AeNextRange(int64_t now_ms, Outputs* out);
   void ReapTombstones(int64_t now_ms, Outputs* out);
+  // An object a peer sent (a replica write, a read reply, an anti-entropy
+  // read), decoded. InvalidArgument if malformed, or if its clock claims a
+  // version of this node's actor that was never issued: stored, it would make
+  // every later read's context of that key refused as forged.
+  absl::StatusOr<VersionedObject> ObjectFromPeer(const v1::ObjectRecord& record) const;
   void ReapLocal(const std::string& key, uint64_t position, const VersionVector& clock,
                  Outputs* out);
   // Gossips what this node holds: drained (left, holds nothing) and
