@@ -1,6 +1,8 @@
 #include "dynamo/core/reap_queue.h"
 
 #include <algorithm>
+#include <iterator>
+#include <optional>
 #include <utility>
 
 #include "dynamo/core/storage_keys.h"
@@ -35,19 +37,13 @@ absl::Status ReapQueue::Load(uint64_t generation, int64_t latest_due_ms) {
   latest_due_ms_ = latest_due_ms;
   next_sequence_ = 0;
   window_.clear();
-  spilled_ = true;  // whatever earlier generations left
+  scan_from_ = std::string(meta::kReapPrefix);
   size_ = 0;
-  absl::Status counted = store_->ScanMeta(meta::kReapPrefix, PrefixEnd(meta::kReapPrefix),
-                                          [&](std::string_view, std::string_view) {
-                                            ++size_;
-                                            return true;
-                                          });
-  if (!counted.ok()) return counted;
-  return Refill();
+  return Refill(/*count_all=*/true);
 }
 
-absl::Status ReapQueue::Push(std::string key, uint64_t position, const VersionVector& clock,
-                             int64_t due_ms) {
+absl::StatusOr<std::string> ReapQueue::Push(std::string key, uint64_t position,
+                                            const VersionVector& clock, int64_t due_ms) {
   Item item{std::move(key), position, clock, due_ms,
             RecordName(due_ms, generation_, next_sequence_++)};
   v1::ReapRecord record;
@@ -57,17 +53,20 @@ absl::Status ReapQueue::Push(std::string key, uint64_t position, const VersionVe
   record.set_due_ms(item.due_ms);
   if (absl::Status s = store_->PutMeta(item.record, record.SerializeAsString()); !s.ok()) return s;
   ++size_;
+  std::string name = item.record;
   if (spilled_ || window_.size() >= window_max_) {
     spilled_ = true;
-    return absl::OkStatus();
+    // Left in storage only: the next refill must not start past it.
+    if (name < scan_from_) scan_from_ = std::string(meta::kReapPrefix);
+    return name;
   }
   window_.push_back(std::move(item));
-  return absl::OkStatus();
+  return name;
 }
 
 absl::StatusOr<const ReapQueue::Item*> ReapQueue::Front() {
   if (window_.empty() && spilled_) {
-    if (absl::Status s = Refill(); !s.ok()) return s;
+    if (absl::Status s = Refill(/*count_all=*/false); !s.ok()) return s;
   }
   return window_.empty() ? nullptr : &window_.front();
 }
@@ -80,15 +79,52 @@ absl::Status ReapQueue::Pop() {
   return absl::OkStatus();
 }
 
-// Called with an empty window: every record left in storage is queued, and a
-// scan from the start meets the oldest first (popped records are deleted).
-absl::Status ReapQueue::Refill() {
+absl::StatusOr<std::string> ReapQueue::Postpone(int64_t due_ms) {
+  if (window_.empty()) return absl::FailedPreconditionError("no reap is queued");
+  const Item& front = window_.front();
+  // Written before the old record goes: a crash in between queues the reap
+  // twice (a second reap finds nothing), never not at all.
+  absl::StatusOr<std::string> name = Push(front.key, front.position, front.clock, due_ms);
+  if (!name.ok()) return name.status();
+  if (absl::Status s = Pop(); !s.ok()) return s;
+  return name;
+}
+
+absl::Status ReapQueue::Remove(const std::string& record) {
+  for (auto it = window_.rbegin(); it != window_.rend(); ++it) {
+    if (it->record != record) continue;
+    if (absl::Status s = store_->DeleteMeta(record); !s.ok()) return s;
+    window_.erase(std::next(it).base());
+    --size_;
+    return absl::OkStatus();
+  }
+  if (!spilled_) return absl::OkStatus();  // not queued: popped already
+  absl::StatusOr<std::optional<std::string>> stored = store_->GetMeta(record);
+  if (!stored.ok()) return stored.status();
+  if (!*stored) return absl::OkStatus();
+  if (absl::Status s = store_->DeleteMeta(record); !s.ok()) return s;
+  --size_;
+  return absl::OkStatus();
+}
+
+// Called with an empty window: the records before scan_from_ were all popped
+// (and deleted), so the scan starts there rather than over their deletions.
+// Fills the window with the oldest records; with `count_all`, counts the rest.
+absl::Status ReapQueue::Refill(bool count_all) {
   std::vector<std::string> unreadable;
   size_t read = 0;
+  bool more = false;
   absl::Status status = store_->ScanMeta(
-      meta::kReapPrefix, PrefixEnd(meta::kReapPrefix),
+      scan_from_, PrefixEnd(meta::kReapPrefix),
       [&](std::string_view name, std::string_view value) {
+        if (read >= window_max_) {
+          more = true;
+          if (count_all) ++size_;
+          return count_all;
+        }
         ++read;
+        if (count_all) ++size_;
+        scan_from_ = std::string(name);
         v1::ReapRecord record;
         absl::StatusOr<VersionVector> clock = absl::InvalidArgumentError("unparsed");
         if (name.size() == kRecordNameBytes &&
@@ -98,16 +134,16 @@ absl::Status ReapQueue::Refill() {
         if (!clock.ok()) {
           // A record this code cannot have written: its tombstone stays.
           unreadable.emplace_back(name);
-          return read < window_max_;
+          return true;
         }
         int64_t due_ms = record.due_ms();
         if (GenerationOf(name) != generation_) due_ms = std::min(due_ms, latest_due_ms_);
         window_.push_back({record.key(), record.position(), *std::move(clock), due_ms,
                            std::string(name)});
-        return read < window_max_;
+        return true;
       });
   if (!status.ok()) return status;
-  spilled_ = read >= window_max_;
+  spilled_ = more;
   for (const std::string& name : unreadable) {
     if (absl::Status s = store_->DeleteMeta(name); !s.ok()) return s;
     --size_;

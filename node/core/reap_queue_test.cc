@@ -118,6 +118,61 @@ TEST(ReapQueueTest, WhatTheWindowCannotHoldWaitsInStorage) {
   EXPECT_EQ(Records(engine), 0u);
 }
 
+// A refill starts where the last one ended, past the records already popped;
+// a record written behind that point while the rest waits in storage is
+// still found.
+TEST(ReapQueueTest, ARecordQueuedBehindTheLastRefillIsNotSkipped) {
+  MemoryEngine engine;
+  LocalStore store(&engine, MerkleShape{});
+  ReapQueue queue(&store, 2);
+  ASSERT_TRUE(queue.Load(1, 1'000'000).ok());
+  for (int i = 1; i <= 4; ++i) {
+    ASSERT_TRUE(queue.Push("k" + std::to_string(i), i, ClockOf(i), 100 * i).ok());
+  }
+  ASSERT_TRUE(queue.Pop().ok());
+  ASSERT_TRUE(queue.Pop().ok());
+  ASSERT_EQ((*queue.Front())->key, "k3");  // read back from storage
+  ASSERT_TRUE(queue.Push("early", 5, ClockOf(5), 50).ok());
+  EXPECT_EQ(Drain(queue), (std::vector<std::string>{"k3@300", "k4@400", "early@50"}));
+  EXPECT_EQ(Records(engine), 0u);
+}
+
+// A reap sent but not yet acknowledged stays queued under a new record, due
+// again later; acknowledged, that record goes, wherever it waits.
+TEST(ReapQueueTest, APostponedReapIsQueuedAgainUntilRemoved) {
+  MemoryEngine engine;
+  LocalStore store(&engine, MerkleShape{});
+  ReapQueue queue(&store, 2);
+  ASSERT_TRUE(queue.Load(1, 1'000'000).ok());
+  ASSERT_TRUE(queue.Push("a", 1, ClockOf(1), 100).ok());
+  ASSERT_TRUE(queue.Push("b", 2, ClockOf(2), 200).ok());
+  absl::StatusOr<std::string> a_again = queue.Postpone(300);
+  ASSERT_TRUE(a_again.ok()) << a_again.status();
+  EXPECT_EQ(queue.size(), 2u);
+  EXPECT_EQ(Records(engine), 2u);
+  EXPECT_EQ((*queue.Front())->key, "b");
+  absl::StatusOr<std::string> b_again = queue.Postpone(400);  // past the window: in storage
+  ASSERT_TRUE(b_again.ok()) << b_again.status();
+  ASSERT_TRUE(queue.Remove(*b_again).ok());
+  EXPECT_EQ(queue.size(), 1u);
+  ASSERT_TRUE(queue.Remove(*b_again).ok()) << "removing twice changes nothing";
+  EXPECT_EQ(queue.size(), 1u);
+  {
+    ReapQueue restarted(&store, 2);  // what a crash now would find
+    ASSERT_TRUE(restarted.Load(2, 1'000'000).ok());
+    EXPECT_EQ(restarted.size(), 1u);
+  }
+  EXPECT_EQ(Drain(queue), std::vector<std::string>{"a@300"});
+  ASSERT_TRUE(queue.Push("c", 3, ClockOf(3), 500).ok());
+  absl::StatusOr<std::string> c_again = queue.Postpone(600);  // in the window
+  ASSERT_TRUE(c_again.ok());
+  ASSERT_TRUE(queue.Remove(*c_again).ok());
+  EXPECT_TRUE(queue.empty());
+  EXPECT_EQ(queue.size(), 0u);
+  EXPECT_EQ(Records(engine), 0u);
+  EXPECT_FALSE(queue.Postpone(700).ok()) << "nothing to postpone";
+}
+
 TEST(ReapQueueTest, AnUnreadableRecordIsDroppedNotServed) {
   MemoryEngine engine;
   LocalStore store(&engine, MerkleShape{});

@@ -38,19 +38,27 @@ class ReapQueue {
   // may not have survived (a reboot, a stepped clock): none of them is due
   // later than `latest_due_ms`.
   absl::Status Load(uint64_t generation, int64_t latest_due_ms);
-  absl::Status Push(std::string key, uint64_t position, const VersionVector& clock,
-                    int64_t due_ms);
+  // Queues a reap; returns its record's name.
+  absl::StatusOr<std::string> Push(std::string key, uint64_t position, const VersionVector& clock,
+                                   int64_t due_ms);
   // The oldest item, or null when none is queued. Reads the next records
   // from storage when the window is empty.
   absl::StatusOr<const Item*> Front();
   // Removes the oldest item, which Front() returned.
   absl::Status Pop();
+  // Queues the oldest item again, due at `due_ms`, in place of itself, and
+  // returns its new record's name: a reap that stays owed until its owners
+  // acknowledge it.
+  absl::StatusOr<std::string> Postpone(int64_t due_ms);
+  // Removes the record named `record` (a reap done before it was due again),
+  // wherever it waits; nothing if it is no longer queued.
+  absl::Status Remove(const std::string& record);
   bool empty() const { return window_.empty() && !spilled_; }
   // Items queued, in memory and in storage.
   uint64_t size() const { return size_; }
 
  private:
-  absl::Status Refill();
+  absl::Status Refill(bool count_all);
 
   LocalStore* store_;
   const size_t window_max_;
@@ -59,6 +67,8 @@ class ReapQueue {
   uint64_t next_sequence_ = 0;
   std::deque<Item> window_;
   bool spilled_ = false;  // records in storage past the window
+  // Where the next refill's scan starts: every record before it was popped.
+  std::string scan_from_;
   uint64_t size_ = 0;
 };
 
