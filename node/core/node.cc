@@ -283,8 +283,10 @@ void Node::DispatchAnswer(const PendingRequest& pending, uint64_t request_id,
     case RequestKind::kAePush:
       OnAeAnswer(pending, reply, now_ms, out);
       break;
-    case RequestKind::kReadRepair:
     case RequestKind::kReap:
+      OnReapAnswer(pending.owner_id, reply);
+      break;
+    case RequestKind::kReadRepair:
       break;
   }
 }

@@ -514,43 +514,84 @@ void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
       ++counters_.storage_errors;
       return;
     }
-    const ReapQueue::Item* item = *front;
-    if (item == nullptr || item->due_ms > now_ms) return;
+    if (*front == nullptr || (*front)->due_ms > now_ms) return;
     // After a restart, a peer's handing_off is unknown until its state
     // arrives by gossip: a reap owed from before the restart must not go
     // out on the restored peers' blank states.
     if (!membership_->KnowsEveryMember() || membership_->AnyHandingOff()) return;
+    const ReapQueue::Item item = **front;
+    std::vector<std::string> peers;
+    bool reaped_here = true;
     if (!membership_->ring().empty()) {
-      for (const std::string& owner : OwnersOf(membership_->ring().RangeIndex(item->position))) {
-        if (owner == config_.node_id) {
-          ReapLocal(item->key, item->position, item->clock, out);
-          continue;
+      for (const std::string& owner : OwnersOf(membership_->ring().RangeIndex(item.position))) {
+        if (owner != config_.node_id) {
+          peers.push_back(owner);
+        } else if (!ReapLocal(item.key, item.position, item.clock, out).ok()) {
+          reaped_here = false;
         }
-        v1::Envelope env;
-        env.mutable_reap()->set_key(item->key);
-        item->clock.ToProto(env.mutable_reap()->mutable_clock());
-        Send(owner, RequestKind::kReap, 0, std::move(env), now_ms, out);
       }
     }
-    if (!reap_queue_.Pop().ok()) {
+    if (peers.empty() && reaped_here) {
+      if (!reap_queue_.Pop().ok()) {
+        ++counters_.storage_errors;
+        return;
+      }
+      continue;
+    }
+    // An owner that misses the reap (down, the message lost) would keep the
+    // tombstone for good, and anti-entropy would copy it back to the others:
+    // the reap stays queued, due again once any answer must have come, until
+    // every owner acknowledges it.
+    absl::StatusOr<std::string> again = reap_queue_.Postpone(
+        now_ms + std::max(config_.tombstone_grace_ms, config_.request_timeout_ms));
+    if (!again.ok()) {
       ++counters_.storage_errors;
       return;
+    }
+    if (peers.empty()) {
+      ++counters_.reaps_retried;  // this node's storage failed
+      continue;
+    }
+    const uint64_t attempt = next_reap_attempt_++;
+    reap_attempts_[attempt] = ReapAttempt{*std::move(again), peers.size(), !reaped_here};
+    for (const std::string& owner : peers) {
+      v1::Envelope env;
+      env.mutable_reap()->set_key(item.key);
+      item.clock.ToProto(env.mutable_reap()->mutable_clock());
+      Send(owner, RequestKind::kReap, attempt, std::move(env), now_ms, out);
     }
   }
 }
 
-void Node::ReapLocal(const std::string& key, uint64_t position, const VersionVector& clock,
-                     Outputs* out) {
+void Node::OnReapAnswer(uint64_t attempt_id, const v1::Envelope* reply) {
+  auto it = reap_attempts_.find(attempt_id);
+  if (it == reap_attempts_.end()) return;
+  ReapAttempt& attempt = it->second;
+  if (reply == nullptr || !reply->has_write_ack()) attempt.failed = true;
+  if (--attempt.unanswered > 0) return;
+  if (attempt.failed) {
+    ++counters_.reaps_retried;  // its record stays queued
+  } else if (!reap_queue_.Remove(attempt.record).ok()) {
+    ++counters_.storage_errors;  // done twice later: the second finds nothing
+  }
+  reap_attempts_.erase(it);
+}
+
+absl::Status Node::ReapLocal(const std::string& key, uint64_t position,
+                             const VersionVector& clock, Outputs* out) {
   absl::StatusOr<std::optional<StoredObject>> stored = store_.Get(key, position);
-  if (!stored.ok() || !*stored) return;
+  if (!stored.ok()) return stored.status();
+  if (!*stored) return absl::OkStatus();
   const VersionedObject& obj = (*stored)->object;
   // Only the very tombstone every owner acknowledged: any newer write stays.
-  if (!obj.IsDeleted() || !(obj.clock() == clock)) return;
+  if (!obj.IsDeleted() || !(obj.clock() == clock)) return absl::OkStatus();
   absl::StatusOr<bool> deleted = store_.DeleteIfUnchanged(key, position, (*stored)->encoded);
-  if (deleted.ok() && *deleted) {
+  if (!deleted.ok()) return deleted.status();
+  if (*deleted) {
     ++counters_.tombstones_reaped;
     out->sync = true;
   }
+  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------- leaving

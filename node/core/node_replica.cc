@@ -318,7 +318,11 @@ void Node::ServeReap(const v1::Envelope& request, Outputs* out) {
     ReplyError(request, absl::InvalidArgumentError("malformed reap"), out);
     return;
   }
-  ReapLocal(reap.key(), KeyPosition(reap.key()), *clock, out);
+  if (absl::Status s = ReapLocal(reap.key(), KeyPosition(reap.key()), *clock, out); !s.ok()) {
+    ++counters_.storage_errors;
+    ReplyError(request, s, out);  // the coordinator sends it again
+    return;
+  }
   v1::Envelope reply;
   reply.mutable_write_ack();
   Reply(request, std::move(reply), out);

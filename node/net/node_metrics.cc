@@ -155,6 +155,10 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                    "Tombstones this node removed once every owner held them (the reaps it "
                    "coordinated or was sent).",
                    &core::NodeCounters::tombstones_reaped),
+           counter("dynamo_reaps_retried_total",
+                   "Reaps this node coordinated that an owner did not acknowledge (down, "
+                   "unreachable, its storage failing): they are sent again after a grace period.",
+                   &core::NodeCounters::reaps_retried),
            counter("dynamo_handoff_keys_total", "Keys handed off to their owners after ring changes.",
                    &core::NodeCounters::handoff_keys),
            counter("dynamo_handoff_bytes_total", "Bytes handed off to their owners.",

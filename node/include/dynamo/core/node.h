@@ -93,6 +93,7 @@ struct NodeCounters {
   uint64_t handoff_keys = 0;
   uint64_t handoff_bytes = 0;
   uint64_t tombstones_reaped = 0;
+  uint64_t reaps_retried = 0;  // a reap an owner did not acknowledge, queued again
   uint64_t gossip_rounds = 0;
   uint64_t ring_changes = 0;
   uint64_t storage_errors = 0;
@@ -296,8 +297,11 @@ class Node {
   // version of this node's actor that was never issued: stored, it would make
   // every later read's context of that key refused as forged.
   absl::StatusOr<VersionedObject> ObjectFromPeer(const v1::ObjectRecord& record) const;
-  void ReapLocal(const std::string& key, uint64_t position, const VersionVector& clock,
-                 Outputs* out);
+  // Removes the tombstone with exactly `clock` if this node holds it; OK if
+  // there is none to remove. An error only if storage failed.
+  absl::Status ReapLocal(const std::string& key, uint64_t position, const VersionVector& clock,
+                         Outputs* out);
+  void OnReapAnswer(uint64_t attempt_id, const v1::Envelope* reply);
   // Gossips what this node holds: drained (left, holds nothing) and
   // handing_off (hints, or keys of ranges it no longer owns).
   void UpdateHoldings(Outputs* out);
@@ -361,6 +365,14 @@ class Node {
   size_t ae_next_peer_ = 0;
 
   ReapQueue reap_queue_;
+  // Reaps sent to the other owners, until each has answered.
+  struct ReapAttempt {
+    std::string record;  // the reap's record, queued again in case one fails
+    size_t unanswered = 0;
+    bool failed = false;
+  };
+  std::map<uint64_t, ReapAttempt> reap_attempts_;
+  uint64_t next_reap_attempt_ = 1;
 };
 
 }  // namespace dynamo::core
