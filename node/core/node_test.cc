@@ -859,6 +859,10 @@ std::vector<BadEnvelope> BadEnvelopes(Node& node) {
       {"oversized key",
        WriteOf({{std::string(node.config().key_bytes_max + 1, 'k'), Record("x#1", 1, 1)}}),
        kInvalid});
+  // Stored, it would make every later read's context of that key refused as
+  // forged (found by fuzz_envelope).
+  cases.push_back({"an object claiming a version of this node it never issued",
+                   WriteOf({{"k", Record(node.actor(), 1'000'000, 1'000'000)}}), kInvalid});
   cases.push_back({"a good item, then a bad one",
                    WriteOf({{"good", Record("x#1", 1, 1)}, {"bad", Record("x#1", 1, 2)}}),
                    kInvalid});
