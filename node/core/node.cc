@@ -102,8 +102,7 @@ absl::Status Node::Load(int64_t now_ms) {
   self.set_address(config_.address);
   // An explicit --zone wins; without one, the zone an admin Join gave is kept
   // (in Kubernetes the pod learns its machine's zone only from the operator).
-  if (config_.zone.empty() && ValidateZone(self.zone()).ok()) config_.zone = self.zone();
-  self.set_zone(config_.zone);
+  if (!config_.zone.empty() || !ValidateZone(self.zone()).ok()) self.set_zone(config_.zone);
   self.set_generation(generation);
   self.set_version(1);
   self.set_heartbeat(0);
@@ -326,10 +325,9 @@ void Node::Tick(int64_t now_ms, Outputs* out) {
 
 absl::StatusOr<v1::JoinResponse> Node::Join(const std::string& seed, const std::string& zone,
                                             int64_t now_ms, Outputs* out) {
-  if (!zone.empty() && zone != config_.zone) {
+  if (!zone.empty() && zone != membership_->self().zone()) {
     // Before anything else: a refused join changes nothing.
     if (absl::Status s = ValidateZone(zone); !s.ok()) return s;
-    config_.zone = zone;
     membership_->SetZone(zone);
   }
   if (!seed.empty() &&
@@ -412,7 +410,7 @@ v1::NodeStatus Node::Status(int64_t now_ms) const {
   v1::NodeStatus s;
   s.set_node_id(config_.node_id);
   s.set_address(config_.address);
-  s.set_zone(config_.zone);
+  s.set_zone(membership_->self().zone());
   s.set_actor(actor_);
   s.set_state(membership_->StateOf(config_.node_id));
   s.set_ready(Ready(nullptr));

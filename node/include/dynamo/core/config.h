@@ -35,7 +35,7 @@ struct NodeConfig {
   // Identity and placement.
   std::string node_id;
   std::string address;            // host:port peers and clients reach this node at
-  std::string zone;               // failure domain for zone-aware placement
+  std::string zone;  // failure domain for zone-aware placement (--zone); else a Join's, kept
   std::vector<std::string> seeds; // host:port of nodes to gossip with first
   bool auto_join = true;          // ask to join the ring at start (else: admin Join)
   uint32_t vnodes = 64;           // virtual nodes: tokens (strategies 1, 2) or weight (3)
