@@ -442,6 +442,7 @@ v1::NodeStatus Node::Status(int64_t now_ms) const {
   s.set_read_repairs(counters_.read_repairs);
   s.set_tombstones_reaped(counters_.tombstones_reaped);
   s.set_reaps_owed(reap_queue_.size());
+  s.set_reaps_retried(counters_.reaps_retried);
   s.set_antientropy_exchanges(counters_.antientropy_exchanges);
   s.set_antientropy_keys_repaired(counters_.antientropy_keys_repaired);
   s.set_keys_handed_off(counters_.handoff_keys);

@@ -419,7 +419,8 @@ class Run:
                                 "read_repairs": s.read_repairs,
                                 "antientropy_exchanges": s.antientropy_exchanges,
                                 "antientropy_keys_repaired": s.antientropy_keys_repaired,
-                                "tombstones_reaped": s.tombstones_reaped}
+                                "tombstones_reaped": s.tombstones_reaped,
+                                "reaps_retried": s.reaps_retried, "reaps_owed": s.reaps_owed}
                             for k, s in st.items() if s},
         })
         if not agreed:
@@ -500,7 +501,9 @@ class Run:
             f"writes acknowledged: {counts['writes_acked']}, failed or timed out: {counts['writes_failed']}, "
             f"acknowledged in the 5 s after the last heal: {r.get('acked_after_heal')}; tombstones "
             f"reaped (since each node's last start): "
-            f"{sum(s['tombstones_reaped'] for s in r.get('node_status', {}).values())}",
+            f"{sum(s['tombstones_reaped'] for s in r.get('node_status', {}).values())}, reaps sent "
+            f"again: {sum(s['reaps_retried'] for s in r.get('node_status', {}).values())}, still owed: "
+            f"{sum(s['reaps_owed'] for s in r.get('node_status', {}).values())}",
             f"write latency ms: p50 {fmt(lat['p50'])}, p99 {fmt(lat['p99'])}, max {fmt(lat['max'])}",
             f"requests answered (clients' pipes {r['pipes']}): {r.get('answered_by_path')}",
             f"errors: {r['errors']}",
