@@ -285,6 +285,9 @@ void Node::DispatchAnswer(const PendingRequest& pending, uint64_t request_id,
     case RequestKind::kReap:
       OnReapAnswer(pending.owner_id, reply);
       break;
+    case RequestKind::kHandoffQuery:
+      OnHandoffQueryAnswer(pending.owner_id, reply);
+      break;
     case RequestKind::kReadRepair:
       break;
   }

@@ -515,10 +515,17 @@ void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
       return;
     }
     if (*front == nullptr || (*front)->due_ms > now_ms) return;
-    // After a restart, a peer's handing_off is unknown until its state
-    // arrives by gossip: a reap owed from before the restart must not go
-    // out on the restored peers' blank states.
-    if (!membership_->KnowsEveryMember() || membership_->AnyHandingOff()) return;
+    // Gossip first, which costs nothing: after a restart a peer's
+    // handing_off is unknown until its state arrives.
+    if (!membership_->KnowsEveryMember() || membership_->AnyHandingOff() || HandingOff()) return;
+    // But gossip can be old: a node that took a hint while partitioned away
+    // tells only its side. Every peer must answer, after the reap was due,
+    // that it holds nothing bound for others; one that cannot be reached
+    // holds the reaps until it can.
+    if ((*front)->due_ms > nothing_handed_off_as_of_ms_) {
+      if (!handoff_query_) SendHandoffQuery(now_ms, out);
+      return;
+    }
     const ReapQueue::Item item = **front;
     std::vector<std::string> peers;
     bool reaped_here = true;
@@ -577,6 +584,40 @@ void Node::OnReapAnswer(uint64_t attempt_id, const v1::Envelope* reply) {
   reap_attempts_.erase(it);
 }
 
+bool Node::HandingOff() const { return store_.total_hints() > 0 || UnownedKeys() > 0; }
+
+void Node::SendHandoffQuery(int64_t now_ms, Outputs* out) {
+  const Membership::Peers peers = membership_->KnownPeers(now_ms, fd_);
+  HandoffQueryRound round;
+  round.id = next_handoff_query_++;
+  round.sent_ms = now_ms;
+  round.unanswered = peers.live.size() + peers.unreachable.size();
+  if (round.unanswered == 0) {
+    nothing_handed_off_as_of_ms_ = now_ms;
+    return;
+  }
+  handoff_query_ = round;
+  for (const std::vector<Membership::Peer>* group : {&peers.live, &peers.unreachable}) {
+    for (const Membership::Peer& peer : *group) {
+      v1::Envelope env;
+      env.mutable_handoff_query();
+      Send(peer.node_id, RequestKind::kHandoffQuery, round.id, std::move(env), now_ms, out);
+    }
+  }
+}
+
+void Node::OnHandoffQueryAnswer(uint64_t query_id, const v1::Envelope* reply) {
+  if (!handoff_query_ || handoff_query_->id != query_id) return;
+  // No answer, an error (a node of an older version), or "handing off".
+  if (reply == nullptr || !reply->has_handoff_query_reply() ||
+      reply->handoff_query_reply().handing_off()) {
+    handoff_query_->clear = false;
+  }
+  if (--handoff_query_->unanswered > 0) return;
+  if (handoff_query_->clear) nothing_handed_off_as_of_ms_ = handoff_query_->sent_ms;
+  handoff_query_.reset();
+}
+
 absl::Status Node::ReapLocal(const std::string& key, uint64_t position,
                              const VersionVector& clock, Outputs* out) {
   absl::StatusOr<std::optional<StoredObject>> stored = store_.Get(key, position);
@@ -605,7 +646,7 @@ void Node::UpdateHoldings(Outputs* out) {
     membership_->SetDrained(drained);
     PersistSelf(out);
   }
-  const bool handing_off = store_.total_hints() > 0 || UnownedKeys() > 0;
+  const bool handing_off = HandingOff();
   if (handing_off != self.handing_off()) {
     membership_->SetHandingOff(handing_off);
     PersistSelf(out);

@@ -52,6 +52,12 @@ void Node::ServeRequest(const v1::Envelope& request, int64_t now_ms, Outputs* ou
     case v1::Envelope::kRangeDigests:
       ServeRangeDigests(request, out);
       break;
+    case v1::Envelope::kHandoffQuery: {
+      v1::Envelope reply;
+      reply.mutable_handoff_query_reply()->set_handing_off(HandingOff());
+      Reply(request, std::move(reply), out);
+      break;
+    }
     default:
       ReplyError(request,
                  absl::InvalidArgumentError(absl::StrCat(

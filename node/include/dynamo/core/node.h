@@ -30,6 +30,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <limits>
 #include <optional>
 #include <set>
 #include <string>
@@ -169,6 +170,7 @@ class Node {
   enum class RequestKind {
     kOpRead, kOpWrite, kOpForward, kReadRepair, kHintDelivery, kHandoff, kGossip,
     kAeDigests, kAeRoots, kAeMerkle, kAeLeafKeys, kAeRead, kAePush, kReap,
+    kHandoffQuery,
   };
   struct PendingRequest {
     RequestKind kind;
@@ -302,6 +304,12 @@ class Node {
   absl::Status ReapLocal(const std::string& key, uint64_t position, const VersionVector& clock,
                          Outputs* out);
   void OnReapAnswer(uint64_t attempt_id, const v1::Envelope* reply);
+  // Whether this node holds copies bound for others: hints, or keys of
+  // ranges it no longer owns.
+  bool HandingOff() const;
+  // Asks every peer that has not left whether it hands data off.
+  void SendHandoffQuery(int64_t now_ms, Outputs* out);
+  void OnHandoffQueryAnswer(uint64_t query_id, const v1::Envelope* reply);
   // Gossips what this node holds: drained (left, holds nothing) and
   // handing_off (hints, or keys of ranges it no longer owns).
   void UpdateHoldings(Outputs* out);
@@ -373,6 +381,17 @@ class Node {
   };
   std::map<uint64_t, ReapAttempt> reap_attempts_;
   uint64_t next_reap_attempt_ = 1;
+  // The handoff query in flight, if any, and when the last one that every
+  // peer answered "nothing held" was sent: reaps due by then may go.
+  struct HandoffQueryRound {
+    uint64_t id = 0;
+    int64_t sent_ms = 0;
+    size_t unanswered = 0;
+    bool clear = true;
+  };
+  std::optional<HandoffQueryRound> handoff_query_;
+  uint64_t next_handoff_query_ = 1;
+  int64_t nothing_handed_off_as_of_ms_ = std::numeric_limits<int64_t>::min();
 };
 
 }  // namespace dynamo::core
