@@ -463,19 +463,29 @@ TEST(NodeTest, AReapAnOwnerMissedIsSentAgainUntilEveryOwnerHasIt) {
   EXPECT_FALSE(c.MustGet(0, "j").found());
 }
 
-// A key of a 4-node cluster owned by n1, n2, n3, whose hint goes to n4
-// while n3 is down; empty if none is found.
-std::string KeyOwnedByN1N2N3(Cluster& c) {
+void OnlyReapsActGossipingSlowly(NodeConfig& config) {
+  OnlyReapsAct(config);
+  config.gossip_interval_ms = 1000;
+}
+
+// In a 4-node cluster, takes n3 down and writes, through n1, a key owned by
+// n1, n2, n3: n4 holds its hint for n3. Returns the key (empty if none).
+std::string WriteWhileN3IsDown(Cluster& c) {
   const Ring& ring = c.node(0).membership().ring();
-  for (int i = 0; i < 10000; ++i) {
+  std::string key;
+  for (int i = 0; i < 10000 && key.empty(); ++i) {
     const std::string k = "j" + std::to_string(i);
     const std::vector<uint32_t>& order = ring.PreferenceOrder(ring.RangeIndex(KeyPosition(k)));
     if (order.size() == 4 && ring.nodes()[order[0]].id == "n1" &&
         ring.nodes()[order[1]].id == "n2" && ring.nodes()[order[2]].id == "n3") {
-      return k;
+      key = k;
     }
   }
-  return "";
+  if (key.empty()) return key;
+  c.down = {2};
+  for (int i = 0; i < 400; ++i) c.Step();
+  c.MustPut(0, key, "v");
+  return key;
 }
 
 // Gossip can be old: a fallback that took a hint and was cut off before its
@@ -483,16 +493,10 @@ std::string KeyOwnedByN1N2N3(Cluster& c) {
 // the tombstone could not cover the value when the hint arrives. The
 // coordinator asks every peer before it reaps, and waits for an answer.
 TEST(NodeTest, AReapWaitsForAPeerCutOffBeforeItSaidItHoldsAHint) {
-  Cluster c(4, 3, [](NodeConfig& config) {
-    OnlyReapsAct(config);
-    config.gossip_interval_ms = 1000;
-  });
+  Cluster c(4, 3, OnlyReapsActGossipingSlowly);
   ASSERT_TRUE(c.Form(60000));
-  const std::string key = KeyOwnedByN1N2N3(c);
+  const std::string key = WriteWhileN3IsDown(c);  // n1, n2, and n4 with a hint for n3
   ASSERT_FALSE(key.empty());
-  c.down = {2};
-  for (int i = 0; i < 400; ++i) c.Step();
-  c.MustPut(0, key, "v");  // n1, n2, and n4 with a hint for n3
   ASSERT_EQ(c.node(3).hint_backlog(), 1u);
   ASSERT_FALSE(c.node(0).membership().AnyHandingOff());
   c.down = {3};  // n4 is cut off at once; n3 is back
@@ -517,16 +521,10 @@ TEST(NodeTest, AReapWaitsForAPeerCutOffBeforeItSaidItHoldsAHint) {
 TEST(NodeTest, ARestartedCoordinatorWaitsForGossipBeforeItsOwedReaps) {
   for (uint64_t seed = 1; seed <= 12; ++seed) {
     SCOPED_TRACE(seed);
-    Cluster c(4, 3, [](NodeConfig& config) {
-      OnlyReapsAct(config);
-      config.gossip_interval_ms = 1000;
-    });
+    Cluster c(4, 3, OnlyReapsActGossipingSlowly);
     ASSERT_TRUE(c.Form(60000));
-    const std::string key = KeyOwnedByN1N2N3(c);
+    const std::string key = WriteWhileN3IsDown(c);
     ASSERT_FALSE(key.empty());
-    c.down = {2};
-    for (int i = 0; i < 400; ++i) c.Step();
-    c.MustPut(0, key, "v");
     for (int i = 0; i < 300; ++i) c.Step();  // n4 gossips that it holds a hint
     c.down = {3};                            // n4 goes down with it; n3 is back
     for (int i = 0; i < 600; ++i) c.Step();
