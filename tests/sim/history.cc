@@ -10,18 +10,46 @@ namespace dynamo::sim {
 std::string CheckReport::Summary() const {
   return absl::StrFormat(
       "%d writes tried, %d acknowledged (%d present, %d superseded by later writes or deletes "
-      "that read them), %d lost, %d invented; %d deletes; %d keys, at most %d siblings",
-      writes_tried, writes_acked, acked_present, acked_superseded, lost, invented, deletes_tried,
-      keys, max_siblings);
+      "that read them), %d lost, %d invented, %d resurrected; %d deletes; %d keys, at most %d "
+      "siblings",
+      writes_tried, writes_acked, acked_present, acked_superseded, lost, invented, resurrected,
+      deletes_tried, keys, max_siblings);
 }
 
 void History::RecordWrite(const std::string& key, const std::string& value,
-                          std::set<std::string> seen) {
-  writes_[value] = WriteRecord{key, value, std::move(seen), false};
+                          std::set<std::string> seen, std::string context) {
+  writes_[value] = WriteRecord{key, value, std::move(seen), false, std::move(context)};
 }
 
-void History::RecordDelete(const std::string& key, std::set<std::string> seen) {
-  deletes_.push_back(WriteRecord{key, "", std::move(seen), false});
+size_t History::RecordDelete(const std::string& key, std::set<std::string> seen,
+                             std::string context) {
+  deletes_.push_back(WriteRecord{key, "", std::move(seen), false, std::move(context)});
+  return deletes_.size() - 1;
+}
+
+void History::MarkDeleteAcked(size_t delete_number) {
+  if (delete_number < deletes_.size()) deletes_[delete_number].acked = true;
+}
+
+void History::CheckVersions(const std::map<std::string, std::vector<FinalVersion>>& final_versions,
+                            const ContextCovers& covers, CheckReport* report) const {
+  const auto check = [&](const WriteRecord& w, const char* what) {
+    if (!w.acked || w.context.empty()) return;
+    auto versions = final_versions.find(w.key);
+    if (versions == final_versions.end()) return;
+    for (const FinalVersion& v : versions->second) {
+      if (!covers(w.key, w.context, v.actor, v.counter)) continue;
+      ++report->resurrected;
+      if (report->problems.size() < 10) {
+        report->problems.push_back(absl::StrCat(
+            "key '", w.key, "' holds '", v.value, "' (", v.actor, ":", v.counter,
+            ") again, which an acknowledged ", what,
+            w.value.empty() ? "" : absl::StrCat(" of '", w.value, "'"), " replaced"));
+      }
+    }
+  };
+  for (const auto& [value, w] : writes_) check(w, "write");
+  for (const WriteRecord& d : deletes_) check(d, "delete");
 }
 
 void History::MarkAcked(const std::string& value) {

@@ -136,7 +136,7 @@ TEST(Simulation, NoAcknowledgedWriteIsLostAndReplicasConverge) {
     // the merge FinalValues makes of every node hides no divergence.
     ASSERT_TRUE(sim.RunUntil([&] { return Converged(sim, &why); }, 60000))
         << "diverged after the last operations ended: " << why << "\n" << Replay(sim);
-    CheckReport report = history.Check(FinalValues(sim));
+    CheckReport report = CheckHistory(history, sim);
     EXPECT_TRUE(report.ok()) << report.Summary() << "\n"
                              << (report.problems.empty() ? "" : report.problems[0]) << "\n"
                              << Replay(sim);
@@ -448,6 +448,55 @@ TEST(Simulation, DeletedKeysStayDeletedAndTombstonesAreReaped) {
     uint64_t reaped = 0;
     for (size_t i = 0; i < sim.size(); ++i) reaped += sim.node(i)->counters().tombstones_reaped;
     EXPECT_GT(reaped, 0u) << "fully replicated tombstones should be reaped\n" << Replay(sim);
+  }
+}
+
+// A value only the fallbacks took, on the far side of a partition, read
+// there and deleted on the owners' side with that read's context. No gossip
+// from the fallbacks reaches the owners' side, so it cannot tell them that
+// the fallbacks hold the value: a reap there once the grace has passed would
+// let the hints bring it back at the heal. Only asking the fallbacks can.
+TEST(Simulation, AValueOnlyCutOffFallbacksHeldStaysDeletedAfterTheHeal) {
+  for (uint64_t seed : Seeds(10)) {
+    SimOptions options = DefaultSimOptions(seed, 5);
+    Simulation sim(options);
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    const std::string key = "cut-off";
+    const auto owners =
+        sim.node(0)->membership().ring().PreferenceList(core::KeyPosition(key), 3);
+    std::set<size_t> owner_side, fallback_side;
+    for (size_t i = 0; i < sim.size(); ++i) {
+      const bool owner = std::find(owners.begin(), owners.end(), sim.id(i)) != owners.end();
+      (owner ? owner_side : fallback_side).insert(i);
+    }
+    sim.Partition({fallback_side, owner_side});
+    sim.RunFor(6000);  // each side's failure detector notices the other
+    const size_t fallback = *fallback_side.begin();
+    sim.Put(fallback, key, "v", "", [](const core::ClientReply&) {});  // acknowledged or not
+    sim.RunFor(1500);
+    std::string context;
+    sim.Get(fallback, key, [&](const core::ClientReply& r) {
+      if (r.status.ok() && std::get<v1::GetResponse>(r.response).found()) {
+        context = std::get<v1::GetResponse>(r.response).context();
+      }
+    });
+    sim.RunFor(1500);
+    ASSERT_FALSE(context.empty()) << "the fallbacks' side did not read the value\n" << Replay(sim);
+    bool deleted = false;
+    sim.Delete(sim.IndexOf(owners[0]), key, context,
+               [&](const core::ClientReply& r) { deleted = r.status.ok(); });
+    sim.RunFor(1500);
+    ASSERT_TRUE(deleted) << Replay(sim);
+    sim.RunFor(3 * options.node.tombstone_grace_ms);  // the partition outlasts the grace
+    sim.Heal();
+    std::string why;
+    ASSERT_TRUE(sim.RunUntil([&] { return Converged(sim, &why); }, 60000)) << why << Replay(sim);
+    EXPECT_TRUE(FinalValues(sim)[key].empty()) << "the delete was undone\n" << Replay(sim);
+    sim.RunFor(3 * options.node.tombstone_grace_ms);  // every node answers now: reaped
+    uint64_t reaped = 0;
+    for (size_t i = 0; i < sim.size(); ++i) reaped += sim.node(i)->counters().tombstones_reaped;
+    EXPECT_EQ(reaped, 3u) << Replay(sim);
+    EXPECT_TRUE(FinalValues(sim)[key].empty()) << "the delete was undone\n" << Replay(sim);
   }
 }
 

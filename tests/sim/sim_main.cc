@@ -63,7 +63,7 @@ int Main(int argc, char** argv) {
     total.antientropy_exchanges += c.antientropy_exchanges;
     total.quorum_failures += c.quorum_failures;
   }
-  const CheckReport report = history.Check(FinalValues(sim));
+  const CheckReport report = CheckHistory(history, sim);
   std::printf("Writes: %s.\n", report.Summary().c_str());
   std::printf("Reads: %llu answered; the most siblings one read returned was %llu.\n",
               static_cast<unsigned long long>(workload.reads_ok()),

@@ -1,6 +1,7 @@
 #include "workload.h"
 
 #include "absl/strings/str_cat.h"
+#include "dynamo/core/context.h"
 #include "dynamo/core/hash.h"
 #include "dynamo/core/quorum.h"
 
@@ -54,9 +55,10 @@ void Workload::Next(size_t client) {
     if (sim_.rng().Chance(options_.delete_fraction)) {
       const size_t del_at = PickNode();
       if (del_at == sim_.size()) return again();
-      history_.RecordDelete(key, std::move(seen));
-      sim_.Delete(del_at, key, got.context(), [this, key, del_at, again](const core::ClientReply& r) {
+      const size_t number = history_.RecordDelete(key, std::move(seen), got.context());
+      sim_.Delete(del_at, key, got.context(), [this, key, del_at, number, again](const core::ClientReply& r) {
         sim_.Log(absl::StrCat("delete ", key, " at ", sim_.id(del_at), ": ", r.status.ToString()));
+        if (r.status.ok()) history_.MarkDeleteAcked(number);
         again();
       });
       return;
@@ -74,7 +76,7 @@ void Workload::Write(size_t client, const std::string& key, const std::string& c
   };
   if (at == sim_.size()) return again();
   const std::string value = absl::StrCat("c", client, "-", next_value_++);
-  history_.RecordWrite(key, value, std::move(seen));
+  history_.RecordWrite(key, value, std::move(seen), context);
   sim_.Put(at, key, value, context, [this, key, value, at, again](const core::ClientReply& reply) {
     sim_.Log(absl::StrCat("put ", key, "=", value, " at ", sim_.id(at), ": ", reply.status.ToString()));
     if (reply.status.ok()) history_.MarkAcked(value);
@@ -126,19 +128,42 @@ bool Converged(Simulation& sim, std::string* why) {
   return true;
 }
 
-std::map<std::string, std::vector<std::string>> FinalValues(Simulation& sim) {
-  std::map<std::string, std::vector<std::string>> out;
+std::map<std::string, std::vector<FinalVersion>> FinalVersions(Simulation& sim) {
+  std::map<std::string, std::vector<FinalVersion>> out;
   for (const std::string& key : sim.AllKeys()) {
     core::VersionedObject merged;
     for (size_t i = 0; i < sim.size(); ++i) {
       if (auto obj = sim.Stored(i, key)) merged.Merge(*obj);
     }
-    std::vector<std::string>& values = out[key];
+    std::vector<FinalVersion>& versions = out[key];
     for (const core::Sibling& s : merged.siblings()) {
-      if (!s.tombstone) values.push_back(s.value);
+      if (!s.tombstone) versions.push_back({s.value, s.dot.actor, s.dot.counter});
     }
   }
   return out;
+}
+
+std::map<std::string, std::vector<std::string>> FinalValues(Simulation& sim) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [key, versions] : FinalVersions(sim)) {
+    std::vector<std::string>& values = out[key];
+    for (const FinalVersion& v : versions) values.push_back(v.value);
+  }
+  return out;
+}
+
+CheckReport CheckHistory(const History& history, Simulation& sim) {
+  CheckReport report = history.Check(FinalValues(sim));
+  history.CheckVersions(
+      FinalVersions(sim),
+      [](const std::string& key, const std::string& context, const std::string& actor,
+         uint64_t counter) {
+        absl::StatusOr<core::VersionVector> clock =
+            core::DecodeContext(context, core::KeyPosition(key));
+        return clock.ok() && clock->Counter(actor) >= counter;
+      },
+      &report);
+  return report;
 }
 
 }  // namespace dynamo::sim

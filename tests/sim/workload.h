@@ -51,7 +51,13 @@ class Workload {
 // holds it, no hints are left, and every node has the same ring.
 bool Converged(Simulation& sim, std::string* why);
 
-// For every key, the live values of the merge of everything any node holds.
+// For every key, the live versions (values) of the merge of everything any
+// node holds.
+std::map<std::string, std::vector<FinalVersion>> FinalVersions(Simulation& sim);
 std::map<std::string, std::vector<std::string>> FinalValues(Simulation& sim);
+
+// The history against the final state: nothing acknowledged lost, nothing
+// invented, and nothing an acknowledged write or delete replaced come back.
+CheckReport CheckHistory(const History& history, Simulation& sim);
 
 }  // namespace dynamo::sim
