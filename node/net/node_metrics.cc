@@ -202,7 +202,8 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                  [](const CoreSnapshot& s) { return static_cast<double>(s.unowned_keys); }),
            gauge("dynamo_reaps_owed",
                  "Fully replicated tombstones this node will reap, waiting for their grace "
-                 "period or for every node to stop handing off (hints held).",
+                 "period, for every node to stop handing off (hints held) or for every node "
+                 "that has not left to answer.",
                  [](const CoreSnapshot& s) { return static_cast<double>(s.reaps_owed); }),
            gauge("dynamo_members_unreachable", "Members this node's failure detector considers down.",
                  [](const CoreSnapshot& s) { return static_cast<double>(s.members_unreachable); }),
