@@ -10,10 +10,10 @@ namespace dynamo::sim {
 std::string CheckReport::Summary() const {
   return absl::StrFormat(
       "%d writes tried, %d acknowledged (%d present, %d superseded by later writes or deletes "
-      "that read them), %d lost, %d invented, %d resurrected; %d deletes; %d keys, at most %d "
-      "siblings",
-      writes_tried, writes_acked, acked_present, acked_superseded, lost, invented, resurrected,
-      deletes_tried, keys, max_siblings);
+      "that read them), %d lost, %d invented%s; %d deletes; %d keys, at most %d siblings",
+      writes_tried, writes_acked, acked_present, acked_superseded, lost, invented,
+      versions_checked ? absl::StrCat(", ", resurrected, " resurrected") : "", deletes_tried, keys,
+      max_siblings);
 }
 
 void History::RecordWrite(const std::string& key, const std::string& value,
@@ -33,6 +33,7 @@ void History::MarkDeleteAcked(size_t delete_number) {
 
 void History::CheckVersions(const std::map<std::string, std::vector<FinalVersion>>& final_versions,
                             const ContextCovers& covers, CheckReport* report) const {
+  report->versions_checked = true;
   const auto check = [&](const WriteRecord& w, const char* what) {
     if (!w.acked || w.context.empty()) return;
     auto versions = final_versions.find(w.key);

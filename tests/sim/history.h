@@ -45,6 +45,7 @@ struct CheckReport {
   // replaced (its context covered their dots): a deleted or overwritten value
   // come back. Must be 0. Checked only where the dots are known (CheckVersions).
   uint64_t resurrected = 0;
+  bool versions_checked = false;
   uint64_t keys = 0;
   uint64_t max_siblings = 0;
   std::vector<std::string> problems;  // the first few, in words
