@@ -86,7 +86,8 @@ int Main(int argc, char** argv) {
     std::printf("Replicas had NOT converged 300 s after the faults ended: %s\n", why.c_str());
   }
   const bool ok = converged && report.ok();
-  std::printf("%s\n", ok ? "Verdict: no acknowledged write was lost, no value was invented."
+  std::printf("%s\n", ok ? "Verdict: no acknowledged write was lost, no value was invented, "
+                           "nothing replaced came back."
                          : "Verdict: FAILED — see above.");
   if (!report.problems.empty()) std::printf("First problem: %s\n", report.problems[0].c_str());
   return ok ? 0 : 1;
