@@ -523,7 +523,13 @@ void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
     // that it holds nothing bound for others; one that cannot be reached
     // holds the reaps until it can.
     if ((*front)->due_ms > nothing_handed_off_as_of_ms_) {
-      if (!handoff_query_) SendHandoffQuery(now_ms, out);
+      // One round answers for every reap due by then: at most one a gossip
+      // interval, so a cluster-wide stream of deletes costs each node a
+      // message per peer per interval, as gossip does.
+      if (!handoff_query_ && now_ms >= next_handoff_query_ms_) {
+        next_handoff_query_ms_ = now_ms + config_.gossip_interval_ms;
+        SendHandoffQuery(now_ms, out);
+      }
       return;
     }
     const ReapQueue::Item item = **front;

@@ -391,6 +391,7 @@ class Node {
   };
   std::optional<HandoffQueryRound> handoff_query_;
   uint64_t next_handoff_query_ = 1;
+  int64_t next_handoff_query_ms_ = std::numeric_limits<int64_t>::min();
   int64_t nothing_handed_off_as_of_ms_ = std::numeric_limits<int64_t>::min();
 };
 
