@@ -508,6 +508,7 @@ void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
   // While a node still holds copies bound for the owners (a slow handoff, a
   // hint), the values a tombstone deleted may be among them: reaped, the
   // tombstone could no longer cover them when they arrive. The reaps wait.
+  const bool handing_off_here = HandingOff();
   for (size_t n = 0; n < kReapsPerTickMax; ++n) {
     absl::StatusOr<const ReapQueue::Item*> front = reap_queue_.Front();
     if (!front.ok()) {
@@ -517,15 +518,18 @@ void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
     if (*front == nullptr || (*front)->due_ms > now_ms) return;
     // Gossip first, which costs nothing: after a restart a peer's
     // handing_off is unknown until its state arrives.
-    if (!membership_->KnowsEveryMember() || membership_->AnyHandingOff() || HandingOff()) return;
+    if (!membership_->KnowsEveryMember() || membership_->AnyHandingOff() || handing_off_here) {
+      return;
+    }
     // But gossip can be old: a node that took a hint while partitioned away
     // tells only its side. Every peer must answer, after the reap was due,
     // that it holds nothing bound for others; one that cannot be reached
-    // holds the reaps until it can.
+    // (down, cut off, or of an older version that does not know the query)
+    // holds the reaps until it answers, as its hints would.
     if ((*front)->due_ms > nothing_handed_off_as_of_ms_) {
       // One round answers for every reap due by then: at most one a gossip
-      // interval, so a cluster-wide stream of deletes costs each node a
-      // message per peer per interval, as gossip does.
+      // interval, so a coordinator with reaps due sends each peer one
+      // message per interval.
       if (!handoff_query_ && now_ms >= next_handoff_query_ms_) {
         next_handoff_query_ms_ = now_ms + config_.gossip_interval_ms;
         SendHandoffQuery(now_ms, out);

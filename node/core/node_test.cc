@@ -180,9 +180,9 @@ class Cluster {
   // Replica read answers delivered for keys found: objects, and digests only.
   size_t object_answers = 0;
   size_t digest_answers = 0;
-  // Nodes that answer range digests as a node of an older version does: an
-  // error for an unknown body.
-  std::set<size_t> without_digests;
+  // Request bodies node i answers as a node of an older version does: with
+  // an error for an unknown body.
+  std::map<size_t, std::set<int>> unknown_bodies;
   // Nodes whose storage syncs fail: what waits for a sync leaves as
   // FailUnsynced makes it.
   std::set<size_t> failing_sync;
@@ -310,14 +310,15 @@ class Cluster {
       for (const v1::ReadItem& item : env.read_reply().items()) {
         if (item.found()) ++(item.has_object() ? object_answers : digest_answers);
       }
-      if (env.has_range_digests() && without_digests.contains(*to)) {
+      if (!env.is_reply() && unknown_bodies[*to].contains(env.body_case())) {
         v1::Envelope reply;
         reply.set_from_node(members_[*to].id);
         reply.set_from_address(members_[*to].config.address);
         reply.set_request_id(env.request_id());
         reply.set_is_reply(true);
         reply.mutable_error()->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
-        reply.mutable_error()->set_message("unexpected request body 26");
+        reply.mutable_error()->set_message(
+            absl::StrCat("unexpected request body ", static_cast<int>(env.body_case())));
         queue_.push_back({*to, OutMessage{env.from_node(), env.from_address(), std::move(reply)}});
         continue;
       }
@@ -514,10 +515,30 @@ TEST(NodeTest, AReapWaitsForAPeerCutOffBeforeItSaidItHoldsAHint) {
   for (size_t i = 0; i < c.size(); ++i) EXPECT_FALSE(Stores(c, i, key)) << "n" << i + 1;
 }
 
+// During a rolling upgrade a node of an older version answers the handoff
+// query with an error: it may hold hints, so the reaps wait for it, and go
+// once it runs the new version.
+TEST(NodeTest, ReapsWaitForANodeThatDoesNotKnowTheHandoffQuery) {
+  Cluster c(3, 3, OnlyReapsAct);
+  ASSERT_TRUE(c.Form());
+  c.unknown_bodies[2] = {v1::Envelope::kHandoffQuery};
+  c.MustPut(0, "j", "v");
+  c.MustDelete(0, "j");
+  for (int i = 0; i < 300; ++i) c.Step();  // far past the grace
+  EXPECT_EQ(c.node(0).Status(c.now()).reaps_owed(), 1u);
+  EXPECT_TRUE(Stores(c, 0, "j"));
+  c.unknown_bodies.clear();  // upgraded
+  for (int i = 0; i < 300; ++i) c.Step();
+  EXPECT_EQ(c.node(0).Status(c.now()).reaps_owed(), 0u);
+  for (size_t i = 0; i < c.size(); ++i) EXPECT_FALSE(Stores(c, i, "j")) << "n" << i + 1;
+}
+
 // A restarted coordinator knows nothing of its peers until gossip arrives: it
 // must not take their restored (blank) states as "no one hands data off" and
 // send a reap owed from before its restart while a down node still holds a
-// hint of the deleted value, which would then come back.
+// hint of the deleted value, which would then come back. Two checks hold the
+// reap here, each enough alone: gossip has not brought every member's state,
+// and the down node cannot answer the handoff query.
 TEST(NodeTest, ARestartedCoordinatorWaitsForGossipBeforeItsOwedReaps) {
   for (uint64_t seed = 1; seed <= 12; ++seed) {
     SCOPED_TRACE(seed);
@@ -1739,7 +1760,7 @@ TEST(NodeAntiEntropyTest, InSyncIsOneDigestCallAndADifferingKeyIsRepaired) {
 TEST(NodeAntiEntropyTest, APeerWithoutDigestsIsComparedRootByRoot) {
   Cluster c(2, 2, FastAntiEntropy);
   ASSERT_TRUE(c.Form());
-  c.without_digests = {0, 1};
+  c.unknown_bodies = {{0, {v1::Envelope::kRangeDigests}}, {1, {v1::Envelope::kRangeDigests}}};
   ClientReply r = c.Call(0, Put("lonely", "v", "", Q(1, 1, 1)));
   ASSERT_TRUE(r.status.ok()) << r.status;
   c.requests_by_body.clear();

@@ -37,6 +37,7 @@ absl::Status ReapQueue::Load(uint64_t generation, int64_t latest_due_ms) {
   latest_due_ms_ = latest_due_ms;
   next_sequence_ = 0;
   window_.clear();
+  window_records_.clear();
   scan_from_ = std::string(meta::kReapPrefix);
   size_ = 0;
   return Refill(/*count_all=*/true);
@@ -60,6 +61,7 @@ absl::StatusOr<std::string> ReapQueue::Push(std::string key, uint64_t position,
     if (name < scan_from_) scan_from_ = std::string(meta::kReapPrefix);
     return name;
   }
+  window_records_.insert(name);
   window_.push_back(std::move(item));
   return name;
 }
@@ -74,6 +76,7 @@ absl::StatusOr<const ReapQueue::Item*> ReapQueue::Front() {
 absl::Status ReapQueue::Pop() {
   if (window_.empty()) return absl::OkStatus();
   if (absl::Status s = store_->DeleteMeta(window_.front().record); !s.ok()) return s;
+  window_records_.erase(window_.front().record);
   window_.pop_front();
   --size_;
   return absl::OkStatus();
@@ -86,15 +89,23 @@ absl::StatusOr<std::string> ReapQueue::Postpone(int64_t due_ms) {
   // twice (a second reap finds nothing), never not at all.
   absl::StatusOr<std::string> name = Push(front.key, front.position, front.clock, due_ms);
   if (!name.ok()) return name.status();
-  if (absl::Status s = Pop(); !s.ok()) return s;
+  if (absl::Status s = Pop(); !s.ok()) {
+    (void)Remove(*name);  // else each later try would queue it once more
+    return s;
+  }
   return name;
 }
 
 absl::Status ReapQueue::Remove(const std::string& record) {
-  for (auto it = window_.rbegin(); it != window_.rend(); ++it) {
-    if (it->record != record) continue;
+  if (window_records_.contains(record)) {
     if (absl::Status s = store_->DeleteMeta(record); !s.ok()) return s;
-    window_.erase(std::next(it).base());
+    // Most often the last pushed: searched from the back.
+    for (auto it = window_.rbegin(); it != window_.rend(); ++it) {
+      if (it->record != record) continue;
+      window_.erase(std::next(it).base());
+      break;
+    }
+    window_records_.erase(record);
     --size_;
     return absl::OkStatus();
   }
@@ -109,7 +120,7 @@ absl::Status ReapQueue::Remove(const std::string& record) {
 
 // Called with an empty window: the records before scan_from_ were all popped
 // (and deleted), so the scan starts there rather than over their deletions.
-// Fills the window with the oldest records; with `count_all`, counts the rest.
+// Fills the window with the first records; with `count_all`, counts the rest.
 absl::Status ReapQueue::Refill(bool count_all) {
   std::vector<std::string> unreadable;
   size_t read = 0;
@@ -138,6 +149,7 @@ absl::Status ReapQueue::Refill(bool count_all) {
         }
         int64_t due_ms = record.due_ms();
         if (GenerationOf(name) != generation_) due_ms = std::min(due_ms, latest_due_ms_);
+        window_records_.emplace(name);
         window_.push_back({record.key(), record.position(), *std::move(clock), due_ms,
                            std::string(name)});
         return true;
@@ -145,7 +157,10 @@ absl::Status ReapQueue::Refill(bool count_all) {
   if (!status.ok()) return status;
   spilled_ = more;
   for (const std::string& name : unreadable) {
-    if (absl::Status s = store_->DeleteMeta(name); !s.ok()) return s;
+    if (absl::Status s = store_->DeleteMeta(name); !s.ok()) {
+      scan_from_ = std::string(meta::kReapPrefix);  // the next refill meets it again
+      return s;
+    }
     --size_;
   }
   return absl::OkStatus();

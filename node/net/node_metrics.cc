@@ -156,8 +156,8 @@ absl::Status NodeMetrics::Register(double sla_seconds) {
                    "coordinated or was sent).",
                    &core::NodeCounters::tombstones_reaped),
            counter("dynamo_reaps_retried_total",
-                   "Reaps this node coordinated that an owner did not acknowledge (down, "
-                   "unreachable, its storage failing): they are sent again after a grace period.",
+                   "Reaps this node coordinated that an owner did not acknowledge (the message "
+                   "lost, its storage failing): they are sent again at least a grace period later.",
                    &core::NodeCounters::reaps_retried),
            counter("dynamo_handoff_keys_total", "Keys handed off to their owners after ring changes.",
                    &core::NodeCounters::handoff_keys),

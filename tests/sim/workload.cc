@@ -143,19 +143,29 @@ std::map<std::string, std::vector<FinalVersion>> FinalVersions(Simulation& sim) 
   return out;
 }
 
-std::map<std::string, std::vector<std::string>> FinalValues(Simulation& sim) {
+namespace {
+
+std::map<std::string, std::vector<std::string>> ValuesOf(
+    const std::map<std::string, std::vector<FinalVersion>>& final_versions) {
   std::map<std::string, std::vector<std::string>> out;
-  for (const auto& [key, versions] : FinalVersions(sim)) {
+  for (const auto& [key, versions] : final_versions) {
     std::vector<std::string>& values = out[key];
     for (const FinalVersion& v : versions) values.push_back(v.value);
   }
   return out;
 }
 
+}  // namespace
+
+std::map<std::string, std::vector<std::string>> FinalValues(Simulation& sim) {
+  return ValuesOf(FinalVersions(sim));
+}
+
 CheckReport CheckHistory(const History& history, Simulation& sim) {
-  CheckReport report = history.Check(FinalValues(sim));
+  const std::map<std::string, std::vector<FinalVersion>> versions = FinalVersions(sim);
+  CheckReport report = history.Check(ValuesOf(versions));
   history.CheckVersions(
-      FinalVersions(sim),
+      versions,
       [](const std::string& key, const std::string& context, const std::string& actor,
          uint64_t counter) {
         absl::StatusOr<core::VersionVector> clock =

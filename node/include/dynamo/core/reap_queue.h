@@ -1,18 +1,21 @@
 #pragma once
 
-// The tombstones a coordinator will reap, oldest first. A delete that every
-// owner of its key acknowledged is queued here, and reaped once its grace has
-// passed and no node hands data off (Node::ReapTombstones). The queue lives in
-// the meta space: a restart, or a long pause of the reaps (a node down for days
-// holds hints), loses none, where a lost reap would leave its tombstone for
-// good. A window of the oldest is held in memory; the rest is read back as the
-// window drains.
+// The tombstones a coordinator will reap, in the order queued (their due
+// times are nearly in that order: each is its delete's time plus the grace
+// period). A delete that every owner of its key acknowledged is queued here,
+// and reaped once its grace has passed and no node hands data off
+// (Node::ReapTombstones); a reap stays queued until every owner acknowledged
+// it. The queue lives in the meta space: a restart, or a long pause of the
+// reaps (a node down for days holds hints), loses none, where a lost reap
+// would leave its tombstone for good. A window of the first is held in
+// memory; the rest is read back as the window drains.
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <limits>
 #include <string>
+#include <unordered_set>
 
 #include "absl/status/statusor.h"
 #include "dynamo/core/local_store.h"
@@ -41,12 +44,12 @@ class ReapQueue {
   // Queues a reap; returns its record's name.
   absl::StatusOr<std::string> Push(std::string key, uint64_t position, const VersionVector& clock,
                                    int64_t due_ms);
-  // The oldest item, or null when none is queued. Reads the next records
+  // The first item, or null when none is queued. Reads the next records
   // from storage when the window is empty.
   absl::StatusOr<const Item*> Front();
-  // Removes the oldest item, which Front() returned.
+  // Removes the first item, which Front() returned.
   absl::Status Pop();
-  // Queues the oldest item again, due at `due_ms`, in place of itself, and
+  // Queues the first item again, due at `due_ms`, in place of itself, and
   // returns its new record's name: a reap that stays owed until its owners
   // acknowledge it.
   absl::StatusOr<std::string> Postpone(int64_t due_ms);
@@ -66,6 +69,7 @@ class ReapQueue {
   int64_t latest_due_ms_ = std::numeric_limits<int64_t>::max();
   uint64_t next_sequence_ = 0;
   std::deque<Item> window_;
+  std::unordered_set<std::string> window_records_;  // the names of window_'s items
   bool spilled_ = false;  // records in storage past the window
   // Where the next refill's scan starts: every record before it was popped.
   std::string scan_from_;
