@@ -96,6 +96,7 @@ std::string FormatClusterStatus(
                                                  "RING", "PARTITIONS", "KEYS", "HINTS",
                                                  "HANDOFF-LEFT"}};
   std::string problems;
+  std::string reaps;
   for (const v1::Member& m : members.members()) {
     auto it = status.find(m.node_id());
     if (it == status.end() || !it->second.ok()) {
@@ -115,6 +116,10 @@ std::string FormatClusterStatus(
     rows.push_back({m.node_id(), m.address(), NodeStateName(s.state()), YesNo(m.alive()),
                     YesNo(s.ready()), Cat(s.ring_version()), Cat(s.owned_partitions()),
                     Cat(s.keys()), Cat(hints), Cat(s.unowned_keys())});
+    if (s.reaps_owed() > 0 && s.reaps_held_by_size() > 0) {
+      reaps += Cat("  ", m.node_id(), " owes ", s.reaps_owed(), ", waiting for ",
+                   absl::StrJoin(s.reaps_held_by(), ", "), "\n");
+    }
   }
   out += FormatTable(rows);
   out +=
@@ -122,6 +127,11 @@ std::string FormatClusterStatus(
       "counts: each node's own report. HINTS: writes held for down nodes; HANDOFF-LEFT:\n"
       "keys held for ranges the node no longer owns.\n";
   if (!problems.empty()) out += Cat("unreachable:\n", problems);
+  if (!reaps.empty()) {
+    out += Cat("tombstone reaps held (until every node answers that it holds no hints or "
+               "unowned keys):\n",
+               reaps);
+  }
   return out;
 }
 

@@ -56,6 +56,8 @@ TEST(FormatTest, ClusterStatusUsesEachNodesOwnReport) {
   s1.set_unowned_keys(5);
   s1.add_hints()->set_keys(2);
   s1.add_hints()->set_keys(3);
+  s1.set_reaps_owed(7);
+  s1.add_reaps_held_by("n2");
   std::map<std::string, absl::StatusOr<v1::NodeStatus>> status;
   status.emplace("n1", s1);
   status.emplace("n2", absl::UnavailableError("n2:1: connection refused"));
@@ -66,6 +68,7 @@ TEST(FormatTest, ClusterStatusUsesEachNodesOwnReport) {
       << out;
   EXPECT_NE(out.find("n2    n2:1     NORMAL   no     -      -     256"), std::string::npos) << out;
   EXPECT_NE(out.find("n2: UNAVAILABLE: n2:1: connection refused"), std::string::npos) << out;
+  EXPECT_NE(out.find("n1 owes 7, waiting for n2"), std::string::npos) << out;
 }
 
 TEST(FormatTest, RingSharesSumToN) {

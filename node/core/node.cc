@@ -286,7 +286,7 @@ void Node::DispatchAnswer(const PendingRequest& pending, uint64_t request_id,
       OnReapAnswer(pending.owner_id, reply);
       break;
     case RequestKind::kHandoffQuery:
-      OnHandoffQueryAnswer(pending.owner_id, reply);
+      OnHandoffQueryAnswer(pending.owner_id, pending.node, reply);
       break;
     case RequestKind::kReadRepair:
       break;
@@ -446,6 +446,14 @@ v1::NodeStatus Node::Status(int64_t now_ms) const {
   s.set_tombstones_reaped(counters_.tombstones_reaped);
   s.set_reaps_owed(reap_queue_.size());
   s.set_reaps_retried(counters_.reaps_retried);
+  if (reap_queue_.size() > 0) {
+    std::set<std::string> held_by(last_round_holding_.begin(), last_round_holding_.end());
+    for (const auto& [id, state] : membership_->members()) {
+      if (state.handing_off()) held_by.insert(id);
+    }
+    if (HandingOff()) held_by.insert(config_.node_id);
+    for (const std::string& id : held_by) s.add_reaps_held_by(id);
+  }
   s.set_antientropy_exchanges(counters_.antientropy_exchanges);
   s.set_antientropy_keys_repaired(counters_.antientropy_keys_repaired);
   s.set_keys_handed_off(counters_.handoff_keys);

@@ -604,6 +604,7 @@ void Node::SendHandoffQuery(int64_t now_ms, Outputs* out) {
   round.unanswered = peers.live.size() + peers.unreachable.size();
   if (round.unanswered == 0) {
     nothing_handed_off_as_of_ms_ = now_ms;
+    last_round_holding_.clear();
     return;
   }
   handoff_query_ = round;
@@ -616,15 +617,17 @@ void Node::SendHandoffQuery(int64_t now_ms, Outputs* out) {
   }
 }
 
-void Node::OnHandoffQueryAnswer(uint64_t query_id, const v1::Envelope* reply) {
+void Node::OnHandoffQueryAnswer(uint64_t query_id, const std::string& peer,
+                                const v1::Envelope* reply) {
   if (!handoff_query_ || handoff_query_->id != query_id) return;
   // No answer, an error (a node of an older version), or "handing off".
   if (reply == nullptr || !reply->has_handoff_query_reply() ||
       reply->handoff_query_reply().handing_off()) {
-    handoff_query_->clear = false;
+    handoff_query_->holding.push_back(peer);
   }
   if (--handoff_query_->unanswered > 0) return;
-  if (handoff_query_->clear) nothing_handed_off_as_of_ms_ = handoff_query_->sent_ms;
+  if (handoff_query_->holding.empty()) nothing_handed_off_as_of_ms_ = handoff_query_->sent_ms;
+  last_round_holding_ = std::move(handoff_query_->holding);
   handoff_query_.reset();
 }
 

@@ -504,7 +504,10 @@ TEST(NodeTest, AReapWaitsForAPeerCutOffBeforeItSaidItHoldsAHint) {
   for (int i = 0; i < 600; ++i) c.Step();
   c.MustDelete(0, key);  // every owner holds the tombstone
   for (int i = 0; i < 300; ++i) c.Step();  // far past the grace
-  EXPECT_EQ(c.node(0).Status(c.now()).reaps_owed(), 1u) << "reaped while n4 could not answer";
+  const v1::NodeStatus held = c.node(0).Status(c.now());
+  EXPECT_EQ(held.reaps_owed(), 1u) << "reaped while n4 could not answer";
+  EXPECT_EQ(std::vector<std::string>(held.reaps_held_by().begin(), held.reaps_held_by().end()),
+            std::vector<std::string>{"n4"});
   c.down = {};  // n4 is back and delivers its hint
   for (int i = 0; i < 600; ++i) c.Step();
   ClientReply read = c.Call(1, Get(key, Q(3, 3, 2)));
@@ -512,6 +515,7 @@ TEST(NodeTest, AReapWaitsForAPeerCutOffBeforeItSaidItHoldsAHint) {
   EXPECT_TRUE(Values(std::get<v1::GetResponse>(read.response)).empty()) << "the delete was undone";
   EXPECT_EQ(c.node(3).hint_backlog(), 0u);
   EXPECT_EQ(c.node(0).Status(c.now()).reaps_owed(), 0u) << "then reaped";
+  EXPECT_EQ(c.node(0).Status(c.now()).reaps_held_by_size(), 0);
   for (size_t i = 0; i < c.size(); ++i) EXPECT_FALSE(Stores(c, i, key)) << "n" << i + 1;
 }
 
@@ -525,7 +529,10 @@ TEST(NodeTest, ReapsWaitForANodeThatDoesNotKnowTheHandoffQuery) {
   c.MustPut(0, "j", "v");
   c.MustDelete(0, "j");
   for (int i = 0; i < 300; ++i) c.Step();  // far past the grace
-  EXPECT_EQ(c.node(0).Status(c.now()).reaps_owed(), 1u);
+  const v1::NodeStatus held = c.node(0).Status(c.now());
+  EXPECT_EQ(held.reaps_owed(), 1u);
+  ASSERT_EQ(held.reaps_held_by_size(), 1);
+  EXPECT_EQ(held.reaps_held_by(0), "n3");
   EXPECT_TRUE(Stores(c, 0, "j"));
   c.unknown_bodies.clear();  // upgraded
   for (int i = 0; i < 300; ++i) c.Step();

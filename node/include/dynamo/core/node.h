@@ -309,7 +309,8 @@ class Node {
   bool HandingOff() const;
   // Asks every peer that has not left whether it hands data off.
   void SendHandoffQuery(int64_t now_ms, Outputs* out);
-  void OnHandoffQueryAnswer(uint64_t query_id, const v1::Envelope* reply);
+  void OnHandoffQueryAnswer(uint64_t query_id, const std::string& peer,
+                            const v1::Envelope* reply);
   // Gossips what this node holds: drained (left, holds nothing) and
   // handing_off (hints, or keys of ranges it no longer owns).
   void UpdateHoldings(Outputs* out);
@@ -387,9 +388,10 @@ class Node {
     uint64_t id = 0;
     int64_t sent_ms = 0;
     size_t unanswered = 0;
-    bool clear = true;
+    std::vector<std::string> holding;  // peers that did not answer "nothing held"
   };
   std::optional<HandoffQueryRound> handoff_query_;
+  std::vector<std::string> last_round_holding_;
   uint64_t next_handoff_query_ = 1;
   int64_t next_handoff_query_ms_ = std::numeric_limits<int64_t>::min();
   int64_t nothing_handed_off_as_of_ms_ = std::numeric_limits<int64_t>::min();
