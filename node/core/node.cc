@@ -448,10 +448,9 @@ v1::NodeStatus Node::Status(int64_t now_ms) const {
   s.set_reaps_retried(counters_.reaps_retried);
   if (reap_queue_.size() > 0) {
     std::set<std::string> held_by(last_round_holding_.begin(), last_round_holding_.end());
-    for (const auto& [id, state] : membership_->members()) {
+    for (const auto& [id, state] : membership_->members()) {  // this node's own among them
       if (state.handing_off()) held_by.insert(id);
     }
-    if (HandingOff()) held_by.insert(config_.node_id);
     for (const std::string& id : held_by) s.add_reaps_held_by(id);
   }
   s.set_antientropy_exchanges(counters_.antientropy_exchanges);

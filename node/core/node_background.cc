@@ -508,7 +508,8 @@ void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
   // While a node still holds copies bound for the owners (a slow handoff, a
   // hint), the values a tombstone deleted may be among them: reaped, the
   // tombstone could no longer cover them when they arrive. The reaps wait.
-  const bool handing_off_here = HandingOff();
+  // This node's own state is among the members' (UpdateHoldings keeps it
+  // every tick, far more often than a grace period).
   for (size_t n = 0; n < kReapsPerTickMax; ++n) {
     absl::StatusOr<const ReapQueue::Item*> front = reap_queue_.Front();
     if (!front.ok()) {
@@ -518,9 +519,7 @@ void Node::ReapTombstones(int64_t now_ms, Outputs* out) {
     if (*front == nullptr || (*front)->due_ms > now_ms) return;
     // Gossip first, which costs nothing: after a restart a peer's
     // handing_off is unknown until its state arrives.
-    if (!membership_->KnowsEveryMember() || membership_->AnyHandingOff() || handing_off_here) {
-      return;
-    }
+    if (!membership_->KnowsEveryMember() || membership_->AnyHandingOff()) return;
     // But gossip can be old: a node that took a hint while partitioned away
     // tells only its side. Every peer must answer, after the reap was due,
     // that it holds nothing bound for others; one that cannot be reached
