@@ -26,7 +26,19 @@ constexpr uint64_t kGenerationMax = uint64_t{1} << 62;
 bool ValidMemberState(const v1::MemberState& s) {
   return !s.node_id().empty() && s.node_id().size() <= 128 && !s.address().empty() &&
          s.address().size() <= 256 && s.zone().size() <= kZoneBytesMax &&
-         s.generation() < kGenerationMax;
+         s.generation() < kGenerationMax && s.removed_by().size() <= 128;
+}
+
+// Whether `incoming` replaces `current`, two states of one node. Between two
+// removals, or two states the node made, the newer wins. A removal holds
+// against every storage born at or before it, whatever that storage's later
+// generations (a restart does not bring the old data back); only a storage
+// born after it (the node's data wiped) replaces it. A state of a version
+// before removals has no storage_born: it never replaces a removal.
+bool Supersedes(const v1::MemberState& incoming, const v1::MemberState& current) {
+  if (IsRemoval(incoming) == IsRemoval(current)) return Newness(incoming) > Newness(current);
+  if (IsRemoval(incoming)) return current.storage_born() <= incoming.generation();
+  return incoming.storage_born() > current.generation();
 }
 
 }  // namespace
@@ -110,6 +122,70 @@ bool Membership::AnyHandingOff() const {
                      [](const auto& m) { return m.second.handing_off(); });
 }
 
+absl::Status Membership::Remove(const std::string& node, int64_t now_ms) {
+  if (node == self_id_) {
+    return absl::InvalidArgumentError(
+        "a node cannot remove itself: a live node leaves (dynamoctl leave), which hands its "
+        "data off; ask another node to remove one gone for good");
+  }
+  auto it = members_.find(node);
+  if (it == members_.end()) {
+    return absl::NotFoundError(absl::StrCat("no member ", node, " is known to this node"));
+  }
+  if (IsRemoval(it->second)) return absl::OkStatus();
+  if (InRing(node) && ring_.nodes().size() == 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(node, " is the ring's only member: removing it would leave no ring"));
+  }
+  v1::MemberState removal;
+  removal.set_node_id(node);
+  removal.set_address(AddressOf(node));
+  removal.set_zone(it->second.zone());
+  removal.set_vnodes(it->second.vnodes());
+  removal.set_storage_born(it->second.storage_born());
+  // After every generation of the node this one knows, and after the node's
+  // later restarts on the same storage too (generations are start times).
+  removal.set_generation(std::max(it->second.generation() + 1,
+                                  static_cast<uint64_t>(std::max<int64_t>(now_ms, 1))));
+  removal.set_intent(v1::MEMBER_INTENT_LEAVE);
+  removal.set_drained(true);
+  removal.set_removed_by(self_id_);
+  if (!ValidMemberState(removal)) {
+    return absl::FailedPreconditionError(absl::StrCat("no address is known for ", node));
+  }
+  it->second = std::move(removal);
+  return absl::OkStatus();
+}
+
+v1::RemovedMembers Membership::Removals() const {
+  v1::RemovedMembers removals;
+  for (const auto& [id, state] : members_) {
+    if (IsRemoval(state)) *removals.add_members() = state;
+  }
+  return removals;
+}
+
+void Membership::RestoreRemovals(const v1::RemovedMembers& removals) {
+  for (const v1::MemberState& removal : removals.members()) {
+    if (!IsRemoval(removal) || !ValidMemberState(removal) || removal.node_id() == self_id_) {
+      continue;
+    }
+    auto it = members_.find(removal.node_id());
+    if (it == members_.end()) {
+      if (members_.size() < kMembersMax) members_[removal.node_id()] = removal;
+    } else if (Supersedes(removal, it->second)) {
+      it->second = removal;
+    }
+  }
+}
+
+void Membership::Reborn(uint64_t generation) {
+  v1::MemberState& s = members_.at(self_id_);
+  s.set_generation(generation);
+  s.set_storage_born(generation);
+  s.set_version(0);
+}
+
 void Membership::BeatHeart() {
   v1::MemberState& s = members_.at(self_id_);
   s.set_heartbeat(s.heartbeat() + 1);
@@ -143,6 +219,11 @@ Membership::MergeResult Membership::Merge(const v1::Gossip& gossip, int64_t now_
     if (!ValidMemberState(incoming)) continue;
     if (incoming.node_id() == self_id_) {
       v1::MemberState& s = members_.at(self_id_);
+      if (IsRemoval(incoming)) {
+        // One of an older storage of ours is not: our state replaces it.
+        if (Supersedes(incoming, s)) result.self_removed = incoming;
+        continue;
+      }
       // A peer remembers a newer incarnation of us (our generation went
       // backwards, e.g. the clock did): jump past it so our state wins again.
       if (std::make_tuple(incoming.generation(), incoming.version()) >
@@ -158,11 +239,15 @@ Membership::MergeResult Membership::Merge(const v1::Gossip& gossip, int64_t now_
       if (members_.size() >= kMembersMax) continue;
       members_[incoming.node_id()] = incoming;
       fd.Track(incoming.node_id(), now_ms);
+      result.removals_changed |= IsRemoval(incoming);
       continue;
     }
-    if (Newness(incoming) > Newness(it->second)) {
-      const bool alive_evidence = incoming.generation() > it->second.generation() ||
-                                  incoming.heartbeat() > it->second.heartbeat();
+    if (Supersedes(incoming, it->second)) {
+      const bool alive_evidence =
+          !IsRemoval(incoming) && (IsRemoval(it->second) ||
+                                   incoming.generation() > it->second.generation() ||
+                                   incoming.heartbeat() > it->second.heartbeat());
+      result.removals_changed |= IsRemoval(incoming) || IsRemoval(it->second);
       it->second = incoming;
       if (alive_evidence) fd.Heard(incoming.node_id(), now_ms);
     }
@@ -193,12 +278,18 @@ void Membership::SetRing(v1::RingState state) {
 Membership::Peers Membership::KnownPeers(int64_t now_ms, const FailureDetector& fd) const {
   Peers peers;
   for (const auto& [id, state] : members_) {
-    if (id == self_id_ || StateOf(id) == v1::NODE_STATE_LEFT) continue;
+    if (id == self_id_ || IsRemoval(state) || StateOf(id) == v1::NODE_STATE_LEFT) continue;
     const std::string address = AddressOf(id);
     if (address.empty()) continue;
     (fd.Alive(id, now_ms) ? peers.live : peers.unreachable).push_back({id, address});
   }
   return peers;
+}
+
+bool Membership::HasPeers() const {
+  return std::any_of(members_.begin(), members_.end(), [this](const auto& m) {
+    return m.first != self_id_ && !IsRemoval(m.second) && StateOf(m.first) != v1::NODE_STATE_LEFT;
+  });
 }
 
 std::vector<Membership::Peer> Membership::GossipTargets(int64_t now_ms, const FailureDetector& fd,

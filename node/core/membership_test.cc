@@ -530,6 +530,158 @@ std::set<std::string> Addresses(const std::vector<Membership::Peer>& peers) {
   return out;
 }
 
+// ------------------------------------------------------------- removal
+
+v1::MemberState Born(v1::MemberState s, uint64_t storage_born) {
+  s.set_storage_born(storage_born);
+  return s;
+}
+
+TEST(MembershipRemovalTest, ARemovedNodeLeavesTheRingAndNothingWaitsForIt) {
+  FailureDetector fd(8, 1000);
+  Membership a = ThreeNodeView("a", fd);
+  fd.Suspect("c");
+  ASSERT_TRUE(a.Remove("c", 5000).ok());
+  const v1::MemberState* c = a.Find("c");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->removed_by(), "a");
+  EXPECT_GT(c->generation(), 100u) << "after every state of c this node knew";
+  EXPECT_FALSE(c->handing_off());
+  EXPECT_EQ(a.StateOf("c"), v1::NODE_STATE_LEAVING) << "until the claimant drops it";
+  Membership::Peers peers = a.KnownPeers(5000, fd);
+  EXPECT_TRUE(peers.unreachable.empty()) << "no handoff query waits for a removed node";
+  ASSERT_EQ(peers.live.size(), 1u);
+  EXPECT_EQ(peers.live[0].node_id, "b");
+
+  Random rng(1);
+  ASSERT_TRUE(a.MaybeClaim(5000, fd, rng));
+  EXPECT_EQ(RingMembers(a), (std::set<std::string>{"a", "b"}));
+  EXPECT_EQ(a.StateOf("c"), v1::NODE_STATE_LEFT);
+  EXPECT_EQ(a.Removals().members_size(), 1);
+
+  // The removal spreads by gossip like any state.
+  Membership b = ThreeNodeView("b", fd);
+  b.Merge(a.MakeGossip(/*with_ring=*/true), 5000, fd);
+  ASSERT_NE(b.Find("c"), nullptr);
+  EXPECT_EQ(b.Find("c")->removed_by(), "a");
+  EXPECT_EQ(b.StateOf("c"), v1::NODE_STATE_LEFT);
+}
+
+// A restarted node waits for gossip from a peer before it serves (Node):
+// removed members and those that left send none.
+TEST(MembershipRemovalTest, NodesRemovedOrLeftAreNoPeersToWaitFor) {
+  FailureDetector fd(8, 1000);
+  Membership a = ThreeNodeView("a", fd);
+  EXPECT_TRUE(a.HasPeers());
+  ASSERT_TRUE(a.Remove("c", 5000).ok());
+  EXPECT_TRUE(a.HasPeers()) << "b";
+  v1::MemberState b_left = State("b", 100, 2, 0, v1::MEMBER_INTENT_LEAVE);
+  b_left.set_drained(true);
+  a.Merge(GossipOf({b_left}), 5000, fd);
+  Random rng(1);
+  fd.Suspect("c");
+  ASSERT_TRUE(a.MaybeClaim(5000, fd, rng));
+  EXPECT_EQ(RingMembers(a), (std::set<std::string>{"a"}));
+  EXPECT_FALSE(a.HasPeers());
+  EXPECT_FALSE(Membership(Config("z"), State("z", 1), {}).HasPeers());
+}
+
+TEST(MembershipRemovalTest, RefusedForItselfAnUnknownNodeAndTheRingsOnlyMember) {
+  FailureDetector fd(8, 1000);
+  Membership a = ThreeNodeView("a", fd);
+  EXPECT_EQ(a.Remove("a", 5000).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(a.Remove("zz", 5000).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(a.Remove("c", 5000).ok());
+  const uint64_t generation = a.Find("c")->generation();
+  EXPECT_TRUE(a.Remove("c", 9000).ok()) << "again: nothing changes";
+  EXPECT_EQ(a.Find("c")->generation(), generation);
+
+  // A standby node whose ring holds only another node cannot remove it.
+  Membership s(Config("s"), State("s", 100, 1, 0, v1::MEMBER_INTENT_NONE),
+               MakeRing(1, "a", {{"a", 4}}));
+  s.Merge(GossipOf({State("a", 100)}), 0, fd);
+  EXPECT_EQ(s.Remove("a", 5000).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(s.InRing("a"));
+}
+
+TEST(MembershipRemovalTest, HoldsAgainstTheSameStorageRestartedButNotAWipedOne) {
+  FailureDetector fd(8, 1000);
+  Membership a = ThreeNodeView("a", fd);
+  a.Merge(GossipOf({Born(State("c", 200, 1, 5), 50)}), 0, fd);
+  ASSERT_TRUE(a.Remove("c", 1000).ok());
+  const uint64_t removed_at = a.Find("c")->generation();
+  ASSERT_EQ(removed_at, 1000u);
+
+  // c restarts on the same storage, later: still removed, and its state is no
+  // evidence that it lives.
+  fd.Suspect("c");
+  Membership::MergeResult r = a.Merge(GossipOf({Born(State("c", 5000, 1, 1), 50)}), 6000, fd);
+  EXPECT_EQ(a.Find("c")->removed_by(), "a");
+  EXPECT_FALSE(r.removals_changed);
+  EXPECT_FALSE(fd.Alive("c", 6000));
+  // A state of a version before removals (no storage_born) is not let in either.
+  a.Merge(GossipOf({State("c", 7000, 1, 1)}), 7000, fd);
+  EXPECT_EQ(a.Find("c")->removed_by(), "a");
+
+  // Wiped: a storage born after the removal is a new node of the same name.
+  r = a.Merge(GossipOf({Born(State("c", 8000, 1, 0), 8000)}), 8000, fd);
+  EXPECT_TRUE(r.removals_changed);
+  EXPECT_TRUE(a.Find("c")->removed_by().empty());
+  EXPECT_TRUE(fd.Alive("c", 8000));
+  EXPECT_EQ(a.Removals().members_size(), 0);
+
+  // An old copy of the removal, still in gossip, does not remove it again.
+  v1::MemberState old_removal = Born(State("c", removed_at, 0, 0, v1::MEMBER_INTENT_LEAVE), 50);
+  old_removal.set_removed_by("b");
+  old_removal.set_drained(true);
+  a.Merge(GossipOf({old_removal}), 9000, fd);
+  EXPECT_TRUE(a.Find("c")->removed_by().empty());
+}
+
+TEST(MembershipRemovalTest, ARemovalOfItsStorageTellsTheNodeOneOfAnOlderStorageDoesNot) {
+  FailureDetector fd(8, 1000);
+  Membership c(Config("c"), Born(State("c", 5000), 50), {});
+  v1::MemberState removal = Born(State("c", 1000, 0, 0, v1::MEMBER_INTENT_LEAVE), 50);
+  removal.set_removed_by("a");
+  removal.set_drained(true);
+  Membership::MergeResult r = c.Merge(GossipOf({removal}), 6000, fd);
+  ASSERT_TRUE(r.self_removed.has_value());
+  EXPECT_EQ(r.self_removed->removed_by(), "a");
+  EXPECT_FALSE(r.self_changed) << "it does not jump past its removal";
+  EXPECT_EQ(c.self().generation(), 5000u);
+
+  Membership fresh(Config("c"), Born(State("c", 5000), 5000), {});
+  EXPECT_FALSE(fresh.Merge(GossipOf({removal}), 6000, fd).self_removed.has_value());
+
+  // A storage born before the removal by its own clock, which holds nothing,
+  // is born anew past it (Node decides that it holds nothing).
+  Membership skewed(Config("c"), Born(State("c", 900), 900), {});
+  ASSERT_TRUE(skewed.Merge(GossipOf({removal}), 6000, fd).self_removed.has_value());
+  skewed.Reborn(removal.generation() + 1);
+  EXPECT_FALSE(skewed.Merge(GossipOf({removal}), 6000, fd).self_removed.has_value());
+  Membership a(Config("a"), State("a", 100), {});
+  a.Merge(GossipOf({removal}), 6000, fd);
+  a.Merge(skewed.MakeGossip(/*with_ring=*/false), 6000, fd);
+  EXPECT_TRUE(a.Find("c")->removed_by().empty()) << "the peers let it in";
+}
+
+TEST(MembershipRemovalTest, RemovalsSurviveARestartOfTheNodesThatKnowThem) {
+  FailureDetector fd(8, 1000);
+  Membership a = ThreeNodeView("a", fd);
+  a.Merge(GossipOf({Born(State("c", 200), 50)}), 0, fd);
+  ASSERT_TRUE(a.Remove("c", 1000).ok());
+  const v1::RemovedMembers saved = a.Removals();
+
+  // Restarted with the ring that still names c (made before the claim).
+  Membership restarted(Config("a"), State("a", 2000),
+                       MakeRing(1, "a", {{"a", 4}, {"b", 4}, {"c", 4}}));
+  restarted.RestoreRemovals(saved);
+  ASSERT_NE(restarted.Find("c"), nullptr);
+  EXPECT_EQ(restarted.Find("c")->removed_by(), "a");
+  restarted.Merge(GossipOf({Born(State("c", 3000, 1, 1), 50)}), 3000, fd);
+  EXPECT_EQ(restarted.Find("c")->removed_by(), "a") << "c's old storage stays out";
+}
+
 TEST(MembershipGossipTargetsTest, NobodyKnownMeansEverySeedOnceButNotOurselves) {
   Membership m(Config("a", {Addr("a"), Addr("s1"), Addr("s2"), Addr("s1")}), State("a", 100), {});
   FailureDetector fd(8, 1000);

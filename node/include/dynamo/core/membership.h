@@ -7,6 +7,9 @@
 // member), from the members' intents: join and leave are explicit
 // administrator actions recorded in the leaving or joining node's own state,
 // so a ring change lost in a race is simply made again by the next claimant.
+// The one state a node does not make itself is its removal: an administrator
+// removes a node gone for good through another node, whose removal of it
+// holds against every storage of it born before (see Supersedes).
 
 #include <cstdint>
 #include <map>
@@ -26,6 +29,8 @@ namespace dynamo::core {
 
 // Builds the routing ring of a ring state (an empty state gives an empty ring).
 absl::StatusOr<Ring> RingFromState(const v1::RingState& state);
+
+inline bool IsRemoval(const v1::MemberState& s) { return !s.removed_by().empty(); }
 
 // Not thread-safe.
 class Membership {
@@ -53,6 +58,19 @@ class Membership {
   // Whether any member reports handing_off.
   bool AnyHandingOff() const;
   void BeatHeart();
+  // Records an administrator's removal of `node`, a peer gone for good: its
+  // state becomes the removal (intent LEAVE, drained), so the claimant drops
+  // it from the ring, no reap waits for it and its hints go to the new
+  // owners. Refused for this node, a node not known, and the ring's only
+  // member. Removing a node already removed changes nothing.
+  absl::Status Remove(const std::string& node, int64_t now_ms);
+  // The removals known (to persist), and their restoration at start.
+  v1::RemovedMembers Removals() const;
+  void RestoreRemovals(const v1::RemovedMembers& removals);
+  // This node's storage is new and holds nothing, but a removal made before
+  // it was born (by clocks behind the remover's) covers it: it is born anew
+  // at `generation`, after the removal.
+  void Reborn(uint64_t generation);
   void SetSeeds(std::vector<std::string> seeds) { config_.seeds = std::move(seeds); }
 
   // Every member's state, and the ring or only its identity (version and
@@ -64,6 +82,9 @@ class Membership {
   struct MergeResult {
     bool ring_changed = false;
     bool self_changed = false;  // someone held a newer state of ours: we jumped past it
+    bool removals_changed = false;  // a removal was learned (or a removed node came back anew)
+    // A removal of this node's storage: the node must stop (see Node).
+    std::optional<v1::MemberState> self_removed;
   };
   // Merges a peer's view. Peers whose heartbeat advanced are reported to the
   // failure detector; new peers start being tracked.
@@ -78,11 +99,15 @@ class Membership {
   };
   std::vector<Peer> GossipTargets(int64_t now_ms, const FailureDetector& fd,
                                   Random& rng) const;
-  // The peers gossip may reach (known address, not LEFT), live and unreachable.
+  // The peers gossip may reach (known address, not LEFT or removed), live and
+  // unreachable.
   struct Peers {
     std::vector<Peer> live, unreachable;
   };
   Peers KnownPeers(int64_t now_ms, const FailureDetector& fd) const;
+  // Whether any member but this node may still gossip (has not left, was not
+  // removed).
+  bool HasPeers() const;
 
   // The claimant's step: if this node is the claimant and the intents call for
   // a different ring, makes the next ring version. A node that asks to join,
