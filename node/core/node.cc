@@ -50,6 +50,18 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeConfig& config,
 }
 
 absl::Status Node::Load(int64_t now_ms) {
+  // First, before this start changes anything in it.
+  absl::StatusOr<std::optional<std::string>> removed = store_.GetMeta(meta::kRemoved);
+  if (!removed.ok()) return removed.status();
+  if (*removed) {
+    v1::MemberState removal;
+    removal.ParseFromString(**removed);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this storage was removed from the cluster (by ", removal.removed_by(),
+        "): it holds data from before deletes whose tombstones may since be reaped, and "
+        "would bring their values back. Wipe the data directory to start ",
+        config_.node_id, " as a new node"));
+  }
   // Epoch: a storage without one is new or was wiped; a new actor then. So
   // after a crash: requests that left before their sync (MayLeaveBeforeSync)
   // may have put values of this actor on replicas that this node lost with
@@ -89,6 +101,17 @@ absl::Status Node::Load(int64_t now_ms) {
     return s;
   }
   if (absl::Status s = store_.BeginGeneration(previous_generation, generation); !s.ok()) return s;
+  // A storage of a version before removals was born at its earliest known
+  // start: every removal made since holds against it.
+  absl::StatusOr<std::optional<std::string>> born = store_.GetMeta(meta::kStorageBorn);
+  if (!born.ok()) return born.status();
+  uint64_t storage_born = previous_generation.value_or(generation);
+  if (*born && (*born)->size() == 8) {
+    storage_born = DecodeBigEndian64(**born);
+  } else if (absl::Status s = store_.PutMeta(meta::kStorageBorn, EncodeBigEndian64(storage_born));
+             !s.ok()) {
+    return s;
+  }
 
   v1::MemberState self;
   absl::StatusOr<std::optional<std::string>> saved_self = store_.GetMeta(meta::kSelf);
@@ -104,6 +127,8 @@ absl::Status Node::Load(int64_t now_ms) {
   // (in Kubernetes the pod learns its machine's zone only from the operator).
   if (!config_.zone.empty() || !ValidateZone(self.zone()).ok()) self.set_zone(config_.zone);
   self.set_generation(generation);
+  self.set_storage_born(storage_born);
+  self.set_removed_by("");
   self.set_version(1);
   self.set_heartbeat(0);
 
@@ -113,6 +138,12 @@ absl::Status Node::Load(int64_t now_ms) {
   if (*saved_ring && !ring.ParseFromString(**saved_ring)) ring.Clear();
 
   membership_ = std::make_unique<Membership>(config_, std::move(self), std::move(ring));
+  absl::StatusOr<std::optional<std::string>> removals = store_.GetMeta(meta::kRemovedMembers);
+  if (!removals.ok()) return removals.status();
+  if (*removals) {
+    v1::RemovedMembers known;
+    if (known.ParseFromString(**removals)) membership_->RestoreRemovals(known);
+  }
   for (const auto& [id, state] : membership_->members()) {
     if (id != config_.node_id) fd_.Track(id, now_ms);
   }
@@ -303,6 +334,9 @@ void Node::Tick(int64_t now_ms, Outputs* out) {
     OnRequestFailed(id, now_ms, out);
   }
   ExpireOps(now_ms, out);
+  // A removed node starts nothing: above all it must not hand its old data to
+  // the owners (see removal()).
+  if (removal_) return;
   if (now_ms >= next_gossip_ms_) {
     next_gossip_ms_ = now_ms + config_.gossip_interval_ms;
     Gossip(now_ms, out);
@@ -313,14 +347,16 @@ void Node::Tick(int64_t now_ms, Outputs* out) {
   }
   if (now_ms >= next_background_ms_) {
     next_background_ms_ = now_ms + config_.background_interval_ms;
-    DeliverHints(now_ms, out);
-    HandOffRanges(now_ms, out);
-    ReapTombstones(now_ms, out);
+    if (HeardFromCluster()) {
+      DeliverHints(now_ms, out);
+      HandOffRanges(now_ms, out);
+      ReapTombstones(now_ms, out);
+    }
     UpdateHoldings(out);
   }
   if (now_ms >= next_antientropy_ms_) {
     next_antientropy_ms_ = now_ms + config_.antientropy_interval_ms;
-    StartAntiEntropy(now_ms, out);
+    if (HeardFromCluster()) StartAntiEntropy(now_ms, out);
   }
 }
 
@@ -368,7 +404,33 @@ absl::StatusOr<v1::SetVirtualNodesResponse> Node::SetVirtualNodes(uint32_t vnode
   return r;
 }
 
+absl::StatusOr<v1::RemoveNodeResponse> Node::RemoveNode(const std::string& node, int64_t now_ms,
+                                                        Outputs* out) {
+  if (node.empty()) return absl::InvalidArgumentError("node_id is required");
+  const v1::MemberState* state = membership_->Find(node);
+  if (state != nullptr && node != config_.node_id && !IsRemoval(*state) &&
+      fd_.Alive(node, now_ms)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        node, " is alive as this node sees it: a live node leaves (dynamoctl leave), which "
+        "hands its data off. Remove only a node gone for good, once it is unreachable"));
+  }
+  if (absl::Status s = membership_->Remove(node, now_ms); !s.ok()) return s;
+  PersistRemovals(out);
+  next_gossip_ms_ = now_ms;  // tell the cluster now
+  v1::RemoveNodeResponse r;
+  r.set_state(membership_->StateOf(node));
+  return r;
+}
+
 bool Node::Ready(std::string* why) const {
+  if (removal_) {
+    if (why) *why = absl::StrCat("this node was removed from the cluster by ", removal_->removed_by());
+    return false;
+  }
+  if (!HeardFromCluster()) {
+    if (why) *why = "just started: waiting for the first gossip from a peer";
+    return false;
+  }
   if (membership_->ring().empty()) {
     if (why) *why = "no ring known yet: waiting to found or join a cluster";
     return false;
@@ -476,6 +538,7 @@ v1::MembersResponse Node::Members(int64_t now_ms) const {
     m->set_vnodes(state.vnodes());
     m->set_generation(state.generation());
     m->set_heartbeat(state.heartbeat());
+    m->set_removed_by(state.removed_by());
     if (!ring.empty()) {
       m->set_owned_partitions(static_cast<uint32_t>(ring.RangesReplicatedBy(id, config_.replicas_n).size()));
     }

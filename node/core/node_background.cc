@@ -50,8 +50,40 @@ void Node::Farewell(int64_t now_ms, Outputs* out) {
 
 void Node::OnGossip(const v1::Gossip& gossip, int64_t now_ms, Outputs* out) {
   Membership::MergeResult r = membership_->Merge(gossip, now_ms, fd_);
+  heard_gossip_ = true;
   if (r.self_changed) PersistSelf(out);
+  if (r.removals_changed) PersistRemovals(out);
+  if (r.self_removed) OnSelfRemoved(*r.self_removed, out);
   if (r.ring_changed) OnRingChanged(now_ms, out);
+}
+
+void Node::OnSelfRemoved(const v1::MemberState& removal, Outputs* out) {
+  if (removal_) return;
+  // A storage that holds nothing can bring no deleted value back (say one
+  // wiped and started again, whose clock, behind the remover's, made it look
+  // born before the removal): it is born anew, after the removal.
+  if (store_.total_keys() == 0 && store_.total_hints() == 0) {
+    membership_->Reborn(removal.generation() + 1);
+    if (!store_.PutMeta(meta::kStorageBorn, EncodeBigEndian64(removal.generation() + 1)).ok()) {
+      ++counters_.storage_errors;
+    }
+    PersistSelf(out);
+    return;
+  }
+  removal_ = removal;
+  if (!store_.PutMeta(meta::kRemoved, removal.SerializeAsString()).ok()) {
+    ++counters_.storage_errors;
+  }
+  out->sync = true;
+}
+
+bool Node::HeardFromCluster() const { return heard_gossip_ || !membership_->HasPeers(); }
+
+void Node::PersistRemovals(Outputs* out) {
+  if (!store_.PutMeta(meta::kRemovedMembers, membership_->Removals().SerializeAsString()).ok()) {
+    ++counters_.storage_errors;
+  }
+  out->sync = true;
 }
 
 void Node::OnRingChanged(int64_t now_ms, Outputs* out) {

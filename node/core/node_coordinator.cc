@@ -157,6 +157,18 @@ void Node::Coordinate(uint64_t client_id, const v1::Envelope* origin, ClientRequ
             std::monostate(), now_ms, out);
     return;
   }
+  if (removal_ || !HeardFromCluster()) {
+    Respond(op, absl::UnavailableError(
+                    removal_ ? absl::StrCat("node ", config_.node_id,
+                                            " was removed from the cluster by ",
+                                            removal_->removed_by(),
+                                            " and is stopping: retry on another node")
+                             : absl::StrCat("node ", config_.node_id,
+                                            " has just started and waits for its first gossip "
+                                            "from a peer: retry on another node")),
+            std::monostate(), now_ms, out);
+    return;
+  }
   ops_[op.id] = std::move(owned);
   op_deadlines_.insert({op.deadline_ms, op.id});
   if (op.kind == Op::Kind::kGet) {

@@ -157,6 +157,9 @@ class Cluster {
     m.gate = SyncGate();
   }
 
+  // Node i's storage is lost: its next Start is on an empty one.
+  void Wipe(size_t i) { members_[i].engine = std::make_unique<MemoryEngine>(); }
+
   Node& node(size_t i) { return *members_[i].node; }
   // Node i's config for its next Start.
   NodeConfig& config(size_t i) { return members_[i].config; }
@@ -489,6 +492,16 @@ std::string WriteWhileN3IsDown(Cluster& c) {
   return key;
 }
 
+// WriteWhileN3IsDown, then n3 is back and n4, holding the hint, goes down.
+// Returns the key (empty if none).
+std::string HintOnN4ThenN4Down(Cluster& c) {
+  const std::string key = WriteWhileN3IsDown(c);  // n1, n2, and n4 with a hint for n3
+  if (key.empty()) return key;
+  EXPECT_EQ(c.node(3).hint_backlog(), 1u);
+  c.down = {3};
+  return key;
+}
+
 // Gossip can be old: a fallback that took a hint and was cut off before its
 // gossip said so leaves the others believing it holds nothing. Reaped then,
 // the tombstone could not cover the value when the hint arrives. The
@@ -496,11 +509,9 @@ std::string WriteWhileN3IsDown(Cluster& c) {
 TEST(NodeTest, AReapWaitsForAPeerCutOffBeforeItSaidItHoldsAHint) {
   Cluster c(4, 3, OnlyReapsActGossipingSlowly);
   ASSERT_TRUE(c.Form(60000));
-  const std::string key = WriteWhileN3IsDown(c);  // n1, n2, and n4 with a hint for n3
+  const std::string key = HintOnN4ThenN4Down(c);  // n4 is cut off at once
   ASSERT_FALSE(key.empty());
-  ASSERT_EQ(c.node(3).hint_backlog(), 1u);
   ASSERT_FALSE(c.node(0).membership().AnyHandingOff());
-  c.down = {3};  // n4 is cut off at once; n3 is back
   for (int i = 0; i < 600; ++i) c.Step();
   c.MustDelete(0, key);  // every owner holds the tombstone
   for (int i = 0; i < 300; ++i) c.Step();  // far past the grace
@@ -1722,6 +1733,147 @@ TEST(NodeClusterTest, AKeyDeletedDuringASlowHandoffStaysDeleted) {
     for (size_t i = 0; i < 3; ++i) reaped += c.node(i).counters().tombstones_reaped;
   }
   EXPECT_GT(reaped, 0u);
+}
+
+// ------------------------------------------------------------- removal
+
+// A node gone for good held every reap (it cannot answer the handoff query)
+// and kept its hints waiting. Removed by an administrator, through another
+// node: it leaves the ring, its hints go to the keys' new owners, the reaps
+// go on. Its old storage may never come back (it holds the deleted value);
+// a wiped one joins as a new node.
+TEST(NodeClusterTest, ANodeGoneForGoodIsRemovedAndItsOldStorageNeverComesBack) {
+  Cluster c(4, 3, OnlyReapsAct);
+  ASSERT_TRUE(c.Form(60000));
+  const auto remove = [&](size_t via, const std::string& node) {
+    absl::StatusOr<v1::RemoveNodeResponse> r;
+    c.Do(via, [&](Node& n, int64_t now, Outputs* out) { r = n.RemoveNode(node, now, out); });
+    return r;
+  };
+  EXPECT_EQ(remove(0, "n4").status().code(), absl::StatusCode::kFailedPrecondition)
+      << "n4 is alive: it should leave, handing its data off";
+  EXPECT_EQ(remove(0, "n1").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(remove(0, "n9").status().code(), absl::StatusCode::kNotFound);
+
+  // Two keys n4 holds (N=3 of 4 nodes: most keys). `gone` is deleted on
+  // every owner, and its reap waits out the grace; then n4 is gone, and
+  // `stale` is deleted while its old value stays on n4's storage.
+  std::vector<std::string> on_n4;
+  for (int i = 0; on_n4.size() < 2 && i < 100; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    c.MustPut(0, key, "v");
+    if (Stores(c, 3, key)) on_n4.push_back(key);
+  }
+  ASSERT_EQ(on_n4.size(), 2u);
+  const std::string gone = on_n4[0], stale = on_n4[1];
+  c.MustDelete(0, gone);
+  c.down = {3};
+  for (int i = 0; i < 400; ++i) c.Step();
+  c.MustDelete(0, stale);
+  for (int i = 0; i < 20; ++i) c.MustPut(0, "h" + std::to_string(i), "v");  // hints for n4
+  uint64_t hints = 0;
+  for (size_t i = 0; i < 3; ++i) hints += c.node(i).hint_backlog();
+  ASSERT_GT(hints, 0u);
+  for (int i = 0; i < 300; ++i) c.Step();  // far past the grace
+  uint64_t owed = 0;
+  for (size_t i = 0; i < 3; ++i) owed += c.node(i).Status(c.now()).reaps_owed();
+  ASSERT_EQ(owed, 1u) << "held while n4 cannot answer";
+
+  absl::StatusOr<v1::RemoveNodeResponse> removed = remove(1, "n4");
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(removed->state(), v1::NODE_STATE_LEAVING) << "until the claimant drops it";
+  for (int i = 0; i < 600; ++i) c.Step();
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_FALSE(c.node(i).membership().InRing("n4")) << "n" << i + 1;
+    EXPECT_EQ(c.node(i).membership().StateOf("n4"), v1::NODE_STATE_LEFT) << "n" << i + 1;
+    EXPECT_EQ(c.node(i).Members(c.now()).members(3).removed_by(), "n2") << "n" << i + 1;
+    EXPECT_EQ(c.node(i).hint_backlog(), 0u) << "n" << i + 1 << ": hints go to the new owners";
+    EXPECT_EQ(c.node(i).Status(c.now()).reaps_owed(), 0u) << "n" << i + 1;
+    EXPECT_FALSE(Stores(c, i, gone)) << "n" << i + 1 << ": the tombstone is reaped";
+  }
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = "h" + std::to_string(i);
+    ClientReply read = c.Call(0, Get(key, Q(3, 3, 2)));
+    ASSERT_TRUE(read.status.ok()) << read.status;
+    EXPECT_EQ(Values(std::get<v1::GetResponse>(read.response)), std::vector<std::string>{"v"})
+        << key << " on every one of its three owners";
+  }
+
+  // n4 comes back on its old storage, which still holds the deleted value.
+  ASSERT_TRUE(Stores(c, 3, stale));
+  c.Start(3, /*seed=*/77);
+  c.down = {};
+  for (int i = 0; i < 300 && !c.node(3).removal(); ++i) c.Step();
+  ASSERT_TRUE(c.node(3).removal().has_value()) << "n4 learns it was removed";
+  EXPECT_EQ(c.node(3).removal()->removed_by(), "n2");
+  std::string why;
+  EXPECT_FALSE(c.node(3).Ready(&why));
+  EXPECT_NE(why.find("removed"), std::string::npos) << why;
+  EXPECT_EQ(c.Call(3, Get("k0")).status.code(), absl::StatusCode::kUnavailable);
+  for (int i = 0; i < 600; ++i) c.Step();
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_FALSE(c.node(i).membership().InRing("n4")) << "n" << i + 1;
+    EXPECT_EQ(c.node(i).membership().StateOf("n4"), v1::NODE_STATE_LEFT) << "n" << i + 1;
+  }
+  for (const std::string& key : {gone, stale}) {
+    ClientReply read = c.Call(0, Get(key, Q(3, 3, 2)));
+    ASSERT_TRUE(read.status.ok()) << read.status;
+    EXPECT_TRUE(Values(std::get<v1::GetResponse>(read.response)).empty()) << key << " came back";
+  }
+  // The storage refuses every later start, and says why.
+  absl::StatusOr<std::unique_ptr<Node>> again =
+      Node::Open(c.config(3), &c.engine(3), 78, c.now());
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.status().message().find("Wipe the data directory"), std::string::npos)
+      << again.status();
+
+  // Wiped, n4 joins as a new node and takes its share of the data again.
+  c.Wipe(3);
+  c.Start(3, /*seed=*/79);
+  ASSERT_TRUE(c.Form(60000)) << "the new n4 joins the ring";
+  EXPECT_FALSE(c.node(3).removal().has_value());
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(c.node(i).Members(c.now()).members(3).removed_by().empty()) << "n" << i + 1;
+  }
+  EXPECT_EQ(Values(c.MustGet(3, "h0")), std::vector<std::string>{"v"});
+  EXPECT_FALSE(c.MustGet(3, gone).found());
+  EXPECT_FALSE(c.MustGet(3, stale).found());
+}
+
+// A removed node's old disk can hold a hint of a value deleted since, whose
+// tombstone was reaped once the removal let the reaps go. Started again, the
+// node must not deliver it, or anything else, before gossip tells it that it
+// was removed: it waits for its first gossip before it pushes any data.
+TEST(NodeClusterTest, ARemovedNodesOldDiskDeliversNoHintBeforeItLearnsItWasRemoved) {
+  Cluster c(4, 3, OnlyReapsAct);
+  ASSERT_TRUE(c.Form(60000));
+  const std::string key = HintOnN4ThenN4Down(c);  // n4 is gone, with the hint
+  ASSERT_FALSE(key.empty());
+  for (int i = 0; i < 600; ++i) c.Step();
+  c.MustDelete(0, key);  // n1, n2 and n3 hold the tombstone
+  absl::StatusOr<v1::RemoveNodeResponse> removed;
+  c.Do(0, [&](Node& n, int64_t now, Outputs* out) { removed = n.RemoveNode("n4", now, out); });
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  for (int i = 0; i < 600; ++i) c.Step();
+  for (size_t i = 0; i < 3; ++i) ASSERT_FALSE(Stores(c, i, key)) << "n" << i + 1 << " reaped";
+
+  c.Start(3, /*seed=*/77);  // the old disk, with its hint
+  c.down = {};
+  // Its first gossip is lost: it goes on believing it is a member a while.
+  for (size_t i = 0; i < 3; ++i) c.lost_requests[i] = {v1::Envelope::kGossip};
+  for (int i = 0; i < 100; ++i) c.Step();
+  std::string why;
+  EXPECT_FALSE(c.node(3).Ready(&why));
+  EXPECT_NE(why.find("first gossip"), std::string::npos) << why;
+  EXPECT_EQ(c.Call(3, Get(key)).status.code(), absl::StatusCode::kUnavailable);
+  c.lost_requests.clear();
+  for (int i = 0; i < 300; ++i) c.Step();
+  ASSERT_TRUE(c.node(3).removal().has_value());
+  ClientReply read = c.Call(1, Get(key, Q(3, 3, 2)));
+  ASSERT_TRUE(read.status.ok()) << read.status;
+  EXPECT_TRUE(Values(std::get<v1::GetResponse>(read.response)).empty()) << "the delete was undone";
+  EXPECT_EQ(c.node(3).counters().hints_delivered, 0u);
 }
 
 // ------------------------------------------------------------- anti-entropy

@@ -323,6 +323,8 @@ void PowerLossAfterReplicaWritesLeft(bool restarted_cleanly_before) {
     if (restarted_cleanly_before) {
       sim.Stop(x);
       sim.Restart(x);
+      // It serves once the first gossip from a peer arrives (Node::Ready).
+      ASSERT_TRUE(sim.RunUntil([&] { return sim.node(x)->Ready(nullptr); }, 10000)) << Replay(sim);
     }
     bool first_acked = false;
     sim.Put(x, key, "before-power-loss", "",
@@ -497,6 +499,94 @@ TEST(Simulation, AValueOnlyCutOffFallbacksHeldStaysDeletedAfterTheHeal) {
     for (size_t i = 0; i < sim.size(); ++i) reaped += sim.node(i)->counters().tombstones_reaped;
     EXPECT_EQ(reaped, 3u) << Replay(sim);
     EXPECT_TRUE(FinalValues(sim)[key].empty()) << "the delete was undone\n" << Replay(sim);
+  }
+}
+
+// A node gone for good (its disk lost, say) holds every reap and keeps one
+// replica of its ranges missing. It is removed through another node while
+// clients write and delete over a lossy network: nothing acknowledged is
+// lost, nothing replaced comes back, the ring goes on without it and the
+// reaps it held go on. Then its old disk comes back after all: it learns
+// that it was removed and stops before any of its stale copies reach the
+// others, and never starts on that disk again.
+TEST(Simulation, ANodeGoneForGoodIsRemovedAndItsOldDiskStaysOut) {
+  for (uint64_t seed : Seeds(10)) {
+    SimOptions options = DefaultSimOptions(seed, 5);
+    Simulation sim(options);
+    ASSERT_TRUE(sim.FormCluster()) << Replay(sim);
+    History history;
+    WorkloadOptions load;
+    load.delete_fraction = 0.3;
+    Workload workload(sim, history, load);
+    workload.Start();
+    sim.SetNetwork({.drop_probability = 0.05, .delay_min_ms = 1, .delay_max_ms = 20});
+    sim.RunFor(3000);
+    const size_t gone = 1 + sim.rng().Uniform(sim.size() - 1);
+    sim.Crash(gone);
+    sim.RunFor(2 * options.node.tombstone_grace_ms);  // reaps come due, and wait for it
+    sim.Retire(gone);
+    bool removed = false;
+    for (int attempt = 0; attempt < 100 && !removed; ++attempt) {
+      size_t via = sim.rng().Uniform(sim.size());
+      if (via == gone) continue;
+      sim.Admin(via, [&](core::Node& node, int64_t now, core::Outputs* out) {
+        absl::StatusOr<v1::RemoveNodeResponse> r = node.RemoveNode(sim.id(gone), now, out);
+        removed = r.ok();
+        if (!r.ok()) sim.Log(absl::StrCat("remove refused: ", r.status().ToString()));
+      });
+      sim.RunFor(500);
+    }
+    ASSERT_TRUE(removed) << Replay(sim);
+    sim.RunFor(10000);
+    // Its old disk comes back while clients still write over the lossy
+    // network: its first gossip may be lost, and clients ask it at once.
+    sim.Restart(gone);
+    sim.RunFor(5000);
+    EXPECT_FALSE(sim.up(gone)) << "its old disk should have stopped itself\n" << Replay(sim);
+    workload.Stop();
+    HealEverything(sim);  // starts it again: it never runs on that disk again
+    std::string why;
+    ASSERT_TRUE(sim.RunUntil([&] { return Converged(sim, &why); }, 120000))
+        << "not converged: " << why << "\n" << Replay(sim);
+    sim.RunFor(2 * options.node.request_timeout_ms + 3 * options.node.tombstone_grace_ms);
+    EXPECT_FALSE(sim.up(gone)) << "its old disk should have stopped itself\n" << Replay(sim);
+    ASSERT_TRUE(sim.RunUntil([&] { return Converged(sim, &why); }, 60000))
+        << "diverged after the last operations ended: " << why << "\n" << Replay(sim);
+    const auto reaps = [&](uint64_t* owed, uint64_t* reaped) {
+      *owed = *reaped = 0;
+      for (size_t i = 0; i < sim.size(); ++i) {
+        if (i == gone) continue;
+        *owed += sim.node(i)->Status(sim.now()).reaps_owed();
+        *reaped += sim.node(i)->counters().tombstones_reaped;
+      }
+    };
+    uint64_t owed = 0, reaped = 0;
+    reaps(&owed, &reaped);
+    EXPECT_EQ(owed, 0u) << "reaps still wait\n" << Replay(sim);
+    for (size_t i = 0; i < sim.size(); ++i) {
+      if (i == gone) continue;
+      EXPECT_FALSE(sim.node(i)->membership().InRing(sim.id(gone))) << Replay(sim);
+    }
+    // A key deleted now on every owner is reaped: nothing waits for the
+    // removed node (its many overwritten keys above may have left none).
+    const size_t via = gone == 1 ? 2 : 1;
+    std::string context;
+    sim.Put(via, "after", "v", "", [&](const core::ClientReply& r) {
+      if (r.status.ok()) context = std::get<v1::PutResponse>(r.response).context();
+    });
+    sim.RunFor(1000);
+    ASSERT_FALSE(context.empty()) << Replay(sim);
+    sim.Delete(via, "after", context, [](const core::ClientReply&) {});
+    sim.RunFor(3 * options.node.tombstone_grace_ms);
+    const uint64_t reaped_before = reaped;
+    reaps(&owed, &reaped);
+    EXPECT_EQ(reaped, reaped_before + 3) << "the last delete was not reaped\n" << Replay(sim);
+    EXPECT_EQ(owed, 0u) << Replay(sim);
+    CheckReport report = CheckHistory(history, sim);
+    EXPECT_TRUE(report.ok()) << report.Summary() << "\n"
+                             << (report.problems.empty() ? "" : report.problems[0]) << "\n"
+                             << Replay(sim);
+    EXPECT_GT(report.writes_acked, 20u) << Replay(sim);
   }
 }
 

@@ -185,6 +185,10 @@ void Simulation::Step(size_t i,
   core::Outputs out;
   input(*n.node, NodeTime(i), &out);
   Process(i, out);
+  if (n.node->removal()) {
+    Log(absl::StrCat(n.id, " was removed by ", n.node->removal()->removed_by()));
+    Stop(i);
+  }
 }
 
 void Simulation::Process(size_t i, core::Outputs& out) {
@@ -327,6 +331,7 @@ std::optional<core::VersionedObject> Simulation::StoredDurably(size_t i, const s
 
 std::optional<core::VersionedObject> Simulation::StoredIn(size_t i, const std::string& key,
                                                           bool durable_only) {
+  if (nodes_[i].retired) return std::nullopt;
   storage::MemoryEngine& e = *nodes_[i].engine;
   auto read = [&](storage::Space space, std::string_view k) -> std::optional<std::string> {
     if (durable_only) return e.DurableValue(space, k);
@@ -361,6 +366,7 @@ std::optional<core::VersionedObject> Simulation::StoredIn(size_t i, const std::s
 std::set<std::string> Simulation::AllKeys() {
   std::set<std::string> keys;
   for (SimNode& n : nodes_) {
+    if (n.retired) continue;
     (void)n.engine->Scan(storage::Space::kData, "", "", [&](std::string_view k, std::string_view) {
       if (auto d = core::ParseDataKey(k)) keys.insert(std::string(d->key));
       return true;
@@ -375,8 +381,10 @@ std::set<std::string> Simulation::AllKeys() {
 
 bool Simulation::AllInRing() const {
   for (const SimNode& n : nodes_) {
+    if (n.retired) continue;
     if (!n.node) return false;
     for (const SimNode& m : nodes_) {
+      if (m.retired) continue;
       if (n.node->membership().StateOf(m.id) != v1::NODE_STATE_NORMAL) return false;
     }
   }

@@ -86,6 +86,15 @@ class Simulation {
   void Restart(size_t i) { Start(i); }
   // The disk is replaced: storage is empty at the next start.
   void Wipe(size_t i);
+  // Node i is gone for good, so an administrator removes it: the checks leave
+  // its storage out from now on (it is kept: the node may yet start on it).
+  void Retire(size_t i) { nodes_[i].retired = true; }
+  bool retired(size_t i) const { return nodes_[i].retired; }
+  // An administrator's call to node i (join, leave, remove), if it is up. As
+  // dynamo-node does, a node that learns it was removed stops at once.
+  void Admin(size_t i, const std::function<void(core::Node&, int64_t, core::Outputs*)>& call) {
+    Step(i, call);
+  }
   // Node i's wall clock runs skew_ms ahead of true time (behind if negative).
   // As on a real node (NodeServer), the core's clock keeps the wall clock's
   // lead at its start and never steps; the timestamps of its writes follow
@@ -125,7 +134,7 @@ class Simulation {
   std::optional<core::VersionedObject> Stored(size_t i, const std::string& key);
   // The same, as a machine crash of node i now would leave it: synced writes only.
   std::optional<core::VersionedObject> StoredDurably(size_t i, const std::string& key);
-  // Every key stored on any node (replicas and hints).
+  // Every key stored on any node (replicas and hints), retired ones apart.
   std::set<std::string> AllKeys();
   bool AllInRing() const;
   uint64_t messages_sent() const { return messages_sent_; }
@@ -148,6 +157,7 @@ class Simulation {
     uint64_t incarnation = 0;  // events scheduled for an older incarnation are void
     core::SyncGate gate;  // outputs waiting for syncs, as in NodeServer
     bool syncing = false;
+    bool retired = false;
   };
   struct Event {
     int64_t time_ms;

@@ -90,6 +90,7 @@ bool Converged(Simulation& sim, std::string* why) {
     return false;
   };
   for (size_t i = 0; i < sim.size(); ++i) {
+    if (sim.retired(i)) continue;
     if (!sim.up(i)) return fail(absl::StrCat(sim.id(i), " is down"));
     if (sim.node(i)->hint_backlog() != 0) {
       return fail(absl::StrCat(sim.id(i), " still holds ", sim.node(i)->hint_backlog(), " hints"));

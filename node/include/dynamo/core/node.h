@@ -148,6 +148,15 @@ class Node {
   v1::LeaveResponse Leave(int64_t now_ms, Outputs* out);
   absl::StatusOr<v1::SetVirtualNodesResponse> SetVirtualNodes(uint32_t vnodes, int64_t now_ms,
                                                               Outputs* out);
+  // Removes another node, gone for good (see Membership::Remove); refused
+  // while this node's failure detector finds it alive.
+  absl::StatusOr<v1::RemoveNodeResponse> RemoveNode(const std::string& node, int64_t now_ms,
+                                                    Outputs* out);
+  // Set once this node learned that its storage was removed from the cluster:
+  // the removal, recorded in storage so that no later Open succeeds. The
+  // node must stop: its data predates deletes whose tombstones the cluster
+  // may have reaped since, and would bring their values back.
+  const std::optional<v1::MemberState>& removal() const { return removal_; }
   v1::NodeStatus Status(int64_t now_ms) const;
   v1::MembersResponse Members(int64_t now_ms) const;
   v1::TopologyResponse Topology(int64_t now_ms) const;
@@ -274,6 +283,8 @@ class Node {
   void OnGossip(const v1::Gossip& gossip, int64_t now_ms, Outputs* out);
   void OnRingChanged(int64_t now_ms, Outputs* out);
   void PersistSelf(Outputs* out);
+  void PersistRemovals(Outputs* out);
+  void OnSelfRemoved(const v1::MemberState& removal, Outputs* out);
   bool TakeBackgroundBudget(int64_t bytes, int64_t now_ms);
   void DeliverHints(int64_t now_ms, Outputs* out);
   void OnHintAnswer(uint64_t request_id, const v1::Envelope* reply, Outputs* out);
@@ -341,6 +352,14 @@ class Node {
   int64_t wall_clock_offset_ms_ = 0;
   int64_t next_gossip_ms_ = 0;
   std::set<uint64_t> farewells_;  // gossip requests of Farewell not answered yet
+  std::optional<v1::MemberState> removal_;
+  // Whether gossip from a peer has arrived since this node started, or it
+  // knows no member that could send any (Membership::HasPeers). Until then it coordinates nothing and pushes no
+  // data (hints, handoff, anti-entropy): it may have been removed while it
+  // was down, and its old copies must not reach the cluster before it learns
+  // so (Cassandra's shadow round at start serves the same end).
+  bool HeardFromCluster() const;
+  bool heard_gossip_ = false;
   int64_t next_background_ms_ = 0;
   int64_t next_antientropy_ms_ = 0;
 

@@ -47,6 +47,12 @@ inline constexpr std::string_view kGeneration = "generation";
 inline constexpr std::string_view kRing = "ring";
 inline constexpr std::string_view kSelf = "self";  // own MemberState (intent, vnodes)
 inline constexpr std::string_view kMembers = "members";
+// be64(generation of the first start on this storage): MemberState.storage_born.
+inline constexpr std::string_view kStorageBorn = "storage_born";
+// v1::RemovedMembers: the removals this node knows (Membership::Removals).
+inline constexpr std::string_view kRemovedMembers = "removed_members";
+// v1::MemberState: the removal of this node's storage; no start succeeds.
+inline constexpr std::string_view kRemoved = "removed";
 // "stopped" once the node stopped cleanly (Node::Close), cleared at start: a
 // start that finds it cleared follows a crash (see Node::Load).
 inline constexpr std::string_view kCleanStop = "clean_stop";
