@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -61,15 +62,25 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "dynamo-node %s: serving gRPC on %s (advertised as %s), HTTP on %s\n",
                options->node.node_id.c_str(), options->listen.c_str(),
                options->node.address.c_str(), options->http.c_str());
+  std::atomic<bool> stopped{false};
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
+    if (stopped.load()) return;
     std::fprintf(stderr, "dynamo-node %s: signal %d, shutting down\n",
                  options->node.node_id.c_str(), sig);
     (*server)->Shutdown();
   });
   (*server)->Wait();
+  // A node that stopped itself (removed) wakes the waiter, still in sigwait.
+  stopped.store(true);
+  pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
   std::fprintf(stderr, "dynamo-node %s: stopped\n", options->node.node_id.c_str());
+  if (const std::string by = (*server)->removed_by(); !by.empty()) {
+    std::fprintf(stderr, "dynamo-node %s: removed from the cluster by %s\n",
+                 options->node.node_id.c_str(), by.c_str());
+    return 3;
+  }
   return 0;
 }

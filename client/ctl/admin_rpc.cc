@@ -95,6 +95,19 @@ absl::StatusOr<v1::LeaveResponse> Leave(const std::string& addr, int64_t timeout
   return Finish(addr, s, std::move(response));
 }
 
+absl::StatusOr<v1::RemoveNodeResponse> RemoveNode(const std::string& addr,
+                                                  const std::string& node_id,
+                                                  int64_t timeout_ms) {
+  grpc::ClientContext context;
+  SetDeadline(&context, timeout_ms);
+  v1::RemoveNodeRequest request;
+  request.set_node_id(node_id);
+  v1::RemoveNodeResponse response;
+  const grpc::Status s =
+      v1::Admin::NewStub(ChannelFor(addr))->RemoveNode(&context, request, &response);
+  return Finish(addr, s, std::move(response));
+}
+
 absl::StatusOr<v1::SetVirtualNodesResponse> SetVirtualNodes(const std::string& addr,
                                                             uint32_t vnodes, int64_t timeout_ms) {
   grpc::ClientContext context;

@@ -24,6 +24,9 @@ namespace dynamo::ctl {
                                                     const std::string& seed,
                                                     const std::string& zone, int64_t timeout_ms);
 [[nodiscard]] absl::StatusOr<v1::LeaveResponse> Leave(const std::string& addr, int64_t timeout_ms);
+[[nodiscard]] absl::StatusOr<v1::RemoveNodeResponse> RemoveNode(const std::string& addr,
+                                                              const std::string& node_id,
+                                                              int64_t timeout_ms);
 [[nodiscard]] absl::StatusOr<v1::SetVirtualNodesResponse> SetVirtualNodes(const std::string& addr,
                                                                           uint32_t vnodes,
                                                                           int64_t timeout_ms);

@@ -92,6 +92,18 @@ std::vector<CommandSpec> MakeCommands() {
        {node, {"wait", false, "", "wait until the node is LEFT"}, wait_s},
        0,
        0},
+      {"remove",
+       "NODE_ID [--wait] [--wait-s S]",
+       "remove a node gone for good from the cluster, through --addr",
+       "For a node that will not come back (its machine or disk is lost): it leaves the\n"
+       "ring without handing anything off, the other replicas of its ranges copy their\n"
+       "data to the new owners (anti-entropy), its hints go to them, and the tombstone\n"
+       "reaps it held go on. Refused while --addr can reach it: a live node leaves with\n"
+       "`leave`. Its storage may never start again (it would bring deleted values back);\n"
+       "wiped, the node may join as a new one. With --wait, waits until --addr sees it LEFT.",
+       {{"wait", false, "", "wait until the node is out of the ring (LEFT)"}, wait_s},
+       1,
+       1},
       {"vnodes",
        "--node ADDR N",
        "set the number of virtual nodes (weight) a node asks for",

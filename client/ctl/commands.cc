@@ -125,7 +125,7 @@ Outcome ClusterStatusCommand(Env& e) {
   // Every member at once: a node that is down costs one timeout, not one each.
   std::map<std::string, std::future<absl::StatusOr<v1::NodeStatus>>> pending;
   for (const v1::Member& m : members->members()) {
-    if (m.address().empty()) continue;
+    if (m.address().empty() || !m.removed_by().empty()) continue;  // removed: not asked
     pending[m.node_id()] = std::async(std::launch::async, [addr = m.address(), &e] {
       return NodeStatus(addr, e.inv.timeout_ms);
     });
@@ -214,6 +214,37 @@ Outcome LeaveCommand(Env& e) {
   return o;
 }
 
+Outcome RemoveCommand(Env& e) {
+  const std::string& node_id = e.inv.positional[0];
+  absl::StatusOr<v1::RemoveNodeResponse> r = ctl::RemoveNode(e.inv.addr, node_id, e.inv.timeout_ms);
+  if (!r.ok()) return Outcome::Error(r.status());
+  e.out << node_id << ": " << NodeStateName(r->state()) << " (removed through " << e.inv.addr
+        << ")" << std::endl;
+  if (!e.inv.Has("wait")) return Outcome::Ok();
+  absl::StatusOr<uint64_t> wait_s = FlagUint(e.inv, "wait-s", 60, 1, 86400);
+  if (!wait_s.ok()) return Outcome::Usage(std::string(wait_s.status().message()));
+  const int64_t deadline = MonotonicMs() + static_cast<int64_t>(*wait_s) * 1000;
+  while (true) {
+    absl::StatusOr<v1::MembersResponse> members = Members(e.inv.addr, e.inv.timeout_ms);
+    if (members.ok()) {
+      for (const v1::Member& m : members->members()) {
+        if (m.node_id() == node_id && m.state() == v1::NODE_STATE_LEFT) {
+          e.out << node_id << " is out of the ring (ring version " << members->ring_version()
+                << ")" << std::endl;
+          return Outcome::Ok();
+        }
+      }
+    } else if (MonotonicMs() >= deadline) {
+      return Outcome::Error(members.status());
+    }
+    if (MonotonicMs() >= deadline) {
+      return Outcome::Error(absl::DeadlineExceededError(
+          Cat(node_id, " is still in the ring after ", *wait_s, " s (see --wait-s)")));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(kWaitPollMs));
+  }
+}
+
 Outcome VnodesCommand(Env& e) {
   absl::StatusOr<std::string> node = NodeFlag(e.inv);
   if (!node.ok()) return Outcome::Usage(std::string(node.status().message()));
@@ -292,6 +323,7 @@ int RunDynamoctl(const std::vector<std::string>& args, const char* env_addr, std
       {"ring", RingCommand},
       {"join", JoinCommand},
       {"leave", LeaveCommand},
+      {"remove", RemoveCommand},
       {"vnodes", VnodesCommand},
       {"dev up", DevUpCommand},
       {"dev down", DevDownCommand},

@@ -98,6 +98,11 @@ std::string FormatClusterStatus(
   std::string problems;
   std::string reaps;
   for (const v1::Member& m : members.members()) {
+    if (!m.removed_by().empty()) {
+      rows.push_back({m.node_id(), m.address(), Cat("REMOVED (by ", m.removed_by(), ")"),
+                      YesNo(m.alive()), "-", "-", Cat(m.owned_partitions()), "-", "-", "-"});
+      continue;
+    }
     auto it = status.find(m.node_id());
     if (it == status.end() || !it->second.ok()) {
       // The member's own view is missing: show what `addr` knows of it.

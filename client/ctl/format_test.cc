@@ -71,6 +71,21 @@ TEST(FormatTest, ClusterStatusUsesEachNodesOwnReport) {
   EXPECT_NE(out.find("n1 owes 7, waiting for n2"), std::string::npos) << out;
 }
 
+TEST(FormatTest, ClusterStatusShowsARemovedMemberAsRemovedNotUnreachable) {
+  v1::MembersResponse members;
+  members.set_ring_version(5);
+  v1::Member* m = members.add_members();
+  m->set_node_id("n3");
+  m->set_address("n3:1");
+  m->set_state(v1::NODE_STATE_LEFT);
+  m->set_removed_by("n1");
+  std::map<std::string, absl::StatusOr<v1::NodeStatus>> status;
+  const std::string out = FormatClusterStatus("n1:1", members, status);
+  EXPECT_NE(out.find("n3    n3:1     REMOVED (by n1)  no     -      -     0"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("unreachable"), std::string::npos) << out;
+}
+
 TEST(FormatTest, RingSharesSumToN) {
   v1::TopologyResponse r;
   r.set_ring_version(2);

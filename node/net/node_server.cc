@@ -54,6 +54,7 @@ NodeServer::NodeServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 NodeServer::~NodeServer() { impl_->Shutdown(); }
 void NodeServer::Shutdown() { impl_->Shutdown(); }
 void NodeServer::Wait() { impl_->Wait(); }
+std::string NodeServer::removed_by() const { return impl_->removed_by(); }
 int NodeServer::grpc_port() const { return impl_->grpc_port(); }
 int NodeServer::http_port() const { return impl_->http_port(); }
 
@@ -65,7 +66,10 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(const ServerOption
 
 // ---------------------------------------------------------------- Impl
 
-NodeServer::Impl::~Impl() { Shutdown(); }
+NodeServer::Impl::~Impl() {
+  if (self_stop_.joinable()) self_stop_.join();
+  Shutdown();
+}
 
 int NodeServer::Impl::http_port() const { return http_ ? http_->port() : 0; }
 
@@ -551,8 +555,10 @@ void NodeServer::Impl::PublishSnapshot(core::Node& node, int64_t now_ms) {
     state = state.substr(std::string("NODE_STATE_").size());
     for (char& c : state) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     ++s.members_by_state[state];
-    // A node that left is gone for good, not unreachable.
-    if (!member.alive() && member.state() != v1::NODE_STATE_LEFT) ++s.members_unreachable;
+    // A node that left, or was removed, is gone for good, not unreachable.
+    if (!member.alive() && member.state() != v1::NODE_STATE_LEFT && member.removed_by().empty()) {
+      ++s.members_unreachable;
+    }
   }
   s.ring_version = m.ring_state().version();
   const v1::NodeStatus status = node.Status(now_ms);
@@ -583,6 +589,17 @@ void NodeServer::Impl::PublishSnapshot(core::Node& node, int64_t now_ms) {
     not_ready_why_ = why;
   }
   ready_.store(ready);
+  if (node.removal()) {
+    absl::MutexLock lock(&mu_);
+    if (removed_by_.empty()) {
+      removed_by_ = node.removal()->removed_by();
+      std::fprintf(stderr,
+                   "dynamo-node %s: removed from the cluster by %s; stopping. Its data is kept, "
+                   "but this storage may not start again: wipe it to bring the node back anew\n",
+                   node.id().c_str(), removed_by_.c_str());
+      self_stop_ = std::thread([this] { Shutdown(); });
+    }
+  }
 }
 
 bool NodeServer::Impl::BeginClientCall() {

@@ -57,6 +57,10 @@ class NodeServer::Impl {
   absl::Status Start();
   void Shutdown();
   void Wait();
+  std::string removed_by() {
+    absl::MutexLock lock(&mu_);
+    return removed_by_;
+  }
   int grpc_port() const { return grpc_port_; }
   int http_port() const;
 
@@ -238,6 +242,10 @@ class NodeServer::Impl {
   std::atomic<int64_t> last_refused_ms_{0};  // steady clock; client calls refused while draining
   std::atomic<bool> ready_{false};
   std::string not_ready_why_ ABSL_GUARDED_BY(mu_);
+  // Once the node learns it was removed from the cluster, it stops itself:
+  // this thread runs Shutdown (the stepper cannot: Shutdown joins it).
+  std::string removed_by_ ABSL_GUARDED_BY(mu_);
+  std::thread self_stop_;
 
   // When the core ticks next: set by the stepper, read by the loop thread.
   std::atomic<int64_t> next_tick_ms_{0};

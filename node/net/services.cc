@@ -597,6 +597,7 @@ struct Services::Methods {
   UnaryMethod<v1::JoinRequest, v1::JoinResponse> join;
   UnaryMethod<v1::LeaveRequest, v1::LeaveResponse> leave;
   UnaryMethod<v1::SetVirtualNodesRequest, v1::SetVirtualNodesResponse> vnodes;
+  UnaryMethod<v1::RemoveNodeRequest, v1::RemoveNodeResponse> remove;
 };
 
 Services::Services(Impl* impl) : impl_(impl), methods_(std::make_unique<Methods>()) {}
@@ -669,6 +670,11 @@ void Services::ListenAdmin(grpc::ServerCompletionQueue* cq, const CompletionLoop
         [](const v1::SetVirtualNodesRequest& request, v1::SetVirtualNodesResponse* response,
            core::Node& node, int64_t now, core::Outputs* out) {
           return Answer(node.SetVirtualNodes(request.vnodes(), now, out), response);
+        });
+  serve(&m.remove, &Admin::RequestRemoveNode,
+        [](const v1::RemoveNodeRequest& request, v1::RemoveNodeResponse* response,
+           core::Node& node, int64_t now, core::Outputs* out) {
+          return Answer(node.RemoveNode(request.node_id(), now, out), response);
         });
 }
 

@@ -1,5 +1,6 @@
 """Join a fourth node and let another leave: ranges are handed off, no key is
-lost, the ring converges."""
+lost, the ring converges. Remove a node gone for good: it leaves the ring, the
+reaps it held go on, and its old storage never joins again."""
 
 import unittest
 
@@ -43,6 +44,75 @@ class JoinAndLeave(unittest.TestCase):
                    "dynamo_members_unreachable to be 0 on every remaining node")
         for i, k in enumerate(keys):
             got = remaining[i % 3].get(k, r=2)
+            self.assertEqual([s.value for s in got.siblings], [b"v%d" % i], k)
+        c.close()
+
+
+class RemoveANodeGoneForGood(unittest.TestCase):
+    def test_removed_node_leaves_the_ring_reaps_go_on_and_its_old_storage_stays_out(self):
+        import grpc
+        _, _, admin_pb2, _ = stubs()
+        c = Cluster(4).start()
+        n0, n1, n2, n3 = c.nodes
+        keys = [b"r%d" % i for i in range(200)]
+        for i, k in enumerate(keys):
+            c.nodes[i % 4].put(k, b"v%d" % i, w=2)
+
+        def remove(via, node_id):
+            return via.admin().RemoveNode(admin_pb2.RemoveNodeRequest(node_id=node_id), timeout=5)
+
+        with self.assertRaises(grpc.RpcError) as refused:
+            remove(n0, "n3")
+        self.assertEqual(refused.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("alive", refused.exception.details())
+
+        # A delete on every owner, its reap waiting out the grace; then n3 is
+        # gone for good, and holds the reap: it cannot answer the handoff query.
+        got = n0.get(b"gone", r=2)
+        n0.put(b"gone", b"v", context=got.context, w=3)
+        n0.delete(b"gone", context=n0.get(b"gone", r=3).context)
+        n3.kill()
+        live = [n0, n1, n2]
+        wait_until(lambda: all(not n.member("n3").alive for n in live), 30,
+                   "every live node to see n3 down")
+        wait_until(lambda: any("n3" in n.status().reaps_held_by for n in live), 30,
+                   "a reap to wait for n3")
+
+        removed = remove(n1, "n3")
+        self.assertIn(removed.state, (admin_pb2.NODE_STATE_LEAVING, admin_pb2.NODE_STATE_LEFT))
+        wait_until(lambda: all(n.member("n3").state == admin_pb2.NODE_STATE_LEFT and
+                               n.member("n3").removed_by == "n1" for n in live), 30,
+                   "every live node to see n3 removed and out of the ring")
+        wait_until(lambda: len({n.members().ring_version for n in live}) == 1, 30,
+                   "the ring to converge")
+        wait_until(lambda: sum(n.status().reaps_owed for n in live) == 0, 60,
+                   "the reaps n3 held to go on")
+        self.assertGreater(sum(n.status().tombstones_reaped for n in live), 0)
+        for i, k in enumerate(keys):
+            got = live[i % 3].get(k, r=2)
+            self.assertEqual([s.value for s in got.siblings], [b"v%d" % i], k)
+
+        # n3's old storage starts, learns it was removed and stops itself; it
+        # never starts again.
+        n3.start()
+        self.assertEqual(n3.process.wait(timeout=60), 3, n3.log_tail())
+        n3._ended()
+        self.assertIn("removed from the cluster by n1", n3.log_tail())
+        n3.start()
+        self.assertEqual(n3.process.wait(timeout=60), 1, n3.log_tail())
+        n3._ended()
+        self.assertIn("Wipe the data directory", n3.log_tail(5))
+        for n in live:
+            self.assertEqual(n.member("n3").state, admin_pb2.NODE_STATE_LEFT)
+
+        # Wiped, it joins as a new node and takes its share again.
+        n3.wipe()
+        n3.start()
+        c.wait_normal(90)
+        wait_until(lambda: n3.status().keys > 0, 60, "the new n3 to receive keys")
+        self.assertEqual(n0.member("n3").removed_by, "")
+        for i, k in enumerate(keys[:50]):
+            got = n3.get(k, r=2)
             self.assertEqual([s.value for s in got.siblings], [b"v%d" % i], k)
         c.close()
 

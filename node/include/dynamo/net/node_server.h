@@ -30,6 +30,9 @@ class NodeServer {
   void Shutdown();
   // Blocks until Shutdown has completed.
   void Wait();
+  // Non-empty once the node stopped itself because an administrator removed
+  // it from the cluster: the node through which they did.
+  std::string removed_by() const;
 
   int grpc_port() const;
   int http_port() const;
