@@ -29,17 +29,11 @@ bool ValidMemberState(const v1::MemberState& s) {
          s.generation() < kGenerationMax && s.removed_by().size() <= 128;
 }
 
-// Whether `incoming` replaces `current`, two states of one node. Between two
-// removals, or two states the node made, the newer wins. A removal holds
-// against every storage born at or before it, whatever that storage's later
-// generations (a restart does not bring the old data back); only a storage
-// born after it (the node's data wiped) replaces it. A state of a version
-// before removals has no storage_born: it never replaces a removal.
-bool Supersedes(const v1::MemberState& incoming, const v1::MemberState& current) {
-  if (IsRemoval(incoming) == IsRemoval(current)) return Newness(incoming) > Newness(current);
-  if (IsRemoval(incoming)) return current.storage_born() <= incoming.generation();
-  return incoming.storage_born() > current.generation();
-}
+// How far in the future a removal is dated: past any storage of the node
+// born before it by a clock ahead of the remover's (a clock behind is
+// harmless: a storage born after the removal, which holds nothing, is born
+// anew past it; see Node::OnSelfRemoved).
+constexpr uint64_t kRemovalMarginMs = 24 * 3600 * 1000;
 
 }  // namespace
 
@@ -133,9 +127,22 @@ absl::Status Membership::Remove(const std::string& node, int64_t now_ms) {
     return absl::NotFoundError(absl::StrCat("no member ", node, " is known to this node"));
   }
   if (IsRemoval(it->second)) return absl::OkStatus();
-  if (InRing(node) && ring_.nodes().size() == 1) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(node, " is the ring's only member: removing it would leave no ring"));
+  const bool others_in_ring = std::any_of(
+      ring_.nodes().begin(), ring_.nodes().end(), [&](const RingNode& n) {
+        const v1::MemberState* s = Find(n.id);
+        return n.id != node && (s == nullptr || !IsRemoval(*s));
+      });
+  if (!others_in_ring) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        node, " is the ring's last member not removed: removing it would leave no ring"));
+  }
+  // Peers of a version without removals would take the removed node back.
+  for (const auto& [id, state] : members_) {
+    if (id != node && id != self_id_ && state.generation() > 0 && !IsRemoval(state) &&
+        state.storage_born() == 0 && StateOf(id) != v1::NODE_STATE_LEFT) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          id, " runs a version without node removal: upgrade every node first"));
+    }
   }
   v1::MemberState removal;
   removal.set_node_id(node);
@@ -143,45 +150,76 @@ absl::Status Membership::Remove(const std::string& node, int64_t now_ms) {
   removal.set_zone(it->second.zone());
   removal.set_vnodes(it->second.vnodes());
   removal.set_storage_born(it->second.storage_born());
-  // After every generation of the node this one knows, and after the node's
-  // later restarts on the same storage too (generations are start times).
+  // After every generation of the node this one knows, and dated ahead (see
+  // kRemovalMarginMs).
   removal.set_generation(std::max(it->second.generation() + 1,
-                                  static_cast<uint64_t>(std::max<int64_t>(now_ms, 1))));
+                                  static_cast<uint64_t>(std::max<int64_t>(now_ms, 1)) +
+                                      kRemovalMarginMs));
   removal.set_intent(v1::MEMBER_INTENT_LEAVE);
   removal.set_drained(true);
   removal.set_removed_by(self_id_);
-  if (!ValidMemberState(removal)) {
+  if (removal.address().empty()) {
     return absl::FailedPreconditionError(absl::StrCat("no address is known for ", node));
   }
-  it->second = std::move(removal);
+  MergeResult ignored;
+  NoteRemoval(removal, 0, ignored);
   return absl::OkStatus();
+}
+
+bool Membership::Covered(const v1::MemberState& live) const {
+  auto it = removals_.find(live.node_id());
+  return it != removals_.end() && live.storage_born() <= it->second.generation();
+}
+
+void Membership::NoteRemoval(const v1::MemberState& removal, int64_t now_ms, MergeResult& result) {
+  const std::string& id = removal.node_id();
+  auto known = removals_.find(id);
+  if (known == removals_.end()) {
+    if (removals_.size() >= kMembersMax) return;
+    removals_[id] = removal;
+    result.removals_changed = true;
+  } else if (Newness(removal) > Newness(known->second)) {
+    known->second = removal;
+    result.removals_changed = true;
+  } else {
+    return;  // nothing new: what it covers is already done
+  }
+  const v1::MemberState& latest = removals_.at(id);
+  if (id == self_id_) {
+    if (Covered(members_.at(self_id_))) result.self_removed = latest;
+    return;
+  }
+  auto member = members_.find(id);
+  if (member == members_.end()) {
+    if (members_.size() < kMembersMax) members_[id] = latest;
+  } else if (IsRemoval(member->second) || Covered(member->second)) {
+    member->second = latest;
+  }
+  (void)now_ms;
 }
 
 v1::RemovedMembers Membership::Removals() const {
   v1::RemovedMembers removals;
-  for (const auto& [id, state] : members_) {
-    if (IsRemoval(state)) *removals.add_members() = state;
-  }
+  for (const auto& [id, removal] : removals_) *removals.add_members() = removal;
   return removals;
 }
 
-void Membership::RestoreRemovals(const v1::RemovedMembers& removals) {
+std::optional<v1::MemberState> Membership::RestoreRemovals(const v1::RemovedMembers& removals) {
+  MergeResult result;
   for (const v1::MemberState& removal : removals.members()) {
-    if (!IsRemoval(removal) || !ValidMemberState(removal) || removal.node_id() == self_id_) {
-      continue;
-    }
-    auto it = members_.find(removal.node_id());
-    if (it == members_.end()) {
-      if (members_.size() < kMembersMax) members_[removal.node_id()] = removal;
-    } else if (Supersedes(removal, it->second)) {
-      it->second = removal;
-    }
+    if (IsRemoval(removal) && ValidMemberState(removal)) NoteRemoval(removal, 0, result);
   }
+  return result.self_removed;
+}
+
+bool Membership::IsRemoved(const std::string& node) const {
+  const v1::MemberState* s = Find(node);
+  return s != nullptr && IsRemoval(*s);
 }
 
 void Membership::Reborn(uint64_t generation) {
   v1::MemberState& s = members_.at(self_id_);
-  s.set_generation(generation);
+  s.set_generation(std::max(s.generation(), generation));
   s.set_storage_born(generation);
   s.set_version(0);
 }
@@ -197,6 +235,7 @@ v1::Gossip Membership::MakeGossip(bool with_ring) const {
     if (state.generation() == 0 && id != self_id_) continue;  // only known from the ring
     *g.add_members() = state;
   }
+  for (const auto& [id, removal] : removals_) *g.add_removals() = removal;
   if (with_ring) {
     *g.mutable_ring() = ring_state_;
   } else {
@@ -215,15 +254,19 @@ bool Membership::RingNewerThan(const v1::Gossip& peer) const {
 Membership::MergeResult Membership::Merge(const v1::Gossip& gossip, int64_t now_ms,
                                           FailureDetector& fd) {
   MergeResult result;
+  // Removals first: a state of a removed storage in the same message is then
+  // already refused.
+  for (const v1::MemberState& removal : gossip.removals()) {
+    if (IsRemoval(removal) && ValidMemberState(removal)) NoteRemoval(removal, now_ms, result);
+  }
   for (const v1::MemberState& incoming : gossip.members()) {
     if (!ValidMemberState(incoming)) continue;
+    if (IsRemoval(incoming)) {  // also in `removals`, but for a sender of an earlier build
+      NoteRemoval(incoming, now_ms, result);
+      continue;
+    }
     if (incoming.node_id() == self_id_) {
       v1::MemberState& s = members_.at(self_id_);
-      if (IsRemoval(incoming)) {
-        // One of an older storage of ours is not: our state replaces it.
-        if (Supersedes(incoming, s)) result.self_removed = incoming;
-        continue;
-      }
       // A peer remembers a newer incarnation of us (our generation went
       // backwards, e.g. the clock did): jump past it so our state wins again.
       if (std::make_tuple(incoming.generation(), incoming.version()) >
@@ -234,20 +277,22 @@ Membership::MergeResult Membership::Merge(const v1::Gossip& gossip, int64_t now_
       }
       continue;
     }
+    // A state of a removed storage, whatever its generation, is no member's
+    // (and no evidence that one lives).
+    if (Covered(incoming)) continue;
     auto it = members_.find(incoming.node_id());
     if (it == members_.end()) {
       if (members_.size() >= kMembersMax) continue;
       members_[incoming.node_id()] = incoming;
       fd.Track(incoming.node_id(), now_ms);
-      result.removals_changed |= IsRemoval(incoming);
       continue;
     }
-    if (Supersedes(incoming, it->second)) {
-      const bool alive_evidence =
-          !IsRemoval(incoming) && (IsRemoval(it->second) ||
-                                   incoming.generation() > it->second.generation() ||
-                                   incoming.heartbeat() > it->second.heartbeat());
-      result.removals_changed |= IsRemoval(incoming) || IsRemoval(it->second);
+    // Not covered: a removal it meets is of an older storage (a wiped node
+    // back under the same name).
+    if (IsRemoval(it->second) || Newness(incoming) > Newness(it->second)) {
+      const bool alive_evidence = IsRemoval(it->second) ||
+                                  incoming.generation() > it->second.generation() ||
+                                  incoming.heartbeat() > it->second.heartbeat();
       it->second = incoming;
       if (alive_evidence) fd.Heard(incoming.node_id(), now_ms);
     }
@@ -278,7 +323,7 @@ void Membership::SetRing(v1::RingState state) {
 Membership::Peers Membership::KnownPeers(int64_t now_ms, const FailureDetector& fd) const {
   Peers peers;
   for (const auto& [id, state] : members_) {
-    if (id == self_id_ || IsRemoval(state) || StateOf(id) == v1::NODE_STATE_LEFT) continue;
+    if (!MayGossip(id)) continue;
     const std::string address = AddressOf(id);
     if (address.empty()) continue;
     (fd.Alive(id, now_ms) ? peers.live : peers.unreachable).push_back({id, address});
@@ -286,10 +331,13 @@ Membership::Peers Membership::KnownPeers(int64_t now_ms, const FailureDetector& 
   return peers;
 }
 
+bool Membership::MayGossip(const std::string& id) const {
+  return id != self_id_ && !IsRemoved(id) && StateOf(id) != v1::NODE_STATE_LEFT;
+}
+
 bool Membership::HasPeers() const {
-  return std::any_of(members_.begin(), members_.end(), [this](const auto& m) {
-    return m.first != self_id_ && !IsRemoval(m.second) && StateOf(m.first) != v1::NODE_STATE_LEFT;
-  });
+  return std::any_of(members_.begin(), members_.end(),
+                     [this](const auto& m) { return MayGossip(m.first); });
 }
 
 std::vector<Membership::Peer> Membership::GossipTargets(int64_t now_ms, const FailureDetector& fd,

@@ -56,11 +56,7 @@ absl::Status Node::Load(int64_t now_ms) {
   if (*removed) {
     v1::MemberState removal;
     removal.ParseFromString(**removed);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this storage was removed from the cluster (by ", removal.removed_by(),
-        "): it holds data from before deletes whose tombstones may since be reaped, and "
-        "would bring their values back. Wipe the data directory to start ",
-        config_.node_id, " as a new node"));
+    return RemovedError(removal);
   }
   // Epoch: a storage without one is new or was wiped; a new actor then. So
   // after a crash: requests that left before their sync (MayLeaveBeforeSync)
@@ -101,11 +97,12 @@ absl::Status Node::Load(int64_t now_ms) {
     return s;
   }
   if (absl::Status s = store_.BeginGeneration(previous_generation, generation); !s.ok()) return s;
-  // A storage of a version before removals was born at its earliest known
-  // start: every removal made since holds against it.
+  // A storage a version before removals started is taken as born before
+  // every removal (its own generation may have jumped past one: an earlier
+  // version took its removal for a newer state of itself).
   absl::StatusOr<std::optional<std::string>> born = store_.GetMeta(meta::kStorageBorn);
   if (!born.ok()) return born.status();
-  uint64_t storage_born = previous_generation.value_or(generation);
+  uint64_t storage_born = previous_generation ? 1 : generation;
   if (*born && (*born)->size() == 8) {
     storage_born = DecodeBigEndian64(**born);
   } else if (absl::Status s = store_.PutMeta(meta::kStorageBorn, EncodeBigEndian64(storage_born));
@@ -140,9 +137,10 @@ absl::Status Node::Load(int64_t now_ms) {
   membership_ = std::make_unique<Membership>(config_, std::move(self), std::move(ring));
   absl::StatusOr<std::optional<std::string>> removals = store_.GetMeta(meta::kRemovedMembers);
   if (!removals.ok()) return removals.status();
+  std::optional<v1::MemberState> own_removal;  // learned before a crash took kRemoved
   if (*removals) {
     v1::RemovedMembers known;
-    if (known.ParseFromString(**removals)) membership_->RestoreRemovals(known);
+    if (known.ParseFromString(**removals)) own_removal = membership_->RestoreRemovals(known);
   }
   for (const auto& [id, state] : membership_->members()) {
     if (id != config_.node_id) fd_.Track(id, now_ms);
@@ -150,6 +148,11 @@ absl::Status Node::Load(int64_t now_ms) {
   Outputs ignored;
   PersistSelf(&ignored);
   if (absl::Status s = store_.Rebuild(membership_->ring()); !s.ok()) return s;
+  if (own_removal) {  // once the store knows what it holds
+    Outputs ignored;
+    OnSelfRemoved(*own_removal, &ignored);
+    if (removal_) return RemovedError(*removal_);
+  }
   if (absl::Status s = reap_queue_.Load(generation, now_ms + config_.tombstone_grace_ms);
       !s.ok()) {
     return s;
@@ -167,6 +170,14 @@ absl::Status Node::Load(int64_t now_ms) {
   next_antientropy_ms_ = now_ms + config_.antientropy_interval_ms;
   budget_refilled_ms_ = now_ms;
   return absl::OkStatus();
+}
+
+absl::Status Node::RemovedError(const v1::MemberState& removal) const {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "this storage was removed from the cluster (by ", removal.removed_by(),
+      "): it holds data from before deletes whose tombstones may since be reaped, and would "
+      "bring their values back. Wipe the data directory to start ",
+      config_.node_id, " as a new node"));
 }
 
 absl::Status Node::Close() {
@@ -246,11 +257,21 @@ void Node::ReplyError(const v1::Envelope& request, const absl::Status& status, O
 }
 
 void Node::HandleMessage(const v1::Envelope& envelope, int64_t now_ms, Outputs* out) {
-  if (!envelope.from_node().empty() && envelope.from_node() != config_.node_id) {
+  // A removed node that still runs (its old disk started again) is not alive
+  // as a member, and exchanges nothing but gossip, by which it learns of its
+  // removal; nor does this node once removed.
+  const bool from_removed = membership_->IsRemoved(envelope.from_node());
+  if (!envelope.from_node().empty() && envelope.from_node() != config_.node_id && !from_removed) {
     fd_.Heard(envelope.from_node(), now_ms);
   }
   if (envelope.is_reply()) {
     OnReply(envelope, now_ms, out);
+  } else if ((removal_ || from_removed) && envelope.body_case() != v1::Envelope::kGossip) {
+    ReplyError(envelope,
+               absl::FailedPreconditionError(absl::StrCat(
+                   removal_ ? config_.node_id : envelope.from_node(),
+                   " was removed from the cluster: it serves and sends nothing but gossip")),
+               out);
   } else {
     ServeRequest(envelope, now_ms, out);
   }
@@ -422,13 +443,21 @@ absl::StatusOr<v1::RemoveNodeResponse> Node::RemoveNode(const std::string& node,
   return r;
 }
 
-bool Node::Ready(std::string* why) const {
+std::optional<std::string> Node::NotServingWhy() const {
   if (removal_) {
-    if (why) *why = absl::StrCat("this node was removed from the cluster by ", removal_->removed_by());
-    return false;
+    return absl::StrCat("node ", config_.node_id, " was removed from the cluster by ",
+                        removal_->removed_by(), " and is stopping");
   }
   if (!HeardFromCluster()) {
-    if (why) *why = "just started: waiting for the first gossip from a peer";
+    return absl::StrCat("node ", config_.node_id,
+                        " has just started and waits for its first gossip from a peer");
+  }
+  return std::nullopt;
+}
+
+bool Node::Ready(std::string* why) const {
+  if (std::optional<std::string> not_serving = NotServingWhy()) {
+    if (why) *why = *std::move(not_serving);
     return false;
   }
   if (membership_->ring().empty()) {

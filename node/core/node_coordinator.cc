@@ -157,15 +157,8 @@ void Node::Coordinate(uint64_t client_id, const v1::Envelope* origin, ClientRequ
             std::monostate(), now_ms, out);
     return;
   }
-  if (removal_ || !HeardFromCluster()) {
-    Respond(op, absl::UnavailableError(
-                    removal_ ? absl::StrCat("node ", config_.node_id,
-                                            " was removed from the cluster by ",
-                                            removal_->removed_by(),
-                                            " and is stopping: retry on another node")
-                             : absl::StrCat("node ", config_.node_id,
-                                            " has just started and waits for its first gossip "
-                                            "from a peer: retry on another node")),
+  if (std::optional<std::string> why = NotServingWhy()) {
+    Respond(op, absl::UnavailableError(absl::StrCat(*why, ": retry on another node")),
             std::monostate(), now_ms, out);
     return;
   }

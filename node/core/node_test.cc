@@ -158,7 +158,24 @@ class Cluster {
   }
 
   // Node i's storage is lost: its next Start is on an empty one.
-  void Wipe(size_t i) { members_[i].engine = std::make_unique<MemoryEngine>(); }
+  void Wipe(size_t i) { ReplaceStorage(i, std::make_unique<MemoryEngine>()); }
+  void ReplaceStorage(size_t i, std::unique_ptr<MemoryEngine> engine) {
+    members_[i].engine = std::move(engine);
+  }
+  // A copy of node i's storage as it is now: a snapshot of its disk.
+  std::unique_ptr<MemoryEngine> CopyStorage(size_t i) {
+    auto copy = std::make_unique<MemoryEngine>();
+    for (int space = 0; space < storage::kSpaceCount; ++space) {
+      EXPECT_TRUE(engine(i)
+                      .Scan(static_cast<Space>(space), "", "",
+                            [&](std::string_view k, std::string_view v) {
+                              EXPECT_TRUE(copy->Put(static_cast<Space>(space), k, v).ok());
+                              return true;
+                            })
+                      .ok());
+    }
+    return copy;
+  }
 
   Node& node(size_t i) { return *members_[i].node; }
   // Node i's config for its next Start.
@@ -1801,6 +1818,7 @@ TEST(NodeClusterTest, ANodeGoneForGoodIsRemovedAndItsOldStorageNeverComesBack) {
 
   // n4 comes back on its old storage, which still holds the deleted value.
   ASSERT_TRUE(Stores(c, 3, stale));
+  std::unique_ptr<MemoryEngine> snapshot = c.CopyStorage(3);
   c.Start(3, /*seed=*/77);
   c.down = {};
   for (int i = 0; i < 300 && !c.node(3).removal(); ++i) c.Step();
@@ -1836,9 +1854,44 @@ TEST(NodeClusterTest, ANodeGoneForGoodIsRemovedAndItsOldStorageNeverComesBack) {
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_TRUE(c.node(i).Members(c.now()).members(3).removed_by().empty()) << "n" << i + 1;
   }
+  EXPECT_GT(c.node(3).membership().self().storage_born(),
+            c.node(0).membership().Removals().members(0).generation())
+      << "born after the removal (dated ahead, so born anew past it)";
   EXPECT_EQ(Values(c.MustGet(3, "h0")), std::vector<std::string>{"v"});
   EXPECT_FALSE(c.MustGet(3, gone).found());
   EXPECT_FALSE(c.MustGet(3, stale).found());
+
+  // The old disk again, from a snapshot taken before it learned of its
+  // removal, once the new n4 has joined: the removal still holds.
+  c.down = {3};
+  c.ReplaceStorage(3, std::move(snapshot));
+  c.Start(3, /*seed=*/80);
+  c.down = {};
+  for (int i = 0; i < 300 && !c.node(3).removal(); ++i) c.Step();
+  ASSERT_TRUE(c.node(3).removal().has_value());
+  for (int i = 0; i < 300; ++i) c.Step();
+  for (const std::string& key : {gone, stale}) {  // n4 answers with an error now
+    ClientReply read = c.Call(0, Get(key, Q(3, 2, 2)));
+    ASSERT_TRUE(read.status.ok()) << read.status;
+    EXPECT_TRUE(Values(std::get<v1::GetResponse>(read.response)).empty()) << key << " came back";
+  }
+}
+
+// A storage that a version before removals ran (no record of its birth) may
+// have jumped its generation past its own removal, which that version took
+// for a newer state of itself: it is taken as born before every removal.
+TEST(NodeClusterTest, AStorageOfAVersionBeforeRemovalsIsTakenAsBornBeforeEveryRemoval) {
+  Cluster c(1, 1);
+  c.Step();
+  const v1::MemberState fresh = c.node(0).membership().self();
+  EXPECT_EQ(fresh.storage_born(), fresh.generation()) << "born at its first start";
+  ASSERT_TRUE(c.node(0).Close().ok());
+  c.Start(0);
+  EXPECT_EQ(c.node(0).membership().self().storage_born(), fresh.generation()) << "kept";
+  ASSERT_TRUE(c.node(0).Close().ok());
+  ASSERT_TRUE(c.engine(0).Delete(Space::kMeta, meta::kStorageBorn).ok());  // the old version's
+  c.Start(0);
+  EXPECT_EQ(c.node(0).membership().self().storage_born(), 1u);
 }
 
 // A removed node's old disk can hold a hint of a value deleted since, whose

@@ -708,9 +708,17 @@ void NodeServer::Impl::Shutdown() {
 
 void NodeServer::Impl::Wait() {
   if (server_) server_->Wait();
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](Impl* self) ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->loop_stopping_; }, this));
+  bool stopped_itself = false;
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Impl* self) ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->loop_stopping_; }, this));
+    // The thread was started before its Shutdown could set loop_stopping_.
+    stopped_itself = !removed_by_.empty();
+  }
+  // A node that stopped itself is stopped once that thread's Shutdown ends
+  // (its storage synced, the clean stop recorded).
+  if (stopped_itself && self_stop_.joinable()) self_stop_.join();
 }
 
 }  // namespace dynamo::server

@@ -104,6 +104,7 @@ class RemoveANodeGoneForGood(unittest.TestCase):
         self.assertIn("Wipe the data directory", n3.log_tail(5))
         for n in live:
             self.assertEqual(n.member("n3").state, admin_pb2.NODE_STATE_LEFT)
+        self.assertFalse(n0.get(b"gone", r=3).siblings, "the delete was undone")
 
         # Wiped, it joins as a new node and takes its share again.
         n3.wipe()

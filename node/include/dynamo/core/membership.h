@@ -64,12 +64,17 @@ class Membership {
   // owners. Refused for this node, a node not known, and the ring's only
   // member. Removing a node already removed changes nothing.
   absl::Status Remove(const std::string& node, int64_t now_ms);
-  // The removals known (to persist), and their restoration at start.
+  // The latest removal of each node ever removed (to persist), and their
+  // restoration at start. A removal is kept after a wiped node of the same
+  // name replaced it as a member: the old storage stays out for good.
   v1::RemovedMembers Removals() const;
-  void RestoreRemovals(const v1::RemovedMembers& removals);
-  // This node's storage is new and holds nothing, but a removal made before
-  // it was born (by clocks behind the remover's) covers it: it is born anew
-  // at `generation`, after the removal.
+  // Returns this node's own removal if one covers its storage.
+  std::optional<v1::MemberState> RestoreRemovals(const v1::RemovedMembers& removals);
+  // Whether the member state known for `node` is its removal.
+  bool IsRemoved(const std::string& node) const;
+  // This node's storage holds nothing, but a removal covers it (a wiped node
+  // back soon after its removal, which is dated ahead): it is born anew at
+  // `generation`, after the removal.
   void Reborn(uint64_t generation);
   void SetSeeds(std::vector<std::string> seeds) { config_.seeds = std::move(seeds); }
 
@@ -128,11 +133,18 @@ class Membership {
 
  private:
   bool ClaimantIsSelf(int64_t now_ms, const FailureDetector& fd) const;
+  // Whether a state of this storage of its node is covered by a removal.
+  bool Covered(const v1::MemberState& live) const;
+  // Learns a removal (if newer than the one known of its node) and applies it
+  // to the member state it covers; this node's own is reported in `result`.
+  void NoteRemoval(const v1::MemberState& removal, int64_t now_ms, MergeResult& result);
+  bool MayGossip(const std::string& id) const;
   void SetRing(v1::RingState state);
 
   NodeConfig config_;
   std::string self_id_;
   std::map<std::string, v1::MemberState, std::less<>> members_;
+  std::map<std::string, v1::MemberState, std::less<>> removals_;  // see Removals
   v1::RingState ring_state_;
   Ring ring_;
   int64_t last_claim_ms_ = -1;

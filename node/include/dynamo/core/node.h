@@ -284,6 +284,10 @@ class Node {
   void OnRingChanged(int64_t now_ms, Outputs* out);
   void PersistSelf(Outputs* out);
   void PersistRemovals(Outputs* out);
+  absl::Status RemovedError(const v1::MemberState& removal) const;
+  // Why this node coordinates no request now (removed, or waiting for its
+  // first gossip), if it does not.
+  std::optional<std::string> NotServingWhy() const;
   void OnSelfRemoved(const v1::MemberState& removal, Outputs* out);
   bool TakeBackgroundBudget(int64_t bytes, int64_t now_ms);
   void DeliverHints(int64_t now_ms, Outputs* out);
