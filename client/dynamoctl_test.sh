@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dynamoctl end to end: `dev up -n 3`, put and get with contexts and siblings,
-# cluster status and ring, usage and error exit codes, `dev down --wipe`
-# leaving no process behind.
+# cluster status and ring, usage and error exit codes, `remove` of a node
+# killed for good, `dev down --wipe` leaving no process behind.
 # usage: dynamoctl_test.sh DYNAMOCTL DYNAMO_NODE
 set -euo pipefail
 
@@ -121,6 +121,29 @@ set +e
 "$CTL" --addr 127.0.0.1:1 --timeout-ms 500 get k >/dev/null 2>"$WORK/err.out"; code=$?
 [ $code -eq 1 ] && grep -q "UNAVAILABLE" "$WORK/err.out" || fail "no server: $code $(cat "$WORK/err.out")"
 set -e
+
+# remove: refused for a live node, for an unknown one, without an ID; after
+# kill -9 of n3, accepted once n1 sees it down, and n3 shows REMOVED.
+set +e
+"$CTL" remove n3 >/dev/null 2>"$WORK/err.out"; code=$?
+[ $code -eq 1 ] && grep -q "FAILED_PRECONDITION.*alive" "$WORK/err.out" || fail "remove live: $code $(cat "$WORK/err.out")"
+"$CTL" remove n9 >/dev/null 2>"$WORK/err.out"; code=$?
+[ $code -eq 1 ] && grep -q "NOT_FOUND" "$WORK/err.out" || fail "remove unknown: $code $(cat "$WORK/err.out")"
+"$CTL" remove >/dev/null 2>&1; [ $? -eq 2 ] || fail "remove without an ID is not exit 2"
+set -e
+kill -9 "$(cat "$DIR/n3.pid")"
+removed=""
+for attempt in $(seq 1 60); do
+  if "$CTL" remove n3 --wait --wait-s 30 >"$WORK/remove.out" 2>&1; then removed=yes; break; fi
+  grep -q "alive" "$WORK/remove.out" || fail "remove: $(cat "$WORK/remove.out")"
+  sleep 1
+done
+[ -n "$removed" ] || fail "n3 was never removed: $(cat "$WORK/remove.out")"
+cat "$WORK/remove.out"
+grep -q "out of the ring" "$WORK/remove.out" || fail "remove --wait did not wait"
+"$CTL" cluster status | tee "$WORK/status2.out"
+grep -q "^n3 .*REMOVED (by n1)" "$WORK/status2.out" || fail "n3 not shown REMOVED"
+grep -q "unreachable" "$WORK/status2.out" && fail "a removed node shown unreachable"
 
 # dev down --wipe: every process gone, the folder removed.
 "$CTL" dev down --dir "$DIR" --wipe
