@@ -162,7 +162,7 @@ absl::Status Membership::Remove(const std::string& node, int64_t now_ms) {
     return absl::FailedPreconditionError(absl::StrCat("no address is known for ", node));
   }
   MergeResult ignored;
-  NoteRemoval(removal, 0, ignored);
+  NoteRemoval(removal, ignored);
   return absl::OkStatus();
 }
 
@@ -171,7 +171,7 @@ bool Membership::Covered(const v1::MemberState& live) const {
   return it != removals_.end() && live.storage_born() <= it->second.generation();
 }
 
-void Membership::NoteRemoval(const v1::MemberState& removal, int64_t now_ms, MergeResult& result) {
+void Membership::NoteRemoval(const v1::MemberState& removal, MergeResult& result) {
   const std::string& id = removal.node_id();
   auto known = removals_.find(id);
   if (known == removals_.end()) {
@@ -195,7 +195,6 @@ void Membership::NoteRemoval(const v1::MemberState& removal, int64_t now_ms, Mer
   } else if (IsRemoval(member->second) || Covered(member->second)) {
     member->second = latest;
   }
-  (void)now_ms;
 }
 
 v1::RemovedMembers Membership::Removals() const {
@@ -207,7 +206,7 @@ v1::RemovedMembers Membership::Removals() const {
 std::optional<v1::MemberState> Membership::RestoreRemovals(const v1::RemovedMembers& removals) {
   MergeResult result;
   for (const v1::MemberState& removal : removals.members()) {
-    if (IsRemoval(removal) && ValidMemberState(removal)) NoteRemoval(removal, 0, result);
+    if (IsRemoval(removal) && ValidMemberState(removal)) NoteRemoval(removal, result);
   }
   return result.self_removed;
 }
@@ -233,6 +232,7 @@ v1::Gossip Membership::MakeGossip(bool with_ring) const {
   v1::Gossip g;
   for (const auto& [id, state] : members_) {
     if (state.generation() == 0 && id != self_id_) continue;  // only known from the ring
+    if (IsRemoval(state)) continue;                             // in `removals`
     *g.add_members() = state;
   }
   for (const auto& [id, removal] : removals_) *g.add_removals() = removal;
@@ -257,14 +257,11 @@ Membership::MergeResult Membership::Merge(const v1::Gossip& gossip, int64_t now_
   // Removals first: a state of a removed storage in the same message is then
   // already refused.
   for (const v1::MemberState& removal : gossip.removals()) {
-    if (IsRemoval(removal) && ValidMemberState(removal)) NoteRemoval(removal, now_ms, result);
+    if (IsRemoval(removal) && ValidMemberState(removal)) NoteRemoval(removal, result);
   }
   for (const v1::MemberState& incoming : gossip.members()) {
-    if (!ValidMemberState(incoming)) continue;
-    if (IsRemoval(incoming)) {  // also in `removals`, but for a sender of an earlier build
-      NoteRemoval(incoming, now_ms, result);
-      continue;
-    }
+    // Removals travel in `removals` only.
+    if (!ValidMemberState(incoming) || IsRemoval(incoming)) continue;
     if (incoming.node_id() == self_id_) {
       v1::MemberState& s = members_.at(self_id_);
       // A peer remembers a newer incarnation of us (our generation went

@@ -533,6 +533,12 @@ std::set<std::string> Addresses(const std::vector<Membership::Peer>& peers) {
 
 // ------------------------------------------------------------- removal
 
+v1::Gossip RemovalGossip(const v1::MemberState& removal) {
+  v1::Gossip g;
+  *g.add_removals() = removal;
+  return g;
+}
+
 v1::MemberState Born(v1::MemberState s, uint64_t storage_born) {
   s.set_storage_born(storage_born);
   return s;
@@ -652,23 +658,23 @@ TEST(MembershipRemovalTest, ARemovalOfItsStorageTellsTheNodeOneOfAnOlderStorageD
   v1::MemberState removal = Born(State("c", 1000, 0, 0, v1::MEMBER_INTENT_LEAVE), 50);
   removal.set_removed_by("a");
   removal.set_drained(true);
-  Membership::MergeResult r = c.Merge(GossipOf({removal}), 6000, fd);
+  Membership::MergeResult r = c.Merge(RemovalGossip(removal), 6000, fd);
   ASSERT_TRUE(r.self_removed.has_value());
   EXPECT_EQ(r.self_removed->removed_by(), "a");
   EXPECT_FALSE(r.self_changed) << "it does not jump past its removal";
   EXPECT_EQ(c.self().generation(), 5000u);
 
   Membership fresh(Config("c"), Born(State("c", 5000), 5000), {});
-  EXPECT_FALSE(fresh.Merge(GossipOf({removal}), 6000, fd).self_removed.has_value());
+  EXPECT_FALSE(fresh.Merge(RemovalGossip(removal), 6000, fd).self_removed.has_value());
 
   // A storage born before the removal by its own clock, which holds nothing,
   // is born anew past it (Node decides that it holds nothing).
   Membership skewed(Config("c"), Born(State("c", 900), 900), {});
-  ASSERT_TRUE(skewed.Merge(GossipOf({removal}), 6000, fd).self_removed.has_value());
+  ASSERT_TRUE(skewed.Merge(RemovalGossip(removal), 6000, fd).self_removed.has_value());
   skewed.Reborn(removal.generation() + 1);
-  EXPECT_FALSE(skewed.Merge(GossipOf({removal}), 6000, fd).self_removed.has_value());
+  EXPECT_FALSE(skewed.Merge(RemovalGossip(removal), 6000, fd).self_removed.has_value());
   Membership a(Config("a"), State("a", 100), {});
-  a.Merge(GossipOf({removal}), 6000, fd);
+  a.Merge(RemovalGossip(removal), 6000, fd);
   a.Merge(skewed.MakeGossip(/*with_ring=*/false), 6000, fd);
   EXPECT_TRUE(a.Find("c")->removed_by().empty()) << "the peers let it in";
 }

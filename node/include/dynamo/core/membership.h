@@ -137,7 +137,7 @@ class Membership {
   bool Covered(const v1::MemberState& live) const;
   // Learns a removal (if newer than the one known of its node) and applies it
   // to the member state it covers; this node's own is reported in `result`.
-  void NoteRemoval(const v1::MemberState& removal, int64_t now_ms, MergeResult& result);
+  void NoteRemoval(const v1::MemberState& removal, MergeResult& result);
   bool MayGossip(const std::string& id) const;
   void SetRing(v1::RingState state);
 
