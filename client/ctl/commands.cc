@@ -153,33 +153,46 @@ absl::StatusOr<std::string> NodeFlag(const Invocation& inv) {
   return inv.Flag("node");
 }
 
+// Calls `done` every kWaitPollMs until it holds or --wait-s has passed, and
+// `between` (if any) after each wait; a failing call is an error only once
+// the wait is over. `not_done` names what did not happen in time.
+Outcome PollUntil(Env& e, const std::function<absl::StatusOr<bool>()>& done,
+                  const std::string& not_done, const std::function<absl::Status()>& between) {
+  absl::StatusOr<uint64_t> wait_s = FlagUint(e.inv, "wait-s", 60, 1, 86400);
+  if (!wait_s.ok()) return Outcome::Usage(std::string(wait_s.status().message()));
+  const int64_t deadline = MonotonicMs() + static_cast<int64_t>(*wait_s) * 1000;
+  while (true) {
+    absl::StatusOr<bool> d = done();
+    if (d.ok() && *d) return Outcome::Ok();
+    if (!d.ok() && MonotonicMs() >= deadline) return Outcome::Error(d.status());
+    if (MonotonicMs() >= deadline) {
+      return Outcome::Error(absl::DeadlineExceededError(
+          Cat(not_done, " after ", *wait_s, " s (see --wait-s)")));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(kWaitPollMs));
+    if (!between) continue;
+    if (absl::Status st = between(); !st.ok() && MonotonicMs() >= deadline) {
+      return Outcome::Error(st);
+    }
+  }
+}
+
 // Repeats `ask` (join and leave answer before their change is gossiped, so
 // they are re-sent until the state shows it) and reports progress until the
 // node is in `target` state or the wait is over.
 Outcome WaitForState(Env& e, const std::string& node, v1::NodeState target,
                      const std::function<absl::Status()>& ask, bool show_handoff) {
-  absl::StatusOr<uint64_t> wait_s = FlagUint(e.inv, "wait-s", 60, 1, 86400);
-  if (!wait_s.ok()) return Outcome::Usage(std::string(wait_s.status().message()));
-  const int64_t deadline = MonotonicMs() + static_cast<int64_t>(*wait_s) * 1000;
   std::string last_line;
-  while (true) {
+  const auto done = [&]() -> absl::StatusOr<bool> {
     absl::StatusOr<v1::NodeStatus> s = NodeStatus(node, e.inv.timeout_ms);
-    if (s.ok()) {
-      const std::string line = show_handoff ? FormatHandoffProgress(*s)
-                                            : Cat(s->node_id(), " ", NodeStateName(s->state()));
-      if (line != last_line) e.out << line << std::endl;
-      last_line = line;
-      if (s->state() == target) return Outcome::Ok();
-    } else if (MonotonicMs() >= deadline) {
-      return Outcome::Error(s.status());
-    }
-    if (MonotonicMs() >= deadline) {
-      return Outcome::Error(absl::DeadlineExceededError(
-          Cat(node, " is not ", NodeStateName(target), " after ", *wait_s, " s (see --wait-s)")));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(kWaitPollMs));
-    if (absl::Status st = ask(); !st.ok() && MonotonicMs() >= deadline) return Outcome::Error(st);
-  }
+    if (!s.ok()) return s.status();
+    const std::string line = show_handoff ? FormatHandoffProgress(*s)
+                                          : Cat(s->node_id(), " ", NodeStateName(s->state()));
+    if (line != last_line) e.out << line << std::endl;
+    last_line = line;
+    return s->state() == target;
+  };
+  return PollUntil(e, done, Cat(node, " is not ", NodeStateName(target)), ask);
 }
 
 Outcome JoinCommand(Env& e) {
@@ -221,28 +234,19 @@ Outcome RemoveCommand(Env& e) {
   e.out << node_id << ": " << NodeStateName(r->state()) << " (removed through " << e.inv.addr
         << ")" << std::endl;
   if (!e.inv.Has("wait")) return Outcome::Ok();
-  absl::StatusOr<uint64_t> wait_s = FlagUint(e.inv, "wait-s", 60, 1, 86400);
-  if (!wait_s.ok()) return Outcome::Usage(std::string(wait_s.status().message()));
-  const int64_t deadline = MonotonicMs() + static_cast<int64_t>(*wait_s) * 1000;
-  while (true) {
+  const auto out_of_ring = [&]() -> absl::StatusOr<bool> {
     absl::StatusOr<v1::MembersResponse> members = Members(e.inv.addr, e.inv.timeout_ms);
-    if (members.ok()) {
-      for (const v1::Member& m : members->members()) {
-        if (m.node_id() == node_id && m.state() == v1::NODE_STATE_LEFT) {
-          e.out << node_id << " is out of the ring (ring version " << members->ring_version()
-                << ")" << std::endl;
-          return Outcome::Ok();
-        }
+    if (!members.ok()) return members.status();
+    for (const v1::Member& m : members->members()) {
+      if (m.node_id() == node_id && m.state() == v1::NODE_STATE_LEFT) {
+        e.out << node_id << " is out of the ring (ring version " << members->ring_version() << ")"
+              << std::endl;
+        return true;
       }
-    } else if (MonotonicMs() >= deadline) {
-      return Outcome::Error(members.status());
     }
-    if (MonotonicMs() >= deadline) {
-      return Outcome::Error(absl::DeadlineExceededError(
-          Cat(node_id, " is still in the ring after ", *wait_s, " s (see --wait-s)")));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(kWaitPollMs));
-  }
+    return false;
+  };
+  return PollUntil(e, out_of_ring, Cat(node_id, " is still in the ring"), nullptr);
 }
 
 Outcome VnodesCommand(Env& e) {

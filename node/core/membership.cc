@@ -212,6 +212,7 @@ std::optional<v1::MemberState> Membership::RestoreRemovals(const v1::RemovedMemb
 }
 
 bool Membership::IsRemoved(const std::string& node) const {
+  if (removals_.empty()) return false;  // every message asks: no lookup in a cluster without any
   const v1::MemberState* s = Find(node);
   return s != nullptr && IsRemoval(*s);
 }

@@ -46,7 +46,6 @@ inline constexpr std::string_view kCounterLimit = "counter_limit";
 inline constexpr std::string_view kGeneration = "generation";
 inline constexpr std::string_view kRing = "ring";
 inline constexpr std::string_view kSelf = "self";  // own MemberState (intent, vnodes)
-inline constexpr std::string_view kMembers = "members";
 // be64(generation of the first start on this storage): MemberState.storage_born.
 inline constexpr std::string_view kStorageBorn = "storage_born";
 // v1::RemovedMembers: the removals this node knows (Membership::Removals).
